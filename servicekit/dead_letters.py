@@ -1,0 +1,67 @@
+"""Dead letters: bad events are set aside on ``<topic>.dlq`` with the reason.
+
+The original key and value are kept byte for byte so that ``upward dlq replay``
+can put them back on the original topic after a fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from servicekit import metrics
+from servicekit.kafka import dlq_topic
+
+HEADER_PREFIX = "dlq."
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A message as read from Kafka, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def dead_letter_headers(
+    record: RawRecord, *, reason: str, detail: str, group: str, error: str = ""
+) -> list[tuple[str, bytes]]:
+    """Headers of a dead letter: why, and where the original came from."""
+    values = {
+        "reason": reason,
+        "detail": detail[:2000],
+        "error": error,
+        "original.topic": record.topic,
+        "original.partition": str(record.partition),
+        "original.offset": str(record.offset),
+        "consumer.group": group,
+        "failed.at": datetime.now(UTC).isoformat(),
+    }
+    originals = [(k, v) for k, v in record.headers if not k.startswith(HEADER_PREFIX)]
+    return originals + [(HEADER_PREFIX + k, v.encode()) for k, v in values.items()]
+
+
+async def send_to_dead_letters(
+    producer: AIOKafkaProducer,
+    record: RawRecord,
+    *,
+    reason: str,
+    detail: str,
+    group: str,
+    logical_topic: str,
+    error: str = "",
+) -> None:
+    """Publish ``record`` unchanged to its dead-letter topic and wait for the ack."""
+    await producer.send_and_wait(
+        dlq_topic(record.topic),
+        value=record.value,
+        key=record.key,
+        headers=dead_letter_headers(record, reason=reason, detail=detail, group=group, error=error),
+    )
+    metrics.EVENTS_DEAD_LETTERED.labels(logical_topic, reason).inc()

@@ -1,0 +1,170 @@
+"""Wiring and running one service: its store, consumer, relay and HTTP API.
+
+A service declares a :class:`ServiceDefinition` (its name, the topics it reads
+and writes, its handler table, its migrations and its routers); :class:`ServiceRuntime`
+starts everything, runs until SIGTERM or SIGINT, and stops in order, committing
+what was processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI
+
+from servicekit import db
+from servicekit.consumer import EventConsumer, RecordProcessor
+from servicekit.http import Probe, create_http_app, health_router
+from servicekit.kafka import ensure_topics, make_producer
+from servicekit.logs import configure_logging, get_logger
+from servicekit.outbox import OutboxRelay
+from servicekit.settings import ServiceSettings
+from servicekit.unit_of_work import HandlerTable
+
+_log = get_logger(__name__)
+
+RouterFactory = Callable[[asyncpg.Pool], Sequence[APIRouter]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """Everything that makes one service different from another."""
+
+    name: str
+    version: str
+    subscribes: tuple[str, ...]
+    publishes: tuple[str, ...]
+    handlers: HandlerTable
+    migrations: Path
+    routers: RouterFactory = field(default=lambda pool: ())
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the runtime owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ServiceRuntime:
+    """One running service."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Open the store, apply migrations, create topics, start the loops and API."""
+        s = self.settings
+        self.pool = await db.create_pool(
+            s.database_url.get_secret_value(), min_size=s.db_pool_min, max_size=s.db_pool_max
+        )
+        await db.apply_migrations(self.pool, "servicekit", db.KIT_MIGRATIONS)
+        await db.apply_migrations(self.pool, self.definition.name, self.definition.migrations)
+        topics = sorted({*self.definition.subscribes, *self.definition.publishes})
+        await ensure_topics(s, [s.physical_topic(t) for t in topics])
+        self.producer = make_producer(s)
+        await self.producer.start()
+        self._spawn("relay", OutboxRelay(pool=self.pool, producer=self.producer, settings=s).run)
+        if self.definition.subscribes:
+            self._spawn("consumer", self._consumer().run)
+        self._spawn("http", self._serve_http)
+        _log.info("service_started", topics=topics, group=s.group_id, port=s.http_port)
+
+    def _consumer(self) -> EventConsumer:
+        assert self.pool is not None and self.producer is not None
+        processor = RecordProcessor(
+            settings=self.settings,
+            pool=self.pool,
+            producer=self.producer,
+            handlers=self.definition.handlers,
+            stop=self.stop,
+        )
+        return EventConsumer(
+            settings=self.settings, processor=processor, topics=list(self.definition.subscribes)
+        )
+
+    def _spawn(self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        async def guarded() -> None:
+            try:
+                await loop(self.stop)
+            except Exception:
+                _log.exception("loop_crashed", loop=name)
+                self.stop.set()
+                raise
+
+        self._tasks.append(asyncio.create_task(guarded(), name=name))
+
+    def http_app(self) -> FastAPI:
+        """The FastAPI app of this service (routers plus operations routes)."""
+        assert self.pool is not None
+        return create_http_app(
+            title=f"Upward {self.definition.name}",
+            version=self.definition.version,
+            routers=self.definition.routers(self.pool),
+            operations=health_router(liveness=self.alive, readiness=self._probes()),
+        )
+
+    async def _serve_http(self, stop: asyncio.Event) -> None:
+        config = uvicorn.Config(
+            self.http_app(),
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+        )
+        server = _QuietServer(config)
+        serving = asyncio.create_task(server.serve())
+        await stop.wait()
+        server.should_exit = True
+        await serving
+
+    def alive(self) -> bool:
+        """Liveness: no loop has died."""
+        return not any(t.done() for t in self._tasks) and not self.stop.is_set()
+
+    def _probes(self) -> dict[str, Probe]:
+        async def database() -> bool:
+            assert self.pool is not None
+            return bool(await self.pool.fetchval("SELECT 1"))
+
+        async def kafka() -> bool:
+            assert self.producer is not None
+            await self.producer.client.fetch_all_metadata()
+            return True
+
+        return {"database": database, "kafka": kafka}
+
+    async def wait(self) -> None:
+        """Run until asked to stop, then stop every loop in order."""
+        await self.stop.wait()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        _log.info("service_stopped")
+
+
+async def run_service(definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    """Start ``definition`` with ``settings`` and run it until SIGTERM or SIGINT."""
+    configure_logging(service=definition.name, level=settings.log_level)
+    runtime = ServiceRuntime(definition, settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.stop.set)
+    await runtime.start()
+    await runtime.wait()

@@ -1,0 +1,86 @@
+"""Service settings, read from the environment with pydantic-settings.
+
+Shared infrastructure settings have fixed names (``UPWARD_KAFKA_BOOTSTRAP_SERVERS``,
+``UPWARD_REGION`` ...); settings owned by one service carry its prefix, e.g.
+``UPWARD_MATCHING_DATABASE_URL``. :func:`settings_for` builds the class for a service.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _shared(name: str) -> AliasChoices:
+    return AliasChoices(f"UPWARD_{name}")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclassed per service by :func:`settings_for`."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    service_name: str = Field(description="Service name, also the consumer group stem")
+    database_url: SecretStr = Field(
+        description="asyncpg URL of the service's own PostgreSQL database",
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated Kafka bootstrap servers",
+    )
+    topic_prefix: str = Field(
+        default="",
+        validation_alias=_shared("TOPIC_PREFIX"),
+        description="Prefix of every physical topic name (isolates tests and tenants)",
+    )
+    region: str = Field(default="local", validation_alias=_shared("REGION"))
+    consumer_group: str | None = Field(
+        default=None, description="Consumer group; defaults to 'upward-<service>'"
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    commit_interval_s: float = Field(
+        default=1.0, ge=0, description="How often processed offsets are committed"
+    )
+    poll_batch_max: int = Field(default=500, ge=1)
+    retry_initial_backoff_s: float = Field(default=0.2, gt=0)
+    retry_max_backoff_s: float = Field(default=10.0, gt=0)
+    relay_batch_max: int = Field(default=500, ge=1)
+    relay_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="Fallback poll when no outbox notification arrives"
+    )
+    outbox_retention_s: float = Field(default=7 * 24 * 3600.0, ge=0)
+    max_event_bytes: int = Field(default=1_048_576, ge=1024)
+    db_pool_min: int = Field(default=1, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+    log_level: str = Field(default="INFO", validation_alias=_shared("LOG_LEVEL"))
+
+    @property
+    def group_id(self) -> str:
+        """The Kafka consumer group of this service."""
+        return self.consumer_group or f"{self.topic_prefix}upward-{self.service_name}"
+
+    def physical_topic(self, topic: str) -> str:
+        """The broker-side name of a logical topic such as ``upward.pairs``."""
+        return f"{self.topic_prefix}{topic}"
+
+    def logical_topic(self, physical: str) -> str:
+        """Inverse of :meth:`physical_topic`."""
+        return physical.removeprefix(self.topic_prefix)
+
+
+def settings_for(service_name: str) -> type[ServiceSettings]:
+    """Return a settings class reading ``UPWARD_<SERVICE>_*`` for service-owned fields."""
+    prefix = f"UPWARD_{service_name.upper()}_"
+
+    class _Settings(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
+
+    _Settings.__name__ = f"{service_name.title()}Settings"
+    return _Settings
+
+
+def load_settings(service_name: str) -> ServiceSettings:
+    """Load the settings of ``service_name`` from the environment."""
+    return settings_for(service_name)(service_name=service_name)

@@ -1,0 +1,47 @@
+"""Transient failures are told apart from bad events, and backoff grows to a cap."""
+
+import asyncpg
+import pytest
+from aiokafka import errors as kafka_errors
+
+from servicekit.retry import Backoff, is_transient
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(),
+        TimeoutError(),
+        asyncpg.exceptions.CannotConnectNowError("starting up"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("closed"),
+        kafka_errors.KafkaConnectionError(),
+        kafka_errors.NotLeaderForPartitionError(),
+    ],
+)
+def test_infrastructure_failures_are_transient(exc: BaseException) -> None:
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("bad"),
+        KeyError("x"),
+        asyncpg.exceptions.UniqueViolationError("dup"),
+        kafka_errors.MessageSizeTooLargeError(),
+    ],
+)
+def test_bugs_and_bad_data_are_not_transient(exc: BaseException) -> None:
+    assert not is_transient(exc)
+
+
+def test_backoff_grows_then_caps_and_resets() -> None:
+    backoff = Backoff(0.1, 1.0)
+    delays = [backoff.next_delay() for _ in range(8)]
+    assert delays[0] <= 0.1
+    assert all(d <= 1.0 for d in delays)
+    assert delays[-1] >= 0.5
+    assert backoff.attempts == 8
+    backoff.reset()
+    assert backoff.next_delay() <= 0.1

@@ -1,0 +1,1 @@
+"""Upward command-line tool and local development stack."""

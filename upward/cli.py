@@ -1,0 +1,18 @@
+"""The ``upward`` command-line tool (entry point ``upward = "upward.cli:app"``)."""
+
+from __future__ import annotations
+
+import typer
+
+from upward.stack.commands import app as stack_app
+
+app = typer.Typer(
+    name="upward",
+    help="Upward: event-driven reverse, traditional and mutual mentoring programs.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
