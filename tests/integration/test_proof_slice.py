@@ -15,20 +15,22 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
 import pytest
-import welcome_service
 from aiokafka.admin import AIOKafkaAdminClient
 from kafka_io import eventually, publish, read_topic
 
+from examples import welcome_service
 from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
 from schemas.participants import ParticipantJoined
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_for
 from servicekit.tracing import parse_traceparent
+from servicekit.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +70,23 @@ def settings(kafka_bootstrap: str, fresh_database_url: str) -> ServiceSettings:
     )
 
 
+FAIL_FIRST_ATTEMPTS: dict[str, int] = {}
+"""participant_id -> transient failures to raise before the real handler runs."""
+
+
+async def flaky_welcome(data: ParticipantJoined, uow: UnitOfWork) -> None:
+    """The welcome handler behind a database that drops the first connections."""
+    remaining = FAIL_FIRST_ATTEMPTS.get(data.participant_id, 0)
+    if remaining:
+        FAIL_FIRST_ATTEMPTS[data.participant_id] = remaining - 1
+        raise ConnectionResetError("simulated: database connection lost")
+    await welcome_service.welcome_participant(data, uow)
+
+
 @pytest.fixture
 async def service(settings: ServiceSettings) -> AsyncIterator[ServiceRuntime]:
-    runtime = ServiceRuntime(welcome_service.DEFINITION, settings)
+    definition = replace(welcome_service.DEFINITION, handlers={ParticipantJoined: flaky_welcome})
+    runtime = ServiceRuntime(definition, settings)
     await runtime.start()
     yield runtime
     runtime.stop.set()
@@ -168,12 +184,12 @@ async def test_malformed_message_is_dead_lettered_and_the_next_is_processed(
 async def test_transient_failure_is_retried_not_dead_lettered(
     service: ServiceRuntime, settings: ServiceSettings
 ) -> None:
-    welcome_service.FAIL_FIRST_ATTEMPTS["emp-4"] = 3
+    FAIL_FIRST_ATTEMPTS["emp-4"] = 3
     event = joined("emp-4")
     await send(settings, event)
     row = await eventually(lambda: welcome_row(settings, "emp-4"), lambda r: r is not None)
     assert row is not None and row["applied"] == 1
-    assert welcome_service.FAIL_FIRST_ATTEMPTS["emp-4"] == 0
+    assert FAIL_FIRST_ATTEMPTS["emp-4"] == 0
     dlq = settings.physical_topic(PARTICIPANTS) + ".dlq"
     assert await read_topic(settings.kafka_bootstrap_servers, dlq, at_least=0, timeout=2) == []
 
@@ -189,8 +205,8 @@ def start_process(
         "UPWARD_WELCOME_HTTP_PORT": str(free_port()),
         "UPWARD_WELCOME_COMMIT_INTERVAL_S": str(commit_interval_s),
     }
-    script = Path(welcome_service.__file__)
-    return subprocess.Popen([sys.executable, str(script)], env=env, cwd=script.parents[2])
+    root = Path(welcome_service.__file__).parents[1]
+    return subprocess.Popen([sys.executable, "-m", "examples.welcome_service"], env=env, cwd=root)
 
 
 async def committed_offsets(settings: ServiceSettings) -> dict[int, int]:

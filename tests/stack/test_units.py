@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,14 @@ from upward.cli import app
 from upward.stack import ExternalAddresses, LocalStack, StackSettings, database_url, server_url
 from upward.stack import kafka as stack_kafka
 from upward.stack.process import free_ports, live_pid, write_pid
+
+
+@pytest.fixture(autouse=True)
+def _no_upward_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests must not see the developer's UPWARD_* variables."""
+    for name in list(os.environ):
+        if name.startswith("UPWARD_"):
+            monkeypatch.delenv(name)
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -108,8 +108,11 @@ def _close_step(current: list[tuple[str, float]]) -> None:
 def _status_table(rows: list[ComponentStatus]) -> Table:
     """Render status rows as a rich table."""
     table = Table(title="Upward local stack", title_justify="left")
-    for column in ("component", "state", "address", "pid", "version"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("component", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("address", no_wrap=True)
+    table.add_column("pid", no_wrap=True)
+    table.add_column("version", no_wrap=True)
     table.add_column("data dir", overflow="fold")
     colours = {"ready": "green", "external": "cyan", "stopped": "yellow"}
     for row in rows:

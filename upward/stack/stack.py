@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -480,7 +481,8 @@ class LocalStack:
         pg = self.postgres_config()
         if self.external.postgres_is_external:
             urls = self.external.service_database_urls()
-            address = _redact(self.external.database_url or ", ".join(urls.values()))
+            hosts = sorted({urlsplit(u).netloc.rsplit("@", 1)[-1] for u in urls.values()})
+            address = _redact(self.external.database_url or "") or ", ".join(hosts)
             try:
                 versions = self._probe_urls(urls, no_step)
                 return ComponentStatus("postgres", "external", address, None,

@@ -1,10 +1,12 @@
-"""A minimal service built on the runtime kit, used by the proof-slice tests.
+"""The smallest service built on the runtime kit: the kit's reference example.
 
-It has the shape of a real service: a handler table, a repository function on
-the transaction's connection, its own migrations, and an entry point. On
-ParticipantJoined it records a welcome and emits NotificationSent through the
-outbox. ``applied`` counts how often the effect ran, so a doubled effect shows.
-Run as a process: ``python tests/integration/welcome_service.py`` with
+It has the shape of a real service — a handler table, a repository function on
+the transaction's connection, its own migrations, an entry point — and is what
+the kit's proof-slice tests and pipeline benchmark run. On ParticipantJoined it
+records a welcome and emits NotificationSent through the outbox. ``applied``
+counts how often the effect ran, so a doubled effect would show.
+
+Run as a process: ``python -m examples.welcome_service`` with
 ``UPWARD_WELCOME_DATABASE_URL`` and ``UPWARD_KAFKA_BOOTSTRAP_SERVERS`` set.
 """
 
@@ -13,19 +15,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import asyncpg
-
 from schemas.notifications import NotificationSent
 from schemas.participants import ParticipantJoined
+from servicekit.db import Connection
 from servicekit.runtime import ServiceDefinition, run_service
 from servicekit.settings import load_settings
 from servicekit.unit_of_work import HandlerTable, UnitOfWork
 
-FAIL_FIRST_ATTEMPTS: dict[str, int] = {}
-"""participant_id -> transient failures to simulate before succeeding (in-process tests)."""
 
-
-async def save_welcome(conn: asyncpg.Connection, *, data: ParticipantJoined) -> None:
+async def save_welcome(conn: Connection, *, data: ParticipantJoined) -> None:
     """Insert the welcome, or count a second application of the same effect."""
     await conn.execute(
         "INSERT INTO welcomes (participant_id, program_id, display_name, applied)"
@@ -39,10 +37,6 @@ async def save_welcome(conn: asyncpg.Connection, *, data: ParticipantJoined) -> 
 
 async def welcome_participant(data: ParticipantJoined, uow: UnitOfWork) -> None:
     """Record the welcome and announce it."""
-    remaining = FAIL_FIRST_ATTEMPTS.get(data.participant_id, 0)
-    if remaining:
-        FAIL_FIRST_ATTEMPTS[data.participant_id] = remaining - 1
-        raise ConnectionResetError("simulated: database connection lost")
     await save_welcome(uow.conn, data=data)
     await uow.emit(welcome_sent(data, cause_id=uow.cause.id if uow.cause else "none"))
 
