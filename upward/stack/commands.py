@@ -20,9 +20,6 @@ from upward.stack.process import Step
 from upward.stack.settings import StackSettings
 from upward.stack.stack import ComponentStatus, LocalStack
 
-# The probes report connection failures themselves; keep aiokafka's retries quiet.
-logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
 app = typer.Typer(
     name="stack",
     help=(
@@ -34,6 +31,13 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _quiet_clients() -> None:
+    """The probes report connection failures themselves: keep aiokafka's retries quiet."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
 
 HomeOpt = Annotated[
     Path | None,
@@ -160,8 +164,10 @@ def up(
     postgres_port: PostgresPortOpt = None,
     kafka_heap: Annotated[
         str | None,
-        typer.Option(help="Broker max heap, e.g. 512m or 1g (env UPWARD_STACK_KAFKA_HEAP_MAX).",
-                     show_default=False),
+        typer.Option(
+            help="Broker max heap, e.g. 512m or 1g (env UPWARD_STACK_KAFKA_HEAP_MAX).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Start Kafka and PostgreSQL (idempotent) and wait until both answer.

@@ -131,19 +131,6 @@ def wait_gone(pids: Iterable[int], timeout: float) -> bool:
     return True
 
 
-def processes_mentioning(marker: str) -> list[psutil.Process]:
-    """Return live processes whose command line contains *marker* (e.g. a data dir)."""
-    found: list[psutil.Process] = []
-    me = os.getpid()
-    for proc in psutil.process_iter(attrs=["pid", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if proc.pid == me or not any(marker in arg for arg in cmdline):
-            continue
-        if is_alive(proc.pid):
-            found.append(proc)
-    return found
-
-
 def kill_processes(procs: Iterable[psutil.Process], timeout: float = 10.0) -> None:
     """Terminate *procs*, then kill whatever survived *timeout* seconds."""
     procs = list(procs)

@@ -102,19 +102,27 @@ class LocalStack:
     ) -> None:
         """Use *settings* (default: from env) and *external* (default: from env)."""
         self.settings = settings if settings is not None else StackSettings()
-        self.external = self._ignore_self(
-            external if external is not None else ExternalAddresses()
-        )
+        self.external = self._ignore_self(external if external is not None else ExternalAddresses())
 
     def _ignore_self(self, ext: ExternalAddresses) -> ExternalAddresses:
-        """Drop "external" addresses that are this stack's own (after `eval $(... env)`)."""
+        """Drop "external" addresses that are this stack's own (after `eval $(... env)`).
+
+        An address is this stack's own if it equals the one this home records or would
+        use, and this home runs it (recorded) or nothing else listens there.
+        """
         update: dict[str, None] = {}
-        if ext.kafka_bootstrap_servers == self.kafka_config().bootstrap_servers:
+        state = self._state()
+        cfg = self.kafka_config()
+        if ext.kafka_bootstrap_servers == cfg.bootstrap_servers and (
+            "kafka" in state or port_free(kafka.HOST, cfg.port)
+        ):
             update["kafka_bootstrap_servers"] = None
         pg = self.postgres_config()
         own = {s: database_url(pg.server_url, service_database_name(s)) for s in SERVICES}
-        if ext.database_url in (None, pg.server_url, pg.admin_url) and (
-            ext.service_database_urls() == own
+        if (
+            ext.database_url in (None, pg.server_url, pg.admin_url)
+            and ext.service_database_urls() == own
+            and ("postgres" in state or port_free(postgres.HOST, pg.port))
         ):
             update |= {"database_url": None} | {f"{s}_database_url": None for s in SERVICES}
         return ext.model_copy(update=update) if update else ext
@@ -481,8 +489,8 @@ class LocalStack:
         pg = self.postgres_config()
         if self.external.postgres_is_external:
             urls = self.external.service_database_urls()
-            hosts = sorted({urlsplit(u).netloc.rsplit("@", 1)[-1] for u in urls.values()})
-            address = _redact(self.external.database_url or "") or ", ".join(hosts)
+            hosts = {urlsplit(u).netloc.rsplit("@", 1)[-1] for u in urls.values()}
+            address = ", ".join(sorted(hosts))
             try:
                 versions = self._probe_urls(urls, no_step)
                 return ComponentStatus("postgres", "external", address, None,
