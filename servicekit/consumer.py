@@ -14,14 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import DecodedEvent, EventDecodeError, decode
-from servicekit import inbox, metrics
+from schemas.envelope import CloudEvent
+from servicekit import inbox, metrics, outbox
+from servicekit.db import Connection
 from servicekit.dead_letters import RawRecord, send_to_dead_letters
 from servicekit.kafka import make_consumer
 from servicekit.logs import bound, get_logger
@@ -30,6 +35,7 @@ from servicekit.settings import ServiceSettings
 from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
 
 _log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -43,6 +49,20 @@ class Outcome(StrEnum):
 
 class Stopping(Exception):
     """The service is stopping while a record waits for a retry."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """A decoded record this service has a handler for."""
+
+    index: int
+    record: RawRecord
+    event: DecodedEvent
+
+    def delivery(self) -> inbox.Delivery:
+        """Its inbox row."""
+        r, e = self.record, self.event
+        return inbox.Delivery(e.envelope.id, e.data.event_type, r.topic, r.partition, r.offset)
 
 
 class RecordProcessor:
@@ -64,13 +84,28 @@ class RecordProcessor:
         self._stop = stop
 
     async def process(self, record: RawRecord) -> Outcome:
-        """Apply ``record``; retries transient failures until done or stopping."""
+        """Apply one record (see :meth:`process_batch`)."""
+        return (await self.process_batch([record]))[0]
+
+    async def process_batch(self, records: Sequence[RawRecord]) -> list[Outcome]:
+        """Apply ``records`` (in order) and return what became of each.
+
+        Undecodable records are dead-lettered; the valid ones are applied in one
+        transaction with their inbox rows. Transient failures are retried until
+        done or stopping (then :class:`Stopping` is raised and nothing is committed).
+        """
+        outcomes, work = await self._retrying(records[0], lambda: self._triage(records))
+        if work:
+            outcomes.update(await self._retrying(records[0], lambda: self._apply(work)))
+        return [outcomes[i] for i in range(len(records))]
+
+    async def _retrying(self, record: RawRecord, attempt: Callable[[], Awaitable[T]]) -> T:
         backoff = Backoff(
             self._settings.retry_initial_backoff_s, self._settings.retry_max_backoff_s
         )
         while True:
             try:
-                return await self._attempt(record)
+                return await attempt()
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -78,52 +113,100 @@ class RecordProcessor:
                 _log.warning("transient_failure", error=repr(exc), attempt=backoff.attempts)
                 await self._pause(backoff.next_delay())
 
-    async def _attempt(self, record: RawRecord) -> Outcome:
-        try:
-            event = decode(record.value, key=record.key, max_bytes=self._settings.max_event_bytes)
-        except EventDecodeError as exc:
-            return await self._dead_letter(record, str(exc.reason), exc.detail, "EventDecodeError")
-        handler = self._handlers.get(type(event.data))
-        if handler is None:
-            self._count(record, event, Outcome.IGNORED)
-            return Outcome.IGNORED
-        with bound(
-            event_id=event.envelope.id,
-            event_type=event.data.event_type,
-            correlation_id=event.envelope.correlationid,
-        ):
-            return await self._handle(record, event, handler)
+    async def _triage(self, records: Sequence[RawRecord]) -> tuple[dict[int, Outcome], list[Work]]:
+        """Decode: dead-letter what is bad, skip what is not ours, return the rest."""
+        outcomes: dict[int, Outcome] = {}
+        work: list[Work] = []
+        for index, record in enumerate(records):
+            try:
+                event = decode(
+                    record.value, key=record.key, max_bytes=self._settings.max_event_bytes
+                )
+            except EventDecodeError as exc:
+                outcomes[index] = await self._dead_letter(
+                    record, str(exc.reason), exc.detail, "EventDecodeError"
+                )
+                continue
+            if type(event.data) in self._handlers:
+                work.append(Work(index, record, event))
+            else:
+                outcomes[index] = self._count(record, event, Outcome.IGNORED)
+        return outcomes, work
 
-    async def _handle(self, record: RawRecord, event: DecodedEvent, handler: object) -> Outcome:
-        started = time.perf_counter()
+    async def _apply(self, work: list[Work]) -> dict[int, Outcome]:
+        """All of ``work`` in one transaction; one by one if a handler fails."""
+        if len(work) == 1:
+            return await self._apply_one(work[0])
         try:
-            outcome = await self._transaction(record, event)
-        except Rejected as exc:
-            return await self._dead_letter(record, "rejected", str(exc), "Rejected")
+            outcomes = await self._transaction(work)
         except Exception as exc:
             if is_transient(exc):
                 raise
-            _log.exception("handler_failed")
-            return await self._dead_letter(record, "unprocessable", repr(exc), type(exc).__name__)
-        metrics.HANDLER_LATENCY.labels(event.data.event_type).observe(time.perf_counter() - started)
-        self._count(record, event, outcome)
-        return outcome
+            _log.warning("batch_failed_applying_one_by_one", error=repr(exc), size=len(work))
+            return {w.index: (await self._apply_one(w))[w.index] for w in work}
+        for w in work:
+            self._count(w.record, w.event, outcomes[w.index])
+        return outcomes
 
-    async def _transaction(self, record: RawRecord, event: DecodedEvent) -> Outcome:
-        delivery = inbox.Delivery(
-            event.envelope.id, event.data.event_type, record.topic, record.partition, record.offset
-        )
+    async def _apply_one(self, work: Work) -> dict[int, Outcome]:
+        """One event in its own transaction: a failure dead-letters only this one."""
+        with bound(
+            event_id=work.event.envelope.id,
+            event_type=work.event.data.event_type,
+            correlation_id=work.event.envelope.correlationid,
+        ):
+            try:
+                outcome = (await self._transaction([work]))[work.index]
+            except Rejected as exc:
+                return {
+                    work.index: await self._dead_letter(
+                        work.record, "rejected", str(exc), "Rejected"
+                    )
+                }
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                _log.exception("handler_failed")
+                return {
+                    work.index: await self._dead_letter(
+                        work.record, "unprocessable", repr(exc), type(exc).__name__
+                    )
+                }
+        self._count(work.record, work.event, outcome)
+        return {work.index: outcome}
+
+    async def _transaction(self, work: list[Work]) -> dict[int, Outcome]:
+        """Claim the inbox rows and run the handlers of the new events, in one transaction."""
+        deliveries = [w.delivery() for w in work]
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await inbox.claim(conn, group=self._settings.group_id, delivery=delivery):
-                return Outcome.DUPLICATE
-            uow = UnitOfWork(
-                conn,
-                source=f"/upward/{self._settings.service_name}",
-                region=self._settings.region,
-                cause=event.envelope,
+            fresh = await inbox.claim_many(
+                conn, group=self._settings.group_id, deliveries=deliveries
             )
-            await self._handlers[type(event.data)](event.data, uow)
-        return Outcome.HANDLED
+            outcomes: dict[int, Outcome] = {}
+            emitted: list[tuple[str, CloudEvent]] = []
+            for w in work:
+                if w.event.envelope.id not in fresh:
+                    outcomes[w.index] = Outcome.DUPLICATE
+                    continue
+                fresh.discard(w.event.envelope.id)  # a second copy in this batch is a duplicate
+                emitted += await self._run_handler(conn, w)
+                outcomes[w.index] = Outcome.HANDLED
+            await outbox.append(conn, emitted)
+        return outcomes
+
+    async def _run_handler(self, conn: Connection, work: Work) -> list[tuple[str, CloudEvent]]:
+        started = time.perf_counter()
+        uow = UnitOfWork(
+            conn,
+            source=f"/upward/{self._settings.service_name}",
+            region=self._settings.region,
+            cause=work.event.envelope,
+        )
+        await self._handlers[type(work.event.data)](work.event.data, uow)
+        metrics.HANDLER_LATENCY.labels(work.event.data.event_type).observe(
+            time.perf_counter() - started
+        )
+        return uow.emitted
 
     async def _dead_letter(
         self, record: RawRecord, reason: str, detail: str, error: str
@@ -141,8 +224,9 @@ class RecordProcessor:
         metrics.EVENTS_CONSUMED.labels(self._logical(record), "", Outcome.DEAD_LETTERED).inc()
         return Outcome.DEAD_LETTERED
 
-    def _count(self, record: RawRecord, event: DecodedEvent, outcome: Outcome) -> None:
+    def _count(self, record: RawRecord, event: DecodedEvent, outcome: Outcome) -> Outcome:
         metrics.EVENTS_CONSUMED.labels(self._logical(record), event.data.event_type, outcome).inc()
+        return outcome
 
     def _logical(self, record: RawRecord) -> str:
         return self._settings.logical_topic(record.topic)
@@ -208,12 +292,13 @@ class EventConsumer:
     async def _process_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
     ) -> None:
-        for message in records:
+        size = self._settings.transaction_batch_max
+        for start in range(0, len(records), size):
             if stop.is_set():
                 raise Stopping
-            record = _raw(message)
-            await self._processor.process(record)
-            self._pending[tp] = self._positions[tp] = record.offset + 1
+            chunk = [_raw(m) for m in records[start : start + size]]
+            await self._processor.process_batch(chunk)
+            self._pending[tp] = self._positions[tp] = chunk[-1].offset + 1
 
     async def _maybe_commit(self) -> None:
         if time.monotonic() - self._last_commit >= self._settings.commit_interval_s:

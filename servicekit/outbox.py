@@ -49,17 +49,17 @@ class OutboxRow:
     payload: bytes
 
 
-async def append(conn: Connection, topic: str, events: Sequence[CloudEvent]) -> None:
-    """Write ``events`` for logical ``topic`` in the caller's transaction."""
+async def append(conn: Connection, events: Sequence[tuple[str, CloudEvent]]) -> None:
+    """Write ``(logical topic, event)`` pairs in the caller's transaction, in one statement."""
     if not events:
         return
     await conn.execute(
         _INSERT,
-        [e.id for e in events],
-        [topic] * len(events),
-        [e.subject for e in events],
-        [e.type for e in events],
-        [encode(e) for e in events],
+        [e.id for _, e in events],
+        [topic for topic, _ in events],
+        [e.subject for _, e in events],
+        [e.type for _, e in events],
+        [encode(e) for _, e in events],
     )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 

@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
         default=1.0, ge=0, description="How often processed offsets are committed"
     )
     poll_batch_max: int = Field(default=500, ge=1)
+    transaction_batch_max: int = Field(
+        default=100, ge=1, description="Events of one partition applied in one transaction"
+    )
     retry_initial_backoff_s: float = Field(default=0.2, gt=0)
     retry_max_backoff_s: float = Field(default=10.0, gt=0)
     relay_batch_max: int = Field(default=500, ge=1)

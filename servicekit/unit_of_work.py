@@ -8,8 +8,11 @@ caused them, its id as causation id, and a child span of its trace.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
+
+import asyncpg
 
 from schemas.base import EventData
 from schemas.codec import new_event
@@ -20,7 +23,12 @@ from servicekit.tracing import child_span
 
 
 class UnitOfWork:
-    """One transaction of one service, with the event that started it (if any)."""
+    """One transaction of one service, with the event that started it (if any).
+
+    Emitted events are buffered and written to the outbox in one statement
+    before the transaction commits: by the consumer loop once for all the
+    handlers of a batch, by :func:`unit_of_work` when its block ends.
+    """
 
     def __init__(
         self,
@@ -35,21 +43,36 @@ class UnitOfWork:
         self._source = source
         self._region = region
         self._traceparent = child_span(cause.traceparent if cause else None).traceparent
-        self.emitted: list[CloudEvent] = []
+        self.emitted: list[tuple[str, CloudEvent]] = []
 
     async def emit(self, data: EventData) -> CloudEvent:
-        """Put the event ``data`` in the outbox of this transaction."""
+        """Add the event ``data`` to the outbox of this transaction."""
         event = new_event(
             data,
             source=self._source,
             region=self._region,
-            correlationid=self.cause.correlationid or self.cause.id if self.cause else None,
+            correlationid=(self.cause.correlationid or self.cause.id) if self.cause else None,
             causationid=self.cause.id if self.cause else None,
             traceparent=self._traceparent,
         )
-        await outbox.append(self.conn, data.topic, [event])
-        self.emitted.append(event)
+        self.emitted.append((data.topic, event))
         return event
+
+    async def flush(self) -> None:
+        """Write the buffered events to the outbox (still inside the transaction)."""
+        await outbox.append(self.conn, self.emitted)
+        self.emitted = []
+
+
+@asynccontextmanager
+async def unit_of_work(
+    pool: asyncpg.Pool, *, source: str, region: str
+) -> AsyncIterator[UnitOfWork]:
+    """A transaction for a command (e.g. an HTTP request): commit with its events, or roll back."""
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, source=source, region=region)
+        yield uow
+        await uow.flush()
 
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[None]]

@@ -1,0 +1,149 @@
+"""The record processor on a real PostgreSQL and broker, driven record by record.
+
+These tests call :class:`RecordProcessor` directly with hand-made records, so a
+batch's exact content is known: the consumer loop around it is covered by
+test_proof_slice.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from kafka_io import eventually
+from prometheus_client import REGISTRY
+
+from examples import welcome_service
+from schemas.codec import encode, new_event
+from schemas.participants import ParticipantJoined
+from servicekit import db
+from servicekit.consumer import Outcome, RecordProcessor, Stopping
+from servicekit.dead_letters import RawRecord
+from servicekit.kafka import ensure_topics, make_producer
+from servicekit.settings import ServiceSettings, settings_for
+from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
+
+pytestmark = pytest.mark.integration
+
+
+def joined_record(participant_id: str, offset: int, *, topic: str) -> tuple[RawRecord, str]:
+    data = ParticipantJoined.model_validate(
+        {**ParticipantJoined.example().model_dump(mode="json"), "participant_id": participant_id}
+    )
+    event = new_event(data, source="/test")
+    return RawRecord(topic, 0, offset, participant_id.encode(), encode(event)), event.id
+
+
+async def refusing_or_welcoming(data: ParticipantJoined, uow: UnitOfWork) -> None:
+    if data.participant_id.startswith("refuse"):
+        raise Rejected("participant refused by policy")
+    if data.participant_id.startswith("down"):
+        raise ConnectionRefusedError("simulated: database down")
+    await welcome_service.welcome_participant(data, uow)
+
+
+async def _value(sample: float | None) -> float:
+    return sample or 0.0
+
+
+HANDLERS: HandlerTable = {ParticipantJoined: refusing_or_welcoming}
+
+
+@pytest.fixture
+async def parts(
+    kafka_bootstrap: str, fresh_database_url: str
+) -> AsyncIterator[tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer]]:
+    settings = settings_for("welcome")(
+        service_name="welcome",
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        retry_initial_backoff_s=0.05,
+        retry_max_backoff_s=0.1,
+    )
+    pool = await db.create_pool(fresh_database_url)
+    await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
+    await db.apply_migrations(pool, "welcome", welcome_service.DEFINITION.migrations)
+    await ensure_topics(settings, [settings.physical_topic("upward.participants")])
+    producer = make_producer(settings)
+    await producer.start()
+    yield settings, pool, producer
+    await producer.stop()
+    await pool.close()
+
+
+async def test_one_transaction_per_batch_and_a_bad_event_only_costs_itself(
+    parts: tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer],
+) -> None:
+    settings, pool, producer = parts
+    topic = settings.physical_topic("upward.participants")
+    good1, good1_id = joined_record("emp-a", 0, topic=topic)
+    refused, refused_id = joined_record("refuse-b", 2, topic=topic)
+    good2, _ = joined_record("emp-c", 4, topic=topic)
+    junk = RawRecord(topic, 0, 1, b"k", b"[1, 2]")
+    again = RawRecord(topic, 0, 3, good1.key, good1.value)
+    processor = RecordProcessor(
+        settings=settings, pool=pool, producer=producer, handlers=HANDLERS, stop=asyncio.Event()
+    )
+
+    outcomes = await processor.process_batch([good1, junk, refused, again, good2])
+
+    assert outcomes == [
+        Outcome.HANDLED,
+        Outcome.DEAD_LETTERED,
+        Outcome.DEAD_LETTERED,
+        Outcome.DUPLICATE,
+        Outcome.HANDLED,
+    ]
+    applied = dict(await pool.fetch("SELECT participant_id, applied FROM welcomes"))
+    assert applied == {"emp-a": 1, "emp-c": 1}
+    assert await pool.fetchval("SELECT count(*) FROM kit_outbox") == 2
+    assert (
+        await pool.fetchval("SELECT redeliveries FROM kit_inbox WHERE event_id = $1", good1_id) == 1
+    )
+    # the refused event left no inbox row: replayed after a fix, it will be applied
+    assert (
+        await pool.fetchval("SELECT count(*) FROM kit_inbox WHERE event_id = $1", refused_id) == 0
+    )
+
+
+async def test_replaying_a_processed_batch_changes_nothing(
+    parts: tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer],
+) -> None:
+    settings, pool, producer = parts
+    topic = settings.physical_topic("upward.participants")
+    batch = [joined_record(f"emp-{i}", i, topic=topic)[0] for i in range(20)]
+    processor = RecordProcessor(
+        settings=settings, pool=pool, producer=producer, handlers=HANDLERS, stop=asyncio.Event()
+    )
+    assert set(await processor.process_batch(batch)) == {Outcome.HANDLED}
+    assert set(await processor.process_batch(batch)) == {Outcome.DUPLICATE}
+    assert await pool.fetchval("SELECT sum(applied) FROM welcomes") == 20
+    assert await pool.fetchval("SELECT count(*) FROM kit_outbox") == 20
+
+
+async def test_stopping_while_a_transient_failure_lasts_commits_nothing(
+    parts: tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer],
+) -> None:
+    settings, pool, producer = parts
+    record, _ = joined_record("down-d", 0, topic=settings.physical_topic("upward.participants"))
+    stop = asyncio.Event()
+    processor = RecordProcessor(
+        settings=settings, pool=pool, producer=producer, handlers=HANDLERS, stop=stop
+    )
+    labels = {"topic": "upward.participants", "error": "ConnectionRefusedError"}
+    before = REGISTRY.get_sample_value("upward_handler_retries_total", labels) or 0
+    task = asyncio.create_task(processor.process(record))
+    retries = await eventually(
+        lambda: _value(REGISTRY.get_sample_value("upward_handler_retries_total", labels)),
+        lambda n: n >= before + 3,
+    )
+    assert retries >= before + 3 and not task.done(), "transient failures must be retried"
+    stop.set()
+    with pytest.raises(Stopping):
+        await task
+    assert await pool.fetchval("SELECT count(*) FROM kit_inbox") == 0

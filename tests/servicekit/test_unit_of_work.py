@@ -1,0 +1,40 @@
+"""Events emitted in a unit of work inherit the cause's correlation and trace."""
+
+from typing import Any
+
+from schemas.codec import new_event
+from schemas.participants import ParticipantJoined
+from schemas.programs import ProgramCreated
+from servicekit.db import Connection
+from servicekit.tracing import parse_traceparent
+from servicekit.unit_of_work import UnitOfWork
+
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+class _NoConnection:
+    """emit() must not touch the database: events are buffered until flush()."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"emit() used the connection ({name})")
+
+
+async def test_emitted_events_carry_correlation_causation_and_a_child_span() -> None:
+    cause = new_event(ProgramCreated.example(), source="/hr", traceparent=TRACE)
+    conn: Connection = _NoConnection()  # type: ignore[assignment]
+    uow = UnitOfWork(conn, source="/upward/matching", region="emea", cause=cause)
+    first = await uow.emit(ParticipantJoined.example())
+    second = await uow.emit(ParticipantJoined.example())
+    assert [e for _, e in uow.emitted] == [first, second]
+    assert {first.correlationid, second.correlationid} == {cause.id}
+    assert first.causationid == cause.id and first.region == "emea"
+    assert first.source == "/upward/matching" and first.id != second.id
+    parent, child = parse_traceparent(TRACE), parse_traceparent(first.traceparent)
+    assert parent is not None and child is not None
+    assert child.trace_id == parent.trace_id and child.span_id != parent.span_id
+
+
+async def test_without_a_cause_an_event_starts_its_own_correlation() -> None:
+    uow = UnitOfWork(_NoConnection(), source="/upward/matching", region="emea")  # type: ignore[arg-type]
+    event = await uow.emit(ParticipantJoined.example())
+    assert event.correlationid == event.id and event.causationid is None
