@@ -1,7 +1,8 @@
 """Wiring and running one service: its store, consumer, relay and HTTP API.
 
 A service declares a :class:`ServiceDefinition` (its name, the topics it reads
-and writes, its handler table, its migrations and its routers); :class:`ServiceRuntime`
+and writes, its handler table, its migrations, its routers and, optionally, its
+faust stream tables and timers); :class:`ServiceRuntime`
 starts everything, runs until SIGTERM or SIGINT, and stops in order, committing
 what was processed.
 """
@@ -14,6 +15,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -27,11 +29,22 @@ from servicekit.kafka import ensure_topics, make_producer
 from servicekit.logs import configure_logging, get_logger
 from servicekit.outbox import OutboxRelay
 from servicekit.settings import ServiceSettings
+from servicekit.streams import StreamsSetup, StreamWorker, create_stream_app
 from servicekit.unit_of_work import HandlerTable
 
 _log = get_logger(__name__)
 
-RouterFactory = Callable[[asyncpg.Pool], Sequence[APIRouter]]
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service's HTTP routes may use: its pool, settings and stream views."""
+
+    pool: asyncpg.Pool
+    settings: ServiceSettings
+    views: Any = None
+
+
+RouterFactory = Callable[[ServiceContext], Sequence[APIRouter]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,8 @@ class ServiceDefinition:
     publishes: tuple[str, ...]
     handlers: HandlerTable
     migrations: Path
-    routers: RouterFactory = field(default=lambda pool: ())
+    routers: RouterFactory = field(default=lambda context: ())
+    streams: StreamsSetup | None = None
 
 
 class _QuietServer(uvicorn.Server):
@@ -65,6 +79,7 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.views: Any = None
 
     async def start(self) -> None:
         """Open the store, apply migrations, create topics, start the loops and API."""
@@ -81,6 +96,10 @@ class ServiceRuntime:
         self._spawn("relay", OutboxRelay(pool=self.pool, producer=self.producer, settings=s).run)
         if self.definition.subscribes:
             self._spawn("consumer", self._consumer().run)
+        if self.definition.streams is not None:
+            app = create_stream_app(s)
+            self.views = self.definition.streams(app, s)
+            self._spawn("streams", StreamWorker(app).run)
         self._spawn("http", self._serve_http)
         _log.info("service_started", topics=topics, group=s.group_id, port=s.http_port)
 
@@ -114,7 +133,7 @@ class ServiceRuntime:
         return create_http_app(
             title=f"Upward {self.definition.name}",
             version=self.definition.version,
-            routers=self.definition.routers(self.pool),
+            routers=self.definition.routers(ServiceContext(self.pool, self.settings, self.views)),
             operations=health_router(liveness=self.alive, readiness=self._probes()),
         )
 

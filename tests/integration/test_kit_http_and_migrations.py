@@ -116,3 +116,32 @@ async def test_migrations_apply_once_and_refuse_edited_history(
         assert applied == 2  # the broken file rolled back, nothing half-applied
     finally:
         await pool.close()
+
+
+async def _joined(runtime: ServiceRuntime, program_id: str) -> int:
+    try:
+        response = await _get(runtime, f"/programs/{program_id}/joined")
+    except httpx.TransportError:
+        return -1
+    return int(response.json()["joined"])
+
+
+async def test_faust_stream_table_counts_live(running: ServiceRuntime) -> None:
+    template = ParticipantJoined.example().model_dump(mode="json")
+    people = [("emp-s1", "prg-a"), ("emp-s2", "prg-a"), ("emp-s3", "prg-a"), ("emp-s4", "prg-b")]
+    events = [
+        new_event(
+            ParticipantJoined.model_validate({**template, "participant_id": p, "program_id": g}),
+            source="/test",
+        )
+        for p, g in people
+    ]
+    topic = running.settings.physical_topic("upward.participants")
+    await publish(
+        running.settings.kafka_bootstrap_servers,
+        topic,
+        [(e.subject.encode(), encode(e)) for e in events] + [(b"junk", b"not json")],
+    )
+    assert await eventually(lambda: _joined(running, "prg-a"), lambda n: n == 3, timeout=60) == 3
+    assert await _joined(running, "prg-b") == 1
+    assert await _joined(running, "prg-none") == 0
