@@ -26,9 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.errors import UnknownSchemaVersion
+from schemas.primitives import Identifier
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -73,3 +74,16 @@ class EventData(BaseModel):
                 raise UnknownSchemaVersion(f"{cls.event_type} has no upcaster v{step}->v{step + 1}")
             upgraded = upcaster(upgraded)
         return upgraded
+
+
+class PairKeyedEvent(EventData):
+    """Base of the events about one pair (pairs, sessions and feedback topics).
+
+    They are all keyed by ``pair_id``, so one pair's events stay in order.
+    """
+
+    pair_id: Identifier = Field(description="Pair id (the Kafka key).")
+    program_id: Identifier = Field(description="Program of the pair.")
+
+    subject_field: ClassVar[str] = "pair_id"
+    schema_version: ClassVar[int] = 1

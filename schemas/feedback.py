@@ -15,7 +15,7 @@ from typing import ClassVar, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from schemas.base import EventData
+from schemas.base import PairKeyedEvent
 from schemas.primitives import (
     EXTERNAL,
     FEEDBACK,
@@ -81,14 +81,9 @@ class Ratings(BaseModel):
     )
 
 
-class _FeedbackEvent(EventData):
-    pair_id: Identifier = Field(description="Pair id (the Kafka key of this topic).")
-    program_id: Identifier = Field(description="Program of the pair.")
-
+class _FeedbackEvent(PairKeyedEvent):
     topic: ClassVar[str] = TOPIC
-    subject_field: ClassVar[str] = "pair_id"
     publishers: ClassVar[tuple[str, ...]] = (FEEDBACK,)
-    schema_version: ClassVar[int] = 1
 
 
 class _KindOfFeedback(_FeedbackEvent):

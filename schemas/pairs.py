@@ -14,7 +14,7 @@ from typing import ClassVar, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.base import EventData
+from schemas.base import EventData, PairKeyedEvent
 from schemas.primitives import (
     EXTERNAL,
     FEEDBACK,
@@ -83,14 +83,9 @@ def _factor(factor: ScoreFactorName, weight: float, value: float) -> ScoreFactor
     )
 
 
-class _PairEvent(EventData):
-    pair_id: Identifier = Field(description="Pair id (the Kafka key).")
-    program_id: Identifier = Field(description="Program of the pair.")
-
+class _PairEvent(PairKeyedEvent):
     topic: ClassVar[str] = TOPIC
-    subject_field: ClassVar[str] = "pair_id"
     publishers: ClassVar[tuple[str, ...]] = (MATCHING,)
-    schema_version: ClassVar[int] = 1
 
 
 class PairProposed(_PairEvent):

@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Self
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from schemas.base import EventData
+from schemas.base import PairKeyedEvent
 from schemas.primitives import (
     EXTERNAL,
     FEEDBACK,
@@ -78,14 +78,9 @@ def _ics(uid: str, start: datetime, *, sequence: int = 0, method: str = "REQUEST
     return "\r\n".join(lines) + "\r\n"
 
 
-class _SessionsEvent(EventData):
-    pair_id: Identifier = Field(description="Pair id (the Kafka key of this topic).")
-    program_id: Identifier = Field(description="Program of the pair.")
-
+class _SessionsEvent(PairKeyedEvent):
     topic: ClassVar[str] = TOPIC
-    subject_field: ClassVar[str] = "pair_id"
     publishers: ClassVar[tuple[str, ...]] = (SESSIONS,)
-    schema_version: ClassVar[int] = 1
 
 
 class _TimedSession(_SessionsEvent):

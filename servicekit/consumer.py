@@ -191,7 +191,7 @@ class RecordProcessor:
                 fresh.discard(w.event.envelope.id)  # a second copy in this batch is a duplicate
                 emitted += await self._run_handler(conn, w)
                 outcomes[w.index] = Outcome.HANDLED
-            await outbox.append(conn, emitted)
+            await outbox.append(conn, emitted, max_bytes=self._settings.max_event_bytes)
         return outcomes
 
     async def _run_handler(self, conn: Connection, work: Work) -> list[tuple[str, CloudEvent]]:
@@ -220,6 +220,7 @@ class RecordProcessor:
             group=self._settings.group_id,
             logical_topic=self._logical(record),
             error=error,
+            max_bytes=self._settings.max_event_bytes,
         )
         metrics.EVENTS_CONSUMED.labels(self._logical(record), "", Outcome.DEAD_LETTERED).inc()
         return Outcome.DEAD_LETTERED

@@ -55,13 +55,23 @@ async def send_to_dead_letters(
     detail: str,
     group: str,
     logical_topic: str,
+    max_bytes: int,
     error: str = "",
 ) -> None:
-    """Publish ``record`` unchanged to its dead-letter topic and wait for the ack."""
+    """Publish ``record`` to its dead-letter topic and wait for the ack.
+
+    The value is kept byte for byte, unless it is larger than ``max_bytes``:
+    then only its first ``max_bytes`` are kept (a dead letter must itself fit
+    the topic) and ``dlq.truncated`` gives the original size.
+    """
+    value, headers = (
+        record.value,
+        dead_letter_headers(record, reason=reason, detail=detail, group=group, error=error),
+    )
+    if value is not None and len(value) > max_bytes:
+        value = value[:max_bytes]
+        headers.append((HEADER_PREFIX + "truncated", str(len(record.value or b"")).encode()))
     await producer.send_and_wait(
-        dlq_topic(record.topic),
-        value=record.value,
-        key=record.key,
-        headers=dead_letter_headers(record, reason=reason, detail=detail, group=group, error=error),
+        dlq_topic(record.topic), value=value, key=record.key, headers=headers
     )
     metrics.EVENTS_DEAD_LETTERED.labels(logical_topic, reason).inc()

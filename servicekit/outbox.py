@@ -49,17 +49,27 @@ class OutboxRow:
     payload: bytes
 
 
-async def append(conn: Connection, events: Sequence[tuple[str, CloudEvent]]) -> None:
+class EventTooLarge(ValueError):
+    """An emitted event is larger than a Kafka record may be: the handler fails."""
+
+
+async def append(
+    conn: Connection, events: Sequence[tuple[str, CloudEvent]], *, max_bytes: int
+) -> None:
     """Write ``(logical topic, event)`` pairs in the caller's transaction, in one statement."""
     if not events:
         return
+    payloads = [encode(e) for _, e in events]
+    for (_, event), payload in zip(events, payloads, strict=True):
+        if len(payload) > max_bytes:
+            raise EventTooLarge(f"{event.type} {event.id} is {len(payload)} bytes (> {max_bytes})")
     await conn.execute(
         _INSERT,
         [e.id for _, e in events],
         [topic for topic, _ in events],
         [e.subject for _, e in events],
         [e.type for _, e in events],
-        [encode(e) for _, e in events],
+        payloads,
     )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 

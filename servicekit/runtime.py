@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import uvicorn
@@ -28,11 +29,13 @@ from servicekit.http import Probe, create_http_app, health_router
 from servicekit.kafka import ensure_topics, make_producer
 from servicekit.logs import configure_logging, get_logger
 from servicekit.outbox import OutboxRelay
+from servicekit.retry import Backoff, is_transient
 from servicekit.settings import ServiceSettings
 from servicekit.streams import StreamsSetup, StreamWorker, create_stream_app
 from servicekit.unit_of_work import HandlerTable
 
 _log = get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,17 +85,26 @@ class ServiceRuntime:
         self.views: Any = None
 
     async def start(self) -> None:
-        """Open the store, apply migrations, create topics, start the loops and API."""
+        """Open the store, apply migrations, create topics, start the loops and API.
+
+        While the database or the broker is not reachable yet, start waits with
+        backoff, up to ``startup_timeout_s``; then it raises.
+        """
         s = self.settings
-        self.pool = await db.create_pool(
-            s.database_url.get_secret_value(), min_size=s.db_pool_min, max_size=s.db_pool_max
+        self.pool = await self._when_reachable(
+            "database",
+            lambda: db.create_pool(
+                s.database_url.get_secret_value(), min_size=s.db_pool_min, max_size=s.db_pool_max
+            ),
         )
         await db.apply_migrations(self.pool, "servicekit", db.KIT_MIGRATIONS)
         await db.apply_migrations(self.pool, self.definition.name, self.definition.migrations)
         topics = sorted({*self.definition.subscribes, *self.definition.publishes})
-        await ensure_topics(s, [s.physical_topic(t) for t in topics])
+        await self._when_reachable(
+            "kafka", lambda: ensure_topics(s, [s.physical_topic(t) for t in topics])
+        )
         self.producer = make_producer(s)
-        await self.producer.start()
+        await self._when_reachable("kafka", self.producer.start)
         self._spawn("relay", OutboxRelay(pool=self.pool, producer=self.producer, settings=s).run)
         if self.definition.subscribes:
             self._spawn("consumer", self._consumer().run)
@@ -102,6 +114,19 @@ class ServiceRuntime:
             self._spawn("streams", StreamWorker(app).run)
         self._spawn("http", self._serve_http)
         _log.info("service_started", topics=topics, group=s.group_id, port=s.http_port)
+
+    async def _when_reachable(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        s = self.settings
+        backoff = Backoff(s.retry_initial_backoff_s, s.retry_max_backoff_s)
+        deadline = time.monotonic() + s.startup_timeout_s
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() > deadline:
+                    raise
+                _log.warning("waiting_for_dependency", dependency=what, error=repr(exc))
+                await asyncio.sleep(backoff.next_delay())
 
     def _consumer(self) -> EventConsumer:
         assert self.pool is not None and self.producer is not None
@@ -151,6 +176,11 @@ class ServiceRuntime:
         server.should_exit = True
         await serving
 
+    @property
+    def failed(self) -> bool:
+        """True when a loop of the service crashed (the process should exit non-zero)."""
+        return any(t.done() and not t.cancelled() and t.exception() for t in self._tasks)
+
     def alive(self) -> bool:
         """Liveness: no loop has died."""
         return not any(t.done() for t in self._tasks) and not self.stop.is_set()
@@ -187,3 +217,5 @@ async def run_service(definition: ServiceDefinition, settings: ServiceSettings) 
         loop.add_signal_handler(sig, runtime.stop.set)
     await runtime.start()
     await runtime.wait()
+    if runtime.failed:
+        raise SystemExit(1)

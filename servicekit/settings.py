@@ -55,6 +55,9 @@ class ServiceSettings(BaseSettings):
     )
     outbox_retention_s: float = Field(default=7 * 24 * 3600.0, ge=0)
     max_event_bytes: int = Field(default=1_048_576, ge=1024)
+    startup_timeout_s: float = Field(
+        default=120.0, ge=0, description="How long start waits for the database and Kafka"
+    )
     db_pool_min: int = Field(default=1, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
     log_level: str = Field(default="INFO", validation_alias=_shared("LOG_LEVEL"))

@@ -58,21 +58,21 @@ class UnitOfWork:
         self.emitted.append((data.topic, event))
         return event
 
-    async def flush(self) -> None:
+    async def flush(self, *, max_bytes: int) -> None:
         """Write the buffered events to the outbox (still inside the transaction)."""
-        await outbox.append(self.conn, self.emitted)
+        await outbox.append(self.conn, self.emitted, max_bytes=max_bytes)
         self.emitted = []
 
 
 @asynccontextmanager
 async def unit_of_work(
-    pool: asyncpg.Pool, *, source: str, region: str
+    pool: asyncpg.Pool, *, source: str, region: str, max_event_bytes: int = 1_048_576
 ) -> AsyncIterator[UnitOfWork]:
     """A transaction for a command (e.g. an HTTP request): commit with its events, or roll back."""
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn, source=source, region=region)
         yield uow
-        await uow.flush()
+        await uow.flush(max_bytes=max_event_bytes)
 
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[None]]

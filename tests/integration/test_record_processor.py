@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka_io import eventually
+from kafka_io import eventually, read_topic
 from prometheus_client import REGISTRY
 
 from examples import welcome_service
@@ -147,3 +147,22 @@ async def test_stopping_while_a_transient_failure_lasts_commits_nothing(
     with pytest.raises(Stopping):
         await task
     assert await pool.fetchval("SELECT count(*) FROM kit_inbox") == 0
+
+
+async def test_oversized_record_is_dead_lettered_truncated(
+    parts: tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer],
+) -> None:
+    settings, pool, producer = parts
+    small = settings.model_copy(update={"max_event_bytes": 2048})
+    topic = settings.physical_topic("upward.participants")
+    huge = RawRecord(topic, 0, 7, b"emp-big", b'{"padding": "' + b"x" * 5000 + b'"}')
+    processor = RecordProcessor(
+        settings=small, pool=pool, producer=producer, handlers=HANDLERS, stop=asyncio.Event()
+    )
+    assert await processor.process(huge) == Outcome.DEAD_LETTERED
+    dead = await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", at_least=1)
+    assert len(dead) == 1
+    headers = {k: v.decode() for k, v in dead[0].headers}
+    assert headers["dlq.reason"] == "oversized"
+    assert headers["dlq.truncated"] == str(len(huge.value or b""))
+    assert dead[0].value == (huge.value or b"")[:2048]

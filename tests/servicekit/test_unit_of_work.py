@@ -2,10 +2,13 @@
 
 from typing import Any
 
+import pytest
+
 from schemas.codec import new_event
 from schemas.participants import ParticipantJoined
 from schemas.programs import ProgramCreated
 from servicekit.db import Connection
+from servicekit.outbox import EventTooLarge
 from servicekit.tracing import parse_traceparent
 from servicekit.unit_of_work import UnitOfWork
 
@@ -38,3 +41,10 @@ async def test_without_a_cause_an_event_starts_its_own_correlation() -> None:
     uow = UnitOfWork(_NoConnection(), source="/upward/matching", region="emea")  # type: ignore[arg-type]
     event = await uow.emit(ParticipantJoined.example())
     assert event.correlationid == event.id and event.causationid is None
+
+
+async def test_an_event_too_large_for_kafka_fails_the_transaction() -> None:
+    uow = UnitOfWork(_NoConnection(), source="/upward/matching", region="emea")  # type: ignore[arg-type]
+    await uow.emit(ParticipantJoined.example())
+    with pytest.raises(EventTooLarge, match="ParticipantJoined"):
+        await uow.flush(max_bytes=200)
