@@ -278,10 +278,21 @@ class EventConsumer:
             await consumer.stop()
 
     async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        backoff = Backoff(
+            self._settings.retry_initial_backoff_s, self._settings.retry_max_backoff_s
+        )
         while not stop.is_set():
-            batches = await consumer.getmany(
-                timeout_ms=200, max_records=self._settings.poll_batch_max
-            )
+            try:
+                batches = await consumer.getmany(
+                    timeout_ms=200, max_records=self._settings.poll_batch_max
+                )
+                backoff.reset()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                _log.warning("fetch_failed", error=repr(exc))
+                await asyncio.sleep(backoff.next_delay())
+                continue
             try:
                 for tp, records in batches.items():
                     await self._process_partition(tp, records, stop)

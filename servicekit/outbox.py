@@ -111,8 +111,9 @@ class OutboxRelay:
                         raise
                     _log.warning("outbox_relay_retry", error=repr(exc))
                     await _sleep_or_stop(stop, backoff.next_delay())
-                    listener = listener or await self._listen()
                     continue
+                if listener is None or listener.is_closed():
+                    listener = await self._listen()
                 if published < self._settings.relay_batch_max:
                     await self._wait_for_work(stop)
         finally:
