@@ -77,7 +77,11 @@ async def decoded_events(stream: Any, *, max_bytes: int) -> AsyncIterator[Decode
 
 
 class _EmbeddedWorker(faust.Worker):
-    """A faust worker that leaves signals to the service runtime."""
+    """A faust worker that leaves signals to the service runtime and draws no spinner."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.spinner = None
 
     def install_signal_handlers(self) -> None:
         return None
