@@ -20,7 +20,7 @@ HANDLER_RETRIES = Counter(
 )
 HANDLER_LATENCY = Histogram(
     "upward_handler_latency_seconds",
-    "Time to handle one event, transaction included",
+    "Time one handler took inside its batch transaction (commit excluded)",
     ["type"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
