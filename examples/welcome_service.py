@@ -14,12 +14,13 @@ Run as a process: ``python -m examples.welcome_service`` with
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 
-from schemas.notifications import NotificationSent
+from schemas.notifications import Channel, NotificationKind, NotificationSent
 from schemas.participants import ParticipantJoined
 from servicekit.db import Connection
 from servicekit.runtime import ServiceContext, ServiceDefinition, run_service
@@ -48,13 +49,13 @@ async def welcome_participant(data: ParticipantJoined, uow: UnitOfWork) -> None:
 
 def welcome_sent(data: ParticipantJoined, *, cause_id: str) -> NotificationSent:
     """The NotificationSent that a welcome produces."""
-    return NotificationSent.model_validate(
-        {
-            **NotificationSent.example().model_dump(mode="json"),
-            "notification_id": f"welcome-{cause_id}",
-            "recipient_id": data.participant_id,
-            "reference_id": data.program_id,
-        }
+    return NotificationSent(
+        notification_id=f"welcome-{cause_id}",
+        recipient_id=data.participant_id,
+        channel=Channel.EMAIL,
+        kind=NotificationKind.ELIGIBILITY,
+        reference_id=data.program_id,
+        sent_at=datetime.now(UTC),
     )
 
 

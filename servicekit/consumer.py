@@ -30,7 +30,7 @@ from servicekit.db import Connection
 from servicekit.dead_letters import RawRecord, send_to_dead_letters
 from servicekit.kafka import make_consumer
 from servicekit.logs import bound, get_logger
-from servicekit.retry import Backoff, is_transient
+from servicekit.retry import Backoff, is_transient, retry_transient
 from servicekit.settings import ServiceSettings
 from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
 
@@ -103,15 +103,12 @@ class RecordProcessor:
         backoff = Backoff(
             self._settings.retry_initial_backoff_s, self._settings.retry_max_backoff_s
         )
-        while True:
-            try:
-                return await attempt()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                metrics.HANDLER_RETRIES.labels(self._logical(record), type(exc).__name__).inc()
-                _log.warning("transient_failure", error=repr(exc), attempt=backoff.attempts)
-                await self._pause(backoff.next_delay())
+
+        def count(exc: Exception) -> None:
+            metrics.HANDLER_RETRIES.labels(self._logical(record), type(exc).__name__).inc()
+            _log.warning("transient_failure", error=repr(exc), attempt=backoff.attempts)
+
+        return await retry_transient(attempt, backoff=backoff, pause=self._pause, on_retry=count)
 
     async def _triage(self, records: Sequence[RawRecord]) -> tuple[dict[int, Outcome], list[Work]]:
         """Decode: dead-letter what is bad, skip what is not ours, return the rest."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from servicekit.retry import Backoff, is_transient
 from servicekit.settings import ServiceSettings
 
 NOTIFY_CHANNEL = "kit_outbox"
+CLEANUP_INTERVAL_S = 60.0
 _RELAY_LOCK = 0x5550_5752  # "UPWR"
 _log = get_logger(__name__)
 
@@ -93,6 +95,7 @@ class OutboxRelay:
         self._producer = producer
         self._settings = settings
         self._wake = asyncio.Event()
+        self._next_cleanup = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; transient failures back off and retry."""
@@ -156,17 +159,19 @@ class OutboxRelay:
             metrics.EVENTS_PRODUCED.labels(row.topic, row.event_type).inc()
 
     async def refresh_backlog(self) -> None:
-        """Update the backlog gauges and drop rows published longer ago than retention."""
+        """Update the backlog gauges; at most once a minute, drop rows past retention."""
         async with self._pool.acquire() as conn:
             backlog = await conn.fetchrow(
                 "SELECT count(*) AS n,"
                 " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
                 " FROM kit_outbox WHERE published_at IS NULL"
             )
-            await conn.execute(
-                "DELETE FROM kit_outbox WHERE published_at < now() - make_interval(secs => $1)",
-                self._settings.outbox_retention_s,
-            )
+            if time.monotonic() >= self._next_cleanup:
+                self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL_S
+                await conn.execute(
+                    "DELETE FROM kit_outbox WHERE published_at < now() - make_interval(secs => $1)",
+                    self._settings.outbox_retention_s,
+                )
         assert backlog is not None
         metrics.OUTBOX_BACKLOG.set(backlog["n"])
         metrics.OUTBOX_OLDEST_AGE.set(float(backlog["age"]))

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import errors as kafka_errors
+
+T = TypeVar("T")
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # connection refused or reset: database or broker down
@@ -59,3 +64,27 @@ class Backoff:
     def attempts(self) -> int:
         """Failed attempts since the last reset."""
         return self._attempt
+
+
+async def retry_transient(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    backoff: Backoff,
+    pause: Callable[[float], Awaitable[None]],
+    on_retry: Callable[[Exception], None],
+    deadline: float | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds, retrying transient failures with ``backoff``.
+
+    A non-transient failure, or a transient one after the monotonic ``deadline``,
+    is raised. ``pause`` waits between attempts (and may raise to give up, e.g.
+    when the service stops); ``on_retry`` logs and counts each retried failure.
+    """
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not is_transient(exc) or (deadline is not None and time.monotonic() > deadline):
+                raise
+            on_retry(exc)
+            await pause(backoff.next_delay())

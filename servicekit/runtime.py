@@ -29,7 +29,7 @@ from servicekit.http import Probe, create_http_app, health_router
 from servicekit.kafka import ensure_topics, make_producer
 from servicekit.logs import configure_logging, get_logger
 from servicekit.outbox import OutboxRelay
-from servicekit.retry import Backoff, is_transient
+from servicekit.retry import Backoff, retry_transient
 from servicekit.settings import ServiceSettings
 from servicekit.streams import StreamsSetup, StreamWorker, create_stream_app
 from servicekit.unit_of_work import HandlerTable
@@ -117,16 +117,17 @@ class ServiceRuntime:
 
     async def _when_reachable(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         s = self.settings
-        backoff = Backoff(s.retry_initial_backoff_s, s.retry_max_backoff_s)
-        deadline = time.monotonic() + s.startup_timeout_s
-        while True:
-            try:
-                return await attempt()
-            except Exception as exc:
-                if not is_transient(exc) or time.monotonic() > deadline:
-                    raise
-                _log.warning("waiting_for_dependency", dependency=what, error=repr(exc))
-                await asyncio.sleep(backoff.next_delay())
+
+        def log(exc: Exception) -> None:
+            _log.warning("waiting_for_dependency", dependency=what, error=repr(exc))
+
+        return await retry_transient(
+            attempt,
+            backoff=Backoff(s.retry_initial_backoff_s, s.retry_max_backoff_s),
+            pause=asyncio.sleep,
+            on_retry=log,
+            deadline=time.monotonic() + s.startup_timeout_s,
+        )
 
     def _consumer(self) -> EventConsumer:
         assert self.pool is not None and self.producer is not None

@@ -45,3 +45,37 @@ def test_backoff_grows_then_caps_and_resets() -> None:
     assert backoff.attempts == 8
     backoff.reset()
     assert backoff.next_delay() <= 0.1
+
+
+async def test_retry_transient_retries_then_succeeds_and_raises_the_rest() -> None:
+    from servicekit.retry import retry_transient
+
+    calls: list[int] = []
+    retried: list[Exception] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionRefusedError("down")
+        return "done"
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    backoff = Backoff(0.01, 0.02)
+    result = await retry_transient(flaky, backoff=backoff, pause=no_wait, on_retry=retried.append)
+    assert result == "done" and len(calls) == 3 and len(retried) == 2
+
+    async def broken() -> str:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):
+        await retry_transient(broken, backoff=backoff, pause=no_wait, on_retry=retried.append)
+
+    async def always_down() -> str:
+        raise ConnectionRefusedError("still down")
+
+    with pytest.raises(ConnectionRefusedError):  # past the deadline it gives up
+        await retry_transient(
+            always_down, backoff=backoff, pause=no_wait, on_retry=retried.append, deadline=0.0
+        )
