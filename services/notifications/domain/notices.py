@@ -67,6 +67,7 @@ def pair_proposed(
                 "link": links.pair(event.pair_id),
             },
             not_before=now,
+            partner_id=partner,
         )
         for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
     ]
@@ -99,6 +100,7 @@ def pair_formed(
                 "link": links.pair(event.pair_id),
             },
             not_before=now,
+            partner_id=partner,
         )
         for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
     ]
@@ -126,6 +128,7 @@ def pair_ended(
                 "ending": _ENDING_TONE[event.reason],
             },
             not_before=now,
+            partner_id=partner,
         )
         for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
     ]
@@ -159,6 +162,7 @@ def session_scheduled(
             not_before=now,
             urgent=True,
             calendar=CalendarPart(event.ics, "REQUEST"),
+            partner_id=partner,
         )
         for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
     ]
@@ -191,6 +195,7 @@ def session_rescheduled(
             not_before=now,
             urgent=True,
             calendar=CalendarPart(event.ics, "REQUEST"),
+            partner_id=partner,
         )
         for recipient, partner, side in pair_sides(session.mentor_id, session.mentee_id)
     ]
@@ -222,6 +227,7 @@ def session_cancelled(
             not_before=now,
             urgent=True,
             calendar=CalendarPart(event.ics, "CANCEL"),
+            partner_id=partner,
         )
         for recipient, partner, side in pair_sides(session.mentor_id, session.mentee_id)
     ]

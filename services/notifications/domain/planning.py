@@ -52,6 +52,8 @@ class Notice:
     calendar: CalendarPart | None = None
     cancel_key: str | None = None
     """Pending deliveries sharing a cancel key are dropped together (e.g. a session's reminders)."""
+    partner_id: str | None = None
+    """The other person the message names; their name is scrubbed if they are forgotten."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,9 @@ def digest_message_id(delivery_ids: Sequence[str]) -> str:
     return "dig-" + uuid.uuid5(_NAMESPACE, "|".join(sorted(delivery_ids))).hex
 
 
-def plan_deliveries(notice: Notice, recipient: Recipient, *, now: datetime) -> list[PlannedDelivery]:
+def plan_deliveries(
+    notice: Notice, recipient: Recipient, *, now: datetime
+) -> list[PlannedDelivery]:
     """One delivery per channel the recipient chose, due when their preferences allow."""
     prefs = recipient.preferences
     digest = prefs.digest and not notice.urgent
@@ -186,6 +190,7 @@ def reminder_notices(
                     not_before=at,
                     urgent=True,
                     cancel_key=session_cancel_key(session.session_id),
+                    partner_id=partner,
                 )
             )
     return notices

@@ -62,5 +62,6 @@ def rate_limited_until(
 
 
 def retry_delay(attempt: int, *, initial: timedelta, maximum: timedelta) -> timedelta:
-    """Delay before retrying after failed attempt number ``attempt`` (1, 2, ...): doubles, capped."""
-    return min(maximum, initial * (2 ** max(0, attempt - 1)))
+    """Delay after failed attempt number ``attempt`` (1, 2, ...): doubles each time, capped."""
+    factor: int = 2 ** max(0, attempt - 1)
+    return min(maximum, initial * factor)
