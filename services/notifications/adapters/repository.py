@@ -164,8 +164,13 @@ INSERT INTO deliveries (delivery_id, source_key, recipient_id, partner_id, chann
 SELECT d.*, $14::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
     $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
     $12::boolean[], $13::timestamptz[]) AS d
-ON CONFLICT (source_key, recipient_id, channel) DO NOTHING
+ON CONFLICT (source_key, recipient_id, channel) DO UPDATE
+SET status = 'pending', due_at = EXCLUDED.due_at, context = EXCLUDED.context,
+    digest = EXCLUDED.digest, attempts = 0, last_error = NULL
+WHERE deliveries.status = 'cancelled'
 """
+# A natural key already planned is left alone (redelivery, replay), unless it was
+# cancelled: a session moved away and back plans its reminders again.
 
 _CLAIM = """
 SELECT delivery_id, recipient_id, channel, kind, reference_id, context, calendar_ics,
@@ -370,7 +375,10 @@ class PostgresNotificationsRepository(NotificationsRepository):
         )
 
     async def add_deliveries(self, *, planned: Sequence[PlannedDelivery], now: datetime) -> int:
-        """Insert planned deliveries, skipping natural keys already there; return inserted."""
+        """Insert planned deliveries, skipping natural keys already there; return inserted.
+
+        A cancelled delivery with the same natural key is planned again (pending).
+        """
         if not planned:
             return 0
         status = await self._conn.execute(_INSERT_DELIVERIES, *_delivery_columns(planned), now)
