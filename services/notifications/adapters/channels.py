@@ -73,13 +73,17 @@ def build_email(outgoing: Outgoing, *, sender: str, domain: str) -> EmailMessage
     return message
 
 
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+"""Authentication replies: a configuration problem an operator can fix, so retried."""
+
+
 def smtp_error(exc: Exception) -> SendError:
-    """Classify an SMTP failure: 5xx replies are permanent, everything else transient."""
+    """Classify an SMTP failure: 5xx replies are permanent (except AUTH), the rest transient."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         exc = exc.recipients[0]
     code = getattr(exc, "code", None)
     if isinstance(exc, aiosmtplib.SMTPResponseException) and isinstance(code, int):
-        permanent = 500 <= code < 600 and not isinstance(exc, aiosmtplib.SMTPAuthenticationError)
+        permanent = 500 <= code < 600 and code not in _AUTH_CODES
         return SendError(f"smtp_{code}", transient=not permanent, detail=str(exc))
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return SendError("smtp_timeout", transient=True, detail=str(exc))
