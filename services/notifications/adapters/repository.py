@@ -291,8 +291,9 @@ class PostgresNotificationsRepository(NotificationsRepository):
             "DELETE FROM contacts WHERE person_id = $1",
             "DELETE FROM preferences WHERE person_id = $1",
             "DELETE FROM deliveries WHERE recipient_id = $1",
-            "UPDATE deliveries SET context = context - 'partner_name' - 'partner_email',"
-            " partner_id = NULL WHERE partner_id = $1",
+            "UPDATE deliveries SET partner_id = NULL, context = context"
+            ' || \'{"partner_name": null, "partner_email": null}\'::jsonb'
+            " WHERE partner_id = $1",
         ):
             status = await self._conn.execute(statement, person_id)
             erased += int(status.split()[-1])
