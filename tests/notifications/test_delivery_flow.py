@@ -14,12 +14,13 @@ from datetime import time, timedelta
 import asyncpg
 import pytest
 from conftest import RunningSmtp, WebhookReceiver, notifications_settings
-from harness import ADMIN, MENTEE, MENTOR, Harness
+from harness import ADMIN, MENTEE, MENTOR, Harness, participant
 
 from schemas.feedback import FeedbackRequested, FeedbackSubmitted, PairAtRisk
 from schemas.notifications import NotificationFailed, NotificationSent
 from schemas.pairs import PairFormed, PairProposed
-from schemas.participants import ErasureCompleted, ParticipantForgotten
+from schemas.participants import ErasureCompleted, ParticipantForgotten, ParticipantUpdated
+from schemas.programs import ProgramUpdated
 from schemas.sessions import SessionCancelled, SessionRescheduled, SessionScheduled
 from servicekit.unit_of_work import Rejected
 from services.notifications.adapters.channels import MessageChannel, Outgoing, SmtpChannel
@@ -431,3 +432,33 @@ async def test_forgotten_participant_is_erased_and_named_nowhere(
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "Aisha" not in text and "@example.com" not in text.replace(f"{MENTEE}@example.com", "")
     assert "your mentoring partner" in text
+
+
+async def test_new_reminder_offsets_replan_future_sessions(harness: Harness) -> None:
+    await harness.cast()
+    event = SessionScheduled.example()
+    await harness.apply(event)
+    update = ProgramUpdated.example().model_copy(
+        update={"reminder_offsets_minutes": [120], "changed_fields": ["reminder_offsets_minutes"]}
+    )
+    await harness.apply(update)
+    pending = await harness.deliveries(kind="session_reminder", status="pending")
+    assert {r["due_at"] for r in pending} == {event.starts_at - timedelta(minutes=120)}
+    assert len(pending) == 2
+    assert len(await harness.deliveries(kind="session_reminder", status="cancelled")) == 4
+
+
+async def test_a_changed_address_is_used_for_messages_not_sent_yet(
+    harness: Harness, smtp_server: RunningSmtp
+) -> None:
+    await harness.cast()
+    await harness.apply(PairFormed.example())
+    moved = ParticipantUpdated.model_validate(
+        participant(MENTEE, "Helen Park", "Asia/Hong_Kong").model_dump()
+        | {"email": "helen@new.example.com", "changed_fields": ["email"]}
+    )
+    await harness.apply(moved)
+    await harness.round()
+    assert "Helen Park <helen@new.example.com>" in {
+        str(m["To"]) for m in smtp_server.inbox.messages
+    }
