@@ -94,7 +94,7 @@ async def record_program(
     await repo.save_program(program=program)
     if isinstance(data, ProgramUpdated) and "reminder_offsets_minutes" in data.changed_fields:
         for session in await repo.future_sessions(program_id=data.program_id, after=uow.now):
-            await _replan_reminders(uow, repo, session, program)
+            await _replan_reminders(uow, repo, session)
 
 
 async def record_participant(
@@ -128,69 +128,71 @@ async def forget_participant(
     )
 
 
+async def _audience(
+    uow: UnitOfWork,
+    repo: NotificationsRepository,
+    *,
+    program_id: str,
+    mentor_id: str,
+    mentee_id: str,
+) -> tuple[notices.PairAudience, dict[str, Recipient]]:
+    """The pair's two people as this event addresses them, and their directory entries."""
+    people = await repo.recipients(person_ids=[mentor_id, mentee_id])
+    audience = notices.PairAudience(
+        mentor_id=mentor_id,
+        mentee_id=mentee_id,
+        source_key=_source_key(uow),
+        program=await repo.program(program_id=program_id),
+        names=_names(people),
+        now=uow.now,
+    )
+    return audience, people
+
+
 async def notify_pair_proposed(data: PairProposed, uow: UnitOfWork, deps: Dependencies) -> None:
     """Ask both people to accept the proposal."""
     repo = deps.repository(uow.conn)
-    people = await repo.recipients(person_ids=[data.mentor_id, data.mentee_id])
-    planned = notices.pair_proposed(
-        data,
-        source_key=_source_key(uow),
-        program=await repo.program(program_id=data.program_id),
-        names=_names(people),
-        links=deps.links,
-        now=uow.now,
-    )
-    await _plan(uow, repo, planned)
+    audience, _ = await _audience(uow, repo, **_pair_of(data))
+    await _plan(uow, repo, notices.pair_proposed(data, audience, links=deps.links))
 
 
 async def notify_pair_formed(data: PairFormed, uow: UnitOfWork, deps: Dependencies) -> None:
     """Introduce the two people to each other."""
     repo = deps.repository(uow.conn)
-    people = await repo.recipients(person_ids=[data.mentor_id, data.mentee_id])
-    planned = notices.pair_formed(
-        data,
-        source_key=_source_key(uow),
-        program=await repo.program(program_id=data.program_id),
-        names=_names(people),
-        emails=_emails(people),
-        links=deps.links,
-        now=uow.now,
-    )
+    audience, people = await _audience(uow, repo, **_pair_of(data))
+    planned = notices.pair_formed(data, audience, emails=_emails(people), links=deps.links)
     await _plan(uow, repo, planned)
 
 
 async def notify_pair_ended(data: PairEnded, uow: UnitOfWork, deps: Dependencies) -> None:
     """Tell both people the pair ended (no blame)."""
     repo = deps.repository(uow.conn)
-    people = await repo.recipients(person_ids=[data.mentor_id, data.mentee_id])
-    planned = notices.pair_ended(
-        data,
-        source_key=_source_key(uow),
-        program=await repo.program(program_id=data.program_id),
-        names=_names(people),
-        now=uow.now,
-    )
-    await _plan(uow, repo, planned)
+    audience, _ = await _audience(uow, repo, **_pair_of(data))
+    await _plan(uow, repo, notices.pair_ended(data, audience))
 
 
-async def _reminders(
-    uow: UnitOfWork,
-    repo: NotificationsRepository,
-    session: SessionInfo,
-    program: ProgramInfo | None,
-) -> list[Notice]:
-    people = await repo.recipients(person_ids=[session.mentor_id, session.mentee_id])
+def _pair_of(data: PairProposed | PairFormed | PairEnded | SessionInfo) -> dict[str, str]:
+    return {
+        "program_id": data.program_id,
+        "mentor_id": data.mentor_id,
+        "mentee_id": data.mentee_id,
+    }
+
+
+def _reminders(session: SessionInfo, audience: notices.PairAudience) -> list[Notice]:
+    program = audience.program
     offsets = program.reminder_offsets_minutes if program else DEFAULT_REMINDER_OFFSETS
     return reminder_notices(
-        session, program=program, names=_names(people), offsets_minutes=offsets, now=uow.now
+        session, program=program, names=audience.names, offsets_minutes=offsets, now=audience.now
     )
 
 
 async def _replan_reminders(
-    uow: UnitOfWork, repo: NotificationsRepository, session: SessionInfo, program: ProgramInfo
+    uow: UnitOfWork, repo: NotificationsRepository, session: SessionInfo
 ) -> None:
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
-    await _plan(uow, repo, await _reminders(uow, repo, session, program))
+    audience, _ = await _audience(uow, repo, **_pair_of(session))
+    await _plan(uow, repo, _reminders(session, audience))
 
 
 async def notify_session_scheduled(
@@ -208,12 +210,9 @@ async def notify_session_scheduled(
         ends_at=data.ends_at,
     )
     await repo.save_session(session=session)
-    program = await repo.program(program_id=data.program_id)
-    people = await repo.recipients(person_ids=[data.mentor_id, data.mentee_id])
-    invites = notices.session_scheduled(
-        data, source_key=_source_key(uow), program=program, names=_names(people), now=uow.now
-    )
-    await _plan(uow, repo, invites + await _reminders(uow, repo, session, program))
+    audience, _ = await _audience(uow, repo, **_pair_of(session))
+    planned = notices.session_scheduled(data, audience) + _reminders(session, audience)
+    await _plan(uow, repo, planned)
 
 
 async def _known_session(repo: NotificationsRepository, session_id: str) -> SessionInfo:
@@ -233,17 +232,9 @@ async def notify_session_rescheduled(
     )
     await repo.save_session(session=session)
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
-    program = await repo.program(program_id=data.program_id)
-    people = await repo.recipients(person_ids=[session.mentor_id, session.mentee_id])
-    updates = notices.session_rescheduled(
-        data,
-        source_key=_source_key(uow),
-        session=session,
-        program=program,
-        names=_names(people),
-        now=uow.now,
-    )
-    await _plan(uow, repo, updates + await _reminders(uow, repo, session, program))
+    audience, _ = await _audience(uow, repo, **_pair_of(session))
+    planned = notices.session_rescheduled(data, audience) + _reminders(session, audience)
+    await _plan(uow, repo, planned)
 
 
 async def notify_session_cancelled(
@@ -254,16 +245,8 @@ async def notify_session_cancelled(
     session = await _known_session(repo, data.session_id)
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
     await repo.delete_session(session_id=session.session_id)
-    people = await repo.recipients(person_ids=[session.mentor_id, session.mentee_id])
-    planned = notices.session_cancelled(
-        data,
-        source_key=_source_key(uow),
-        session=session,
-        program=await repo.program(program_id=data.program_id),
-        names=_names(people),
-        now=uow.now,
-    )
-    await _plan(uow, repo, planned)
+    audience, _ = await _audience(uow, repo, **_pair_of(session))
+    await _plan(uow, repo, notices.session_cancelled(data, audience, session=session))
 
 
 async def notify_feedback_requested(

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from jinja2 import TemplateError
@@ -267,25 +268,22 @@ class DeliveryWorker:
             metrics.NOTIFICATIONS_PENDING.set(await self._repo(conn).pending_count())
 
 
+def _about(d: ClaimedDelivery) -> dict[str, Any]:
+    """The fields NotificationSent and NotificationFailed share."""
+    return {
+        "notification_id": d.delivery_id,
+        "recipient_id": d.recipient_id,
+        "channel": d.channel,
+        "kind": d.kind,
+        "reference_id": d.reference_id,
+    }
+
+
 def _sent_event(d: ClaimedDelivery, sent_at: datetime) -> NotificationSent:
-    return NotificationSent(
-        notification_id=d.delivery_id,
-        recipient_id=d.recipient_id,
-        channel=d.channel,
-        kind=d.kind,
-        reference_id=d.reference_id,
-        sent_at=sent_at,
-    )
+    return NotificationSent(**_about(d), sent_at=sent_at)
 
 
 def _failed_event(d: ClaimedDelivery, error: str) -> NotificationFailed:
     return NotificationFailed(
-        notification_id=d.delivery_id,
-        recipient_id=d.recipient_id,
-        channel=d.channel,
-        kind=d.kind,
-        reference_id=d.reference_id,
-        error_code=error,
-        attempts=max(d.attempts, 1),
-        final=True,
+        **_about(d), error_code=error, attempts=max(d.attempts, 1), final=True
     )

@@ -40,6 +40,20 @@ PROGRAM = ProgramInfo(
 NAMES = {"emp-10442": "Aisha Rahman", "emp-00231": "Helen Park"}
 
 
+def audience(
+    event: PairProposed | PairFormed | PairEnded | SessionScheduled,
+    program: ProgramInfo | None = PROGRAM,
+) -> notices.PairAudience:
+    return notices.PairAudience(
+        mentor_id=event.mentor_id,
+        mentee_id=event.mentee_id,
+        source_key="evt-1",
+        program=program,
+        names=NAMES,
+        now=NOW,
+    )
+
+
 def recipient(person_id: str = "emp-00231", **prefs: object) -> Recipient:
     contact = Contact(
         person_id=person_id, display_name="Helen Park", email="h@example.com", timezone="UTC"
@@ -92,9 +106,7 @@ def test_a_future_notice_is_due_at_its_time() -> None:
 
 def test_proposal_addresses_both_sides_with_partner_names_and_topic_titles() -> None:
     event = PairProposed.example()
-    made = notices.pair_proposed(
-        event, source_key="e1", program=PROGRAM, names=NAMES, links=LINKS, now=NOW
-    )
+    made = notices.pair_proposed(event, audience(event), links=LINKS)
     by_recipient = {n.recipient_id: n for n in made}
     assert by_recipient[event.mentor_id].context["partner_name"] == "Helen Park"
     assert by_recipient[event.mentor_id].context["side"] == "mentor"
@@ -107,14 +119,9 @@ def test_proposal_addresses_both_sides_with_partner_names_and_topic_titles() -> 
 
 
 def test_introduction_shares_the_partners_email() -> None:
+    event = PairFormed.example()
     made = notices.pair_formed(
-        PairFormed.example(),
-        source_key="e1",
-        program=PROGRAM,
-        names=NAMES,
-        emails={"emp-10442": "aisha@example.com"},
-        links=LINKS,
-        now=NOW,
+        event, audience(event), emails={"emp-10442": "aisha@example.com"}, links=LINKS
     )
     mentee = next(n for n in made if n.recipient_id == "emp-00231")
     assert mentee.context["partner_email"] == "aisha@example.com"
@@ -125,7 +132,7 @@ def test_pair_ended_reasons_never_blame() -> None:
     tones = set()
     for reason in PairEndReason:
         event = PairEnded.example().model_copy(update={"reason": reason})
-        made = notices.pair_ended(event, source_key="e", program=None, names={}, now=NOW)
+        made = notices.pair_ended(event, audience(event, program=None))
         tones |= {n.context["ending"] for n in made}
     assert tones == {"completed", "closed", "rearranged"}
 
@@ -146,9 +153,7 @@ def test_admin_notices_carry_nothing_confidential() -> None:
 
 def test_invites_attach_the_calendar_and_cancellations_cancel() -> None:
     scheduled = SessionScheduled.example()
-    made = notices.session_scheduled(
-        scheduled, source_key="e", program=PROGRAM, names=NAMES, now=NOW
-    )
+    made = notices.session_scheduled(scheduled, audience(scheduled))
     assert {n.calendar.method for n in made if n.calendar} == {"REQUEST"}
     assert all(n.urgent and n.calendar and n.calendar.ics == scheduled.ics for n in made)
     session = SessionInfo(
@@ -161,7 +166,7 @@ def test_invites_attach_the_calendar_and_cancellations_cancel() -> None:
         ends_at=scheduled.ends_at,
     )
     cancelled = notices.session_cancelled(
-        SessionCancelled.example(), source_key="c", session=session, program=None, names={}, now=NOW
+        SessionCancelled.example(), audience(scheduled, program=None), session=session
     )
     assert {n.calendar.method for n in cancelled if n.calendar} == {"CANCEL"}
     assert {n.recipient_id for n in cancelled} == {scheduled.mentor_id, scheduled.mentee_id}

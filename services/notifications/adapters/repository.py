@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from schemas.notifications import Channel, NotificationKind
 from servicekit.db import Connection
@@ -27,8 +27,7 @@ from services.notifications.domain.planning import (
 from services.notifications.domain.preferences import Contact, Preferences, Recipient
 
 
-@dataclass(frozen=True)
-class DeliveryView:
+class DeliveryView(BaseModel):
     """A delivery as the API shows it: no content, only what, when and how it went."""
 
     delivery_id: str

@@ -7,7 +7,8 @@ signals, because what is said in a pair stays in the pair.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from schemas.feedback import FeedbackRequested, PairAtRisk
@@ -16,6 +17,7 @@ from schemas.pairs import PairEnded, PairEndReason, PairFormed, PairProposed
 from schemas.sessions import PairStalled, SessionCancelled, SessionRescheduled, SessionScheduled
 from services.notifications.domain.planning import (
     CalendarPart,
+    Context,
     Links,
     Notice,
     ProgramInfo,
@@ -41,196 +43,118 @@ def _program_name(program: ProgramInfo | None) -> str | None:
     return program.name if program else None
 
 
-def pair_proposed(
-    event: PairProposed,
-    *,
-    source_key: str,
-    program: ProgramInfo | None,
-    names: Mapping[str, str],
-    links: Links,
-    now: datetime,
-) -> list[Notice]:
+@dataclass(frozen=True)
+class PairAudience:
+    """The two people of a pair, as one event addresses them."""
+
+    mentor_id: str
+    mentee_id: str
+    source_key: str
+    program: ProgramInfo | None
+    names: Mapping[str, str]
+    now: datetime
+
+    def tell_both(
+        self,
+        kind: NotificationKind,
+        reference_id: str,
+        context: Context,
+        *,
+        calendar: CalendarPart | None = None,
+    ) -> list[Notice]:
+        """One notice per side: the shared ``context`` plus side, partner and program."""
+        return [
+            Notice(
+                source_key=self.source_key,
+                recipient_id=recipient,
+                kind=kind,
+                reference_id=reference_id,
+                context={
+                    "side": side.value,
+                    "partner_name": self.names.get(partner),
+                    "program_name": _program_name(self.program),
+                    **context,
+                },
+                not_before=self.now,
+                urgent=calendar is not None,
+                calendar=calendar,
+                partner_id=partner,
+            )
+            for recipient, partner, side in pair_sides(self.mentor_id, self.mentee_id)
+        ]
+
+    def titles(self, keys: Sequence[str]) -> list[str]:
+        """Catalogue titles of topic keys (the keys when the program is unknown)."""
+        return self.program.titles(keys) if self.program else list(keys)
+
+
+def pair_proposed(event: PairProposed, audience: PairAudience, *, links: Links) -> list[Notice]:
     """Both people are asked to accept the proposed pair."""
-    topics = program.titles(event.topics) if program else list(event.topics)
-    return [
-        Notice(
-            source_key=source_key,
-            recipient_id=recipient,
-            kind=NotificationKind.PAIR_PROPOSED,
-            reference_id=event.pair_id,
-            context={
-                "side": side.value,
-                "partner_name": names.get(partner),
-                "program_name": _program_name(program),
-                "topics": topics,
-                "expires_at": event.expires_at.isoformat(),
-                "link": links.pair(event.pair_id),
-            },
-            not_before=now,
-            partner_id=partner,
-        )
-        for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
-    ]
+    context: Context = {
+        "topics": audience.titles(event.topics),
+        "expires_at": event.expires_at.isoformat(),
+        "link": links.pair(event.pair_id),
+    }
+    return audience.tell_both(NotificationKind.PAIR_PROPOSED, event.pair_id, context)
 
 
 def pair_formed(
-    event: PairFormed,
-    *,
-    source_key: str,
-    program: ProgramInfo | None,
-    names: Mapping[str, str],
-    emails: Mapping[str, str],
-    links: Links,
-    now: datetime,
+    event: PairFormed, audience: PairAudience, *, emails: Mapping[str, str], links: Links
 ) -> list[Notice]:
     """Both people are introduced to each other (name and e-mail address)."""
-    topics = program.titles(event.topics) if program else list(event.topics)
+    notices = audience.tell_both(
+        NotificationKind.PAIR_FORMED,
+        event.pair_id,
+        {"topics": audience.titles(event.topics), "link": links.pair(event.pair_id)},
+    )
     return [
-        Notice(
-            source_key=source_key,
-            recipient_id=recipient,
-            kind=NotificationKind.PAIR_FORMED,
-            reference_id=event.pair_id,
-            context={
-                "side": side.value,
-                "partner_name": names.get(partner),
-                "partner_email": emails.get(partner),
-                "program_name": _program_name(program),
-                "topics": topics,
-                "link": links.pair(event.pair_id),
-            },
-            not_before=now,
-            partner_id=partner,
-        )
-        for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
+        replace(n, context={**n.context, "partner_email": emails.get(n.partner_id or "")})
+        for n in notices
     ]
 
 
-def pair_ended(
-    event: PairEnded,
-    *,
-    source_key: str,
-    program: ProgramInfo | None,
-    names: Mapping[str, str],
-    now: datetime,
-) -> list[Notice]:
+def pair_ended(event: PairEnded, audience: PairAudience) -> list[Notice]:
     """Both people learn the pair ended, without blame."""
-    return [
-        Notice(
-            source_key=source_key,
-            recipient_id=recipient,
-            kind=NotificationKind.PAIR_ENDED,
-            reference_id=event.pair_id,
-            context={
-                "side": side.value,
-                "partner_name": names.get(partner),
-                "program_name": _program_name(program),
-                "ending": _ENDING_TONE[event.reason],
-            },
-            not_before=now,
-            partner_id=partner,
-        )
-        for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
-    ]
+    context: Context = {"ending": _ENDING_TONE[event.reason]}
+    return audience.tell_both(NotificationKind.PAIR_ENDED, event.pair_id, context)
 
 
-def session_scheduled(
-    event: SessionScheduled,
-    *,
-    source_key: str,
-    program: ProgramInfo | None,
-    names: Mapping[str, str],
-    now: datetime,
-) -> list[Notice]:
+def session_scheduled(event: SessionScheduled, audience: PairAudience) -> list[Notice]:
     """Both people get the invite, with the iCalendar REQUEST attached."""
-    agenda = program.titles(event.agenda) if program else list(event.agenda)
-    return [
-        Notice(
-            source_key=source_key,
-            recipient_id=recipient,
-            kind=NotificationKind.SESSION_INVITE,
-            reference_id=event.session_id,
-            context={
-                "side": side.value,
-                "partner_name": names.get(partner),
-                "program_name": _program_name(program),
-                "starts_at": event.starts_at.isoformat(),
-                "ends_at": event.ends_at.isoformat(),
-                "sequence": event.sequence,
-                "agenda": agenda,
-            },
-            not_before=now,
-            urgent=True,
-            calendar=CalendarPart(event.ics, "REQUEST"),
-            partner_id=partner,
-        )
-        for recipient, partner, side in pair_sides(event.mentor_id, event.mentee_id)
-    ]
+    context: Context = {
+        "starts_at": event.starts_at.isoformat(),
+        "ends_at": event.ends_at.isoformat(),
+        "sequence": event.sequence,
+        "agenda": audience.titles(event.agenda),
+    }
+    calendar = CalendarPart(event.ics, "REQUEST")
+    return audience.tell_both(
+        NotificationKind.SESSION_INVITE, event.session_id, context, calendar=calendar
+    )
 
 
-def session_rescheduled(
-    event: SessionRescheduled,
-    *,
-    source_key: str,
-    session: SessionInfo,
-    program: ProgramInfo | None,
-    names: Mapping[str, str],
-    now: datetime,
-) -> list[Notice]:
+def session_rescheduled(event: SessionRescheduled, audience: PairAudience) -> list[Notice]:
     """Both people get the updated invite (iCalendar REQUEST with a higher SEQUENCE)."""
-    return [
-        Notice(
-            source_key=source_key,
-            recipient_id=recipient,
-            kind=NotificationKind.SESSION_UPDATE,
-            reference_id=event.session_id,
-            context={
-                "side": side.value,
-                "partner_name": names.get(partner),
-                "program_name": _program_name(program),
-                "starts_at": event.starts_at.isoformat(),
-                "ends_at": event.ends_at.isoformat(),
-                "previous_starts_at": event.previous_starts_at.isoformat(),
-            },
-            not_before=now,
-            urgent=True,
-            calendar=CalendarPart(event.ics, "REQUEST"),
-            partner_id=partner,
-        )
-        for recipient, partner, side in pair_sides(session.mentor_id, session.mentee_id)
-    ]
+    context: Context = {
+        "starts_at": event.starts_at.isoformat(),
+        "ends_at": event.ends_at.isoformat(),
+        "previous_starts_at": event.previous_starts_at.isoformat(),
+    }
+    calendar = CalendarPart(event.ics, "REQUEST")
+    return audience.tell_both(
+        NotificationKind.SESSION_UPDATE, event.session_id, context, calendar=calendar
+    )
 
 
 def session_cancelled(
-    event: SessionCancelled,
-    *,
-    source_key: str,
-    session: SessionInfo,
-    program: ProgramInfo | None,
-    names: Mapping[str, str],
-    now: datetime,
+    event: SessionCancelled, audience: PairAudience, *, session: SessionInfo
 ) -> list[Notice]:
     """Both people get the cancellation (iCalendar CANCEL), so calendars drop the meeting."""
-    return [
-        Notice(
-            source_key=source_key,
-            recipient_id=recipient,
-            kind=NotificationKind.SESSION_CANCELLED,
-            reference_id=event.session_id,
-            context={
-                "side": side.value,
-                "partner_name": names.get(partner),
-                "program_name": _program_name(program),
-                "starts_at": session.starts_at.isoformat(),
-                "reason": event.reason.value,
-            },
-            not_before=now,
-            urgent=True,
-            calendar=CalendarPart(event.ics, "CANCEL"),
-            partner_id=partner,
-        )
-        for recipient, partner, side in pair_sides(session.mentor_id, session.mentee_id)
-    ]
+    context: Context = {"starts_at": session.starts_at.isoformat(), "reason": event.reason.value}
+    calendar = CalendarPart(event.ics, "CANCEL")
+    return audience.tell_both(
+        NotificationKind.SESSION_CANCELLED, event.session_id, context, calendar=calendar
+    )
 
 
 def feedback_requested(
@@ -243,7 +167,7 @@ def feedback_requested(
     now: datetime,
 ) -> list[Notice]:
     """The request itself, and a reminder once it is overdue (dropped if answered)."""
-    context: dict[str, str | int | list[str] | None] = {
+    context: Context = {
         "side": event.side.value,
         "program_name": _program_name(program),
         "feedback_kind": event.kind.value,

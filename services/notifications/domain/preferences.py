@@ -108,18 +108,23 @@ class Preferences(BaseModel):
         return self
 
 
-class Contact(BaseModel):
-    """Where and how to address one person."""
+class ContactDetails(BaseModel):
+    """How to reach a person: name, address, time zone and languages."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    person_id: Identifier = Field(description="Participant or admin id.")
     display_name: ShortText = Field(description="Name used to address the person.")
     email: Email = Field(description="E-mail address.")
     timezone: TimezoneName = Field(default="UTC", description="IANA time zone.")
     languages: list[LanguageCode] = Field(
         default_factory=lambda: ["en"], min_length=1, description="Languages, preferred first."
     )
+
+
+class Contact(ContactDetails):
+    """Where and how to address one person."""
+
+    person_id: Identifier = Field(description="Participant or admin id.")
 
 
 class Recipient(BaseModel):

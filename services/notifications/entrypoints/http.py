@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from schemas.primitives import Email, Identifier, LanguageCode, ShortText, TimezoneName
+from schemas.primitives import Identifier
 from servicekit.db import Connection
 from servicekit.runtime import ServiceContext
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
-from services.notifications.adapters.repository import NotificationsRepository
-from services.notifications.domain.preferences import Contact, Preferences
+from services.notifications.adapters.repository import DeliveryView, NotificationsRepository
+from services.notifications.domain.preferences import Contact, ContactDetails, Preferences
 
 RepositoryFactory = Callable[[Connection], NotificationsRepository]
 
@@ -70,34 +69,6 @@ class PreferencesView(BaseModel):
 
     person_id: str
     preferences: Preferences
-
-
-class ContactIn(BaseModel):
-    """Contact details for the directory (program admins who are not participants)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    display_name: ShortText = Field(description="Name used to address the person.")
-    email: Email = Field(description="E-mail address.")
-    timezone: TimezoneName = Field(default="UTC", description="IANA time zone.")
-    languages: list[LanguageCode] = Field(
-        default_factory=lambda: ["en"], min_length=1, description="Preferred first."
-    )
-
-
-class DeliveryOut(BaseModel):
-    """One planned or sent notification (no content)."""
-
-    delivery_id: str
-    recipient_id: str
-    channel: str
-    kind: str
-    reference_id: str | None
-    status: str
-    due_at: datetime
-    attempts: int
-    sent_at: datetime | None
-    last_error: str | None
 
 
 def build_routers(repository: RepositoryFactory) -> Callable[[ServiceContext], list[APIRouter]]:
@@ -147,7 +118,9 @@ def build_routers(repository: RepositoryFactory) -> Callable[[ServiceContext], l
             "/contacts/{person_id}",
             summary="Add or replace a directory contact (e.g. a program admin)",
         )
-        async def write_contact(person_id: Identifier, body: ContactIn, who: CallerDep) -> Contact:
+        async def write_contact(
+            person_id: Identifier, body: ContactDetails, who: CallerDep
+        ) -> Contact:
             if who.role is Role.PARTICIPANT:
                 raise HTTPException(
                     status_code=403,
@@ -166,11 +139,11 @@ def build_routers(repository: RepositoryFactory) -> Callable[[ServiceContext], l
             who: CallerDep,
             recipient_id: Annotated[str, Query(min_length=1, max_length=128)],
             limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        ) -> list[DeliveryOut]:
+        ) -> list[DeliveryView]:
             _require_self(who, recipient_id, also=(Role.ADMIN,))
             async with context.pool.acquire() as conn:
                 rows = await repository(conn).deliveries_of(recipient_id=recipient_id, limit=limit)
-            return [DeliveryOut.model_validate(r, from_attributes=True) for r in rows]
+            return rows
 
         return [router]
 
