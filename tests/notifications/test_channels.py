@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import RunningSmtp, WebhookReceiver, notifications_settings
+from receivers import RunningSmtp, WebhookReceiver, notifications_settings
 
 from schemas.sessions import SessionCancelled, SessionScheduled
 from services.notifications.adapters.channels import Outgoing, SmtpChannel, WebhookChannel

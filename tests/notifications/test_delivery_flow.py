@@ -13,8 +13,8 @@ from datetime import time, timedelta
 
 import asyncpg
 import pytest
-from conftest import RunningSmtp, WebhookReceiver, notifications_settings
 from harness import ADMIN, MENTEE, MENTOR, Harness, participant
+from receivers import RunningSmtp, WebhookReceiver, notifications_settings
 
 from schemas.feedback import FeedbackRequested, FeedbackSubmitted, PairAtRisk
 from schemas.notifications import NotificationFailed, NotificationSent

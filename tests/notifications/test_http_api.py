@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
-from conftest import notifications_settings
 from harness import MENTEE, MENTOR, START, Harness
+from receivers import notifications_settings
 
 from schemas.pairs import PairFormed
 from servicekit.clock import ManualClock

@@ -21,8 +21,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import RunningSmtp, notifications_settings
 from harness import ADMIN, MENTEE, MENTOR, START, participant
+from receivers import RunningSmtp, notifications_settings
 
 from schemas.base import EventData
 from schemas.codec import decode, encode, new_event
