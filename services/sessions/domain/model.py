@@ -230,3 +230,14 @@ def _check_attendance(attendance: Attendance, *, pair: Pair, program: Program) -
     unknown = set(attendance.topics_covered) - program.topic_keys()
     if unknown:
         raise Invalid(f"topics not in the program's catalogue: {sorted(unknown)}")
+
+
+@dataclass(frozen=True)
+class Note:
+    """A private note about a session: read only by the two people of the pair."""
+
+    session_id: str
+    pair_id: str
+    author_id: str
+    body: str
+    written_at: datetime
