@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import icalendar
+from icalendar.enums import PARTSTAT, ROLE, STATUS, TRANSP
 
 from services.sessions.domain.model import Participant, Session, SessionStatus
 
@@ -57,12 +58,10 @@ def invite(session: Session, context: InviteContext, *, now: datetime) -> str:
         uid=uuid.uuid5(_NAMESPACE, f"{session.session_id}/{session.ical_sequence}"),
         subcomponents=[session_event(session, context, now=now)],
     )
-    return calendar.to_ical().decode()
+    return _text(calendar)
 
 
-def feed(
-    entries: Sequence[tuple[Session, InviteContext]], *, owner_id: str, now: datetime
-) -> str:
+def feed(entries: Sequence[tuple[Session, InviteContext]], *, owner_id: str, now: datetime) -> str:
     """A published calendar (``.ics`` feed) of one participant's sessions."""
     calendar = icalendar.Calendar.new(
         prodid=PRODID,
@@ -71,7 +70,12 @@ def feed(
         uid=uuid.uuid5(_NAMESPACE, f"feed/{owner_id}"),
         subcomponents=[session_event(s, c, now=now) for s, c in entries],
     )
-    return calendar.to_ical().decode()
+    return _text(calendar)
+
+
+def _text(calendar: icalendar.Calendar) -> str:
+    ical: bytes = calendar.to_ical()
+    return ical.decode()
 
 
 def session_event(session: Session, context: InviteContext, *, now: datetime) -> icalendar.Event:
@@ -89,8 +93,8 @@ def session_event(session: Session, context: InviteContext, *, now: datetime) ->
             f"mailto:{context.organizer.email}", cn=context.organizer.name
         ),
         attendees=[_attendee(p) for p in (context.mentor, context.mentee) if p is not None],
-        status="CANCELLED" if cancelled else "CONFIRMED",
-        transparency="OPAQUE",
+        status=STATUS.CANCELLED if cancelled else STATUS.CONFIRMED,
+        transparency=TRANSP.OPAQUE,
         categories=["Upward", "Mentoring"],
     )
 
@@ -99,8 +103,8 @@ def _attendee(person: Participant) -> icalendar.vCalAddress:
     return icalendar.vCalAddress.new(
         f"mailto:{person.email}",
         cn=person.display_name,
-        role="REQ-PARTICIPANT",
-        partstat="NEEDS-ACTION",
+        role=ROLE.REQ_PARTICIPANT,
+        partstat=PARTSTAT.NEEDS_ACTION,
         rsvp=True,
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from servicekit.db import Connection
 from services.sessions.domain.agenda import Topic
 from services.sessions.domain.model import (
     Note,
@@ -27,7 +28,6 @@ from services.sessions.domain.model import (
     SessionStatus,
 )
 from services.sessions.domain.slots import Interval, WorkingHours
-from servicekit.db import Connection
 
 
 class SessionsRepository(ABC):
@@ -203,7 +203,9 @@ class PostgresSessionsRepository(SessionsRepository):
 
     async def close_program(self, *, program_id: str) -> None:
         """Mark the program closed: its pairs get no new sessions."""
-        await self._conn.execute("UPDATE programs SET closed = true WHERE program_id = $1", program_id)
+        await self._conn.execute(
+            "UPDATE programs SET closed = true WHERE program_id = $1", program_id
+        )
 
     async def move_pair_ends(self, *, program_id: str, duration: timedelta) -> int:
         """Set ``ends_at = formed_at + duration`` on the program's active pairs."""
@@ -492,7 +494,9 @@ def _hours_json(hours: WorkingHours | None) -> str | None:
     if hours is None:
         return None
     weekdays = sorted(hours.weekdays)
-    return json.dumps({"start": f"{hours.start:%H:%M}", "end": f"{hours.end:%H:%M}", "weekdays": weekdays})
+    return json.dumps(
+        {"start": f"{hours.start:%H:%M}", "end": f"{hours.end:%H:%M}", "weekdays": weekdays}
+    )
 
 
 def _hours(text: str | None) -> WorkingHours | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from schemas.sessions import StallReason
 from services.sessions.domain.agenda import Topic
 from services.sessions.domain.errors import Conflict, Forbidden, Invalid
 from services.sessions.domain.slots import Interval, WorkingHours
@@ -102,6 +103,12 @@ class Pair:
             return "mentee"
         raise Forbidden("this session belongs to another pair")
 
+    def check_members(self, participant_ids: Sequence[str], *, what: str) -> None:
+        """Invalid unless every id is the mentor's or the mentee's."""
+        strangers = set(participant_ids) - set(self.members)
+        if strangers:
+            raise Invalid(f"{what} must be the pair's members; not {sorted(strangers)}")
+
     def activate(self, *, program: Program, lead: timedelta) -> Pair:
         """Start the pair's calendar: first session due ``lead`` after formation."""
         return replace(
@@ -129,6 +136,21 @@ class Pair:
     def after_missed(self) -> Pair:
         """One more session missed in a row."""
         return replace(self, consecutive_missed=self.consecutive_missed + 1)
+
+    def days_without_session(self, now: datetime) -> int:
+        """Whole days since the last held session (since formation when none was held)."""
+        since = self.last_held_at or self.formed_at
+        return max((now - since).days, 0)
+
+    def stall_reason(self, *, program: Program, now: datetime) -> StallReason | None:
+        """The program's stall rule this active pair breaks now, if any (once per stall)."""
+        if self.status is not PairStatus.ACTIVE or self.stalled:
+            return None
+        if self.consecutive_missed >= program.max_missed_sessions:
+            return StallReason.MISSED_SESSIONS
+        if self.days_without_session(now) >= program.max_days_without_session:
+            return StallReason.NO_SESSION_HELD
+        return None
 
 
 @dataclass(frozen=True)
@@ -167,7 +189,9 @@ class Session:
         """When the session takes place."""
         return Interval(self.starts_at, self.ends_at)
 
-    def hold(self, attendance: Attendance, *, pair: Pair, program: Program, now: datetime) -> Session:
+    def hold(
+        self, attendance: Attendance, *, pair: Pair, program: Program, now: datetime
+    ) -> Session:
         """Record the session as held."""
         self._require_open(now)
         _check_attendance(attendance, pair=pair, program=program)
@@ -182,8 +206,7 @@ class Session:
 
     def miss(self, *, absent: Sequence[str], now: datetime) -> Session:
         """Record the session as missed (``absent`` may be empty: nobody recorded it)."""
-        if self.status is not SessionStatus.SCHEDULED:
-            raise Conflict(f"session is {self.status}, not scheduled")
+        self._require_open(now)
         return replace(self, status=SessionStatus.MISSED, absent=tuple(absent), updated_at=now)
 
     def cancel(self, *, reason: str, now: datetime) -> Session:
@@ -224,9 +247,9 @@ class Session:
 
 
 def _check_attendance(attendance: Attendance, *, pair: Pair, program: Program) -> None:
-    strangers = set(attendance.attendees) - set(pair.members)
-    if strangers:
-        raise Invalid(f"attendees must be the pair's members; not {sorted(strangers)}")
+    if not attendance.attendees:
+        raise Invalid("a held session has at least one attendee")
+    pair.check_members(attendance.attendees, what="attendees")
     unknown = set(attendance.topics_covered) - program.topic_keys()
     if unknown:
         raise Invalid(f"topics not in the program's catalogue: {sorted(unknown)}")

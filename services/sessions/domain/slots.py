@@ -134,6 +134,13 @@ def find_slot(request: SlotRequest) -> Slot | None:
     return Slot(best.candidate.start, best.candidate.end, best.outside, warnings)
 
 
+def assess(interval: Interval, people: Sequence[Availability]) -> Slot:
+    """How a given time suits the people: minutes outside their hours, and warnings."""
+    padded = Interval(interval.start - timedelta(days=1), interval.end + timedelta(days=1))
+    scored = _score(interval, {p.role: p.working_intervals(padded) for p in people})
+    return Slot(interval.start, interval.end, scored.outside, _warnings(scored, people))
+
+
 def _candidates(request: SlotRequest) -> Iterator[Interval]:
     start = _round_up(request.window.start)
     while start < request.window.end:
@@ -201,6 +208,8 @@ def parse_weekdays(text: str) -> frozenset[int]:
         if high < low:
             raise ValueError(f"weekday range {part!r} runs backwards")
         days.update(range(low, high + 1))
+    if not days:
+        raise ValueError("give at least one working day, e.g. 'mon-fri'")
     return frozenset(days)
 
 
