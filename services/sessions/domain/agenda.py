@@ -11,8 +11,8 @@ that no other upcoming session already plans:
 1. the pair's wanted topics (the PairFormed topics, then the mentee's other wants by
    priority) within the cap, easiest first;
 2. if none is within the cap, other catalogue topics within the cap, as a warm-up;
-3. if none either, the easiest wanted topic left (the pair is ahead of the plan);
-4. when every wanted topic is covered, a review of the wanted topics, most wanted first.
+3. if none either, the easiest wanted topics left (the pair is ahead of the plan);
+4. once every wanted topic is covered, a review of the wanted topics, most wanted first.
 """
 
 from __future__ import annotations
@@ -61,14 +61,14 @@ def plan_agenda(request: AgendaRequest) -> list[str]:
     catalogue = {t.key: t for t in request.catalogue}
     wanted = [catalogue[k] for k in request.wanted if k in catalogue]
     open_wanted = [t for t in wanted if t.key not in request.done]
+    if not open_wanted:
+        return [t.key for t in (wanted or list(request.catalogue))[: request.size]]
     cap = difficulty_cap(request.progress)
     chosen = (
         _within(open_wanted, cap)
         or _within([t for t in request.catalogue if t.key not in request.done], cap)
         or _easiest(open_wanted)
     )
-    if not chosen:
-        return [t.key for t in (wanted or list(request.catalogue))[: request.size]]
     ordered = sorted(chosen, key=lambda t: (t.difficulty, rank.get(t.key, len(rank)), t.key))
     return [t.key for t in ordered[: request.size]]
 
@@ -78,7 +78,5 @@ def _within(topics: list[Topic], cap: int) -> list[Topic]:
 
 
 def _easiest(topics: list[Topic]) -> list[Topic]:
-    if not topics:
-        return []
     lowest = min(t.difficulty for t in topics)
     return [t for t in topics if t.difficulty == lowest]
