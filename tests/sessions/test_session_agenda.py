@@ -71,7 +71,13 @@ def test_review_when_everything_wanted_was_covered() -> None:
 def test_wanted_topics_keep_the_pairs_order_then_the_mentees_priorities() -> None:
     wants = {"genai-tools": 2, "gen-z-culture": 5, "social-media": 5, "messaging": 1}
     ordered = wanted_topics(["social-media", "personal-brand"], wants)
-    assert ordered == ["social-media", "personal-brand", "gen-z-culture", "genai-tools", "messaging"]
+    assert ordered == [
+        "social-media",
+        "personal-brand",
+        "gen-z-culture",
+        "genai-tools",
+        "messaging",
+    ]
 
 
 def test_topics_outside_the_catalogue_are_ignored() -> None:

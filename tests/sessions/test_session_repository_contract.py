@@ -177,7 +177,9 @@ async def test_pairs_to_check_for_stall(repo: SessionsRepository) -> None:
     await repo.add_pair(pair=active)
     await repo.add_pair(pair=replace(active, pair_id="pair-2", consecutive_missed=2))
     await repo.add_pair(pair=replace(active, pair_id="pair-3", consecutive_missed=2, stalled=True))
-    await repo.add_pair(pair=replace(active, pair_id="pair-4", last_held_at=T0 + timedelta(days=30)))
+    await repo.add_pair(
+        pair=replace(active, pair_id="pair-4", last_held_at=T0 + timedelta(days=30))
+    )
     assert await repo.pairs_to_check_for_stall(now=T0, limit=10) == ["pair-2"]
     day_35 = T0 + timedelta(days=35)
     assert await repo.pairs_to_check_for_stall(now=day_35, limit=10) == ["pair-1", "pair-2"]
@@ -222,7 +224,9 @@ async def test_busy_sees_both_peoples_scheduled_sessions(repo: SessionsRepositor
     await repo.add_session(session=session(1, start=start))
     await repo.add_session(session=session(1, pair_id="pair-2", start=start + timedelta(hours=2)))
     await repo.add_session(session=session(1, pair_id="pair-3", start=start))
-    cancelled = replace(session(2, start=start + timedelta(hours=4)), status=SessionStatus.CANCELLED)
+    cancelled = replace(
+        session(2, start=start + timedelta(hours=4)), status=SessionStatus.CANCELLED
+    )
     await repo.add_session(session=cancelled)
     window = Interval(start, start + timedelta(days=1))
     busy = await repo.busy(participant_ids=["emp-m", "emp-e"], window=window)
@@ -230,9 +234,7 @@ async def test_busy_sees_both_peoples_scheduled_sessions(repo: SessionsRepositor
         Interval(start, start + timedelta(hours=1)),
         Interval(start + timedelta(hours=2), start + timedelta(hours=3)),
     ]
-    excluded = await repo.busy(
-        participant_ids=["emp-m"], window=window, exclude="ses-pair-1-1"
-    )
+    excluded = await repo.busy(participant_ids=["emp-m"], window=window, exclude="ses-pair-1-1")
     assert excluded == []
     edge = Interval(start + timedelta(hours=1), start + timedelta(hours=2))
     assert await repo.busy(participant_ids=["emp-e"], window=edge) == []
