@@ -13,6 +13,8 @@ from schemas.pairs import PairFormed
 from schemas.participants import ParticipantJoined
 from schemas.programs import ProgramCreated
 from schemas.registry import event_class
+from servicekit.clock import ManualClock
+from servicekit.unit_of_work import UnitOfWork
 from services.sessions.handlers import (
     build_handlers,
     complete_pairs,
@@ -21,8 +23,6 @@ from services.sessions.handlers import (
 )
 from services.sessions.service_layer import Dependencies, Policy
 from services.sessions.settings import SessionsSettings
-from servicekit.clock import ManualClock
-from servicekit.unit_of_work import UnitOfWork
 
 START = datetime(2025, 3, 3, 8, tzinfo=UTC)  # a Monday
 C = TypeVar("C")

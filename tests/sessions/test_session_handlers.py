@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import icalendar
@@ -101,7 +102,7 @@ async def test_a_mentor_with_two_mentees_never_has_two_sessions_at_once() -> Non
     sessions = h.of(SessionScheduled)
     assert len(sessions) == 4
     slots = sorted((s.starts_at, s.ends_at) for s in sessions)
-    assert all(a[1] <= b[0] for a, b in zip(slots, slots[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(slots))
 
 
 async def test_held_session_keeps_notes_private_and_schedules_the_next() -> None:

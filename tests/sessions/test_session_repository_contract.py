@@ -16,6 +16,8 @@ import asyncpg
 import pytest
 from sessions_fakes import FakeSessionsRepository
 
+from servicekit import db
+from services.sessions import bootstrap
 from services.sessions.adapters.repository import PostgresSessionsRepository, SessionsRepository
 from services.sessions.domain.agenda import Topic
 from services.sessions.domain.model import (
@@ -28,10 +30,9 @@ from services.sessions.domain.model import (
     SessionStatus,
 )
 from services.sessions.domain.slots import Interval, WorkingHours
-from servicekit import db
 from tests.fixtures.infra import PostgresServerInfo
 
-MIGRATIONS = Path(db.__file__).parents[1] / "services" / "sessions" / "migrations"
+MIGRATIONS = Path(bootstrap.__file__).parent / "migrations"
 T0 = datetime(2025, 3, 3, 9, tzinfo=UTC)
 PROGRAM = Program(
     "prg-1", "Digital fluency", 14, 26, 60, 2, 35, (Topic("social-media", "Social", 1),)
