@@ -223,6 +223,7 @@ async def reschedule_session(command: Reschedule, uow: UnitOfWork, deps: Depende
     """Move a session to the given time, or to the next good slot; reissue its invite."""
     scope = open_scope(uow, deps)
     facts, session = await _session_for(scope, command.session_id, command.actor)
+    await scope.repo.lock_calendars(participant_ids=facts.pair.members)
     slot = await _new_slot(scope, facts, session, command.starts_at)
     moved = replace(session.move(slot.interval, now=uow.now), warnings=slot.warnings)
     await scope.repo.save_session(session=moved)

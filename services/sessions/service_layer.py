@@ -177,6 +177,9 @@ async def top_up(scope: Scope, facts: PairFacts) -> None:
     if facts.pair.status is not PairStatus.ACTIVE or not facts.ready:
         return
     sessions = await scope.repo.sessions_of_pair(pair_id=facts.pair.pair_id)
+    if _upcoming(sessions) >= scope.policy.sessions_ahead:
+        return
+    await scope.repo.lock_calendars(participant_ids=facts.pair.members)
     while _upcoming(sessions) < scope.policy.sessions_ahead:
         session = await plan_next(scope, facts, sessions)
         if session is None or not await scope.repo.add_session(session=session):

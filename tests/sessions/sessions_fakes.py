@@ -30,6 +30,7 @@ class FakeSessionsRepository(SessionsRepository):
         self.pairs_by_id: dict[str, Pair] = {}
         self.sessions_by_id: dict[str, Session] = {}
         self.all_notes: list[Note] = []
+        self.locked_calendars: list[tuple[str, ...]] = []
 
     async def save_program(self, *, program: Program) -> bool:
         """Insert or replace a program unless its revision is not newer; True if saved."""
@@ -192,6 +193,10 @@ class FakeSessionsRepository(SessionsRepository):
             and set(participant_ids) & set(self.pairs_by_id[s.pair_id].members)
         ]
         return [s.interval for s in sorted(found, key=lambda s: s.starts_at)]
+
+    async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
+        """Nothing runs concurrently in memory: remember who was locked, for tests."""
+        self.locked_calendars.append(tuple(sorted(set(participant_ids))))
 
     async def overdue_sessions(self, *, ended_before: datetime, limit: int) -> list[Session]:
         """Scheduled sessions that ended before ``ended_before``, oldest first."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import icalendar
 import pytest
+from prometheus_client import REGISTRY
 from sessions_harness import START, Harness, formed, participant, program
 
 from schemas.pairs import PairEnded, PairEndReason
@@ -385,3 +386,33 @@ async def test_personal_working_hours_from_the_profile() -> None:
     )
     first = h.of(SessionScheduled)[0]
     assert first.starts_at == utc(2025, 3, 11, 9) and first.warnings == []
+
+
+async def test_planning_locks_both_calendars() -> None:
+    h = Harness()
+    await h.ready_pair()
+    assert h.repo.locked_calendars == [("emp-e", "emp-m")]
+
+
+def counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("upward_sessions_total", {"outcome": outcome}) or 0.0
+
+
+async def test_outcomes_are_counted_in_metrics() -> None:
+    before = {o: counted(o) for o in ("scheduled", "held", "missed", "cancelled")}
+    stalled_before = REGISTRY.get_sample_value("upward_pairs_stalled_total") or 0.0
+    h = Harness()
+    await h.ready_pair()
+    await held(h, 1)
+    await h.run(cancel_session, Cancel(h.of(SessionScheduled)[1].session_id, MENTOR))
+    h.clock.set(h.of(SessionScheduled)[3].ends_at + timedelta(hours=2))
+    await h.tick()
+    after = {o: counted(o) - before[o] for o in before}
+    assert after == {
+        "scheduled": len(h.of(SessionScheduled)),
+        "held": 1,
+        "missed": len(h.of(SessionMissed)),
+        "cancelled": 1,
+    }
+    stalled_now = REGISTRY.get_sample_value("upward_pairs_stalled_total") or 0.0
+    assert stalled_now - stalled_before == len(h.of(PairStalled)) == 1

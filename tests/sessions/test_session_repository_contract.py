@@ -269,3 +269,29 @@ async def test_notes_in_order(repo: SessionsRepository) -> None:
     await repo.add_note(note=first)
     assert await repo.notes(session_id="ses-pair-1-1") == [first, second]
     assert await repo.notes(session_id="other") == []
+
+
+async def test_calendars_can_be_locked_in_a_transaction(repo: SessionsRepository) -> None:
+    await repo.lock_calendars(participant_ids=["emp-m", "emp-e", "emp-m"])
+    await repo.lock_calendars(participant_ids=["emp-e"])  # re-entrant within one transaction
+
+
+@pytest.mark.integration
+async def test_a_locked_calendar_makes_another_planner_wait(sessions_database: str) -> None:
+    first, second = (
+        await asyncpg.connect(sessions_database),
+        await asyncpg.connect(sessions_database),
+    )
+    try:
+        async with first.transaction():
+            await PostgresSessionsRepository(first).lock_calendars(participant_ids=["emp-m"])
+            async with second.transaction():
+                await second.execute("SET LOCAL lock_timeout = '200ms'")
+                await PostgresSessionsRepository(second).lock_calendars(participant_ids=["emp-z"])
+                with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                    await PostgresSessionsRepository(second).lock_calendars(
+                        participant_ids=["emp-z", "emp-m"]
+                    )
+    finally:
+        await first.close()
+        await second.close()

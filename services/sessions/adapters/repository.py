@@ -128,6 +128,10 @@ class SessionsRepository(ABC):
         """Scheduled sessions of these people overlapping ``window`` (except ``exclude``)."""
 
     @abstractmethod
+    async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
+        """Hold these people's calendars until the transaction ends (no double booking)."""
+
+    @abstractmethod
     async def overdue_sessions(self, *, ended_before: datetime, limit: int) -> list[Session]:
         """Scheduled sessions that ended before ``ended_before``, oldest first."""
 
@@ -412,6 +416,19 @@ class PostgresSessionsRepository(SessionsRepository):
             exclude,
         )
         return [Interval(r["starts_at"], r["ends_at"]) for r in rows]
+
+    async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
+        """Hold these people's calendars until the transaction ends (no double booking).
+
+        Transaction-scoped advisory locks, taken in id order so two planners wait for
+        each other instead of both booking the same free hour of a shared mentor.
+        """
+        for participant_id in sorted(set(participant_ids)):
+            await self._conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('upward-sessions-calendar'),"
+                " hashtext($1))",
+                participant_id,
+            )
 
     async def overdue_sessions(self, *, ended_before: datetime, limit: int) -> list[Session]:
         """Scheduled sessions that ended before ``ended_before``, oldest first."""
