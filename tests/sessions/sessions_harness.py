@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 from sessions_fakes import FakeSessionsRepository
 
 from schemas.base import EventData
-from schemas.pairs import PairFormed
+from schemas.pairs import PairEnded, PairEndReason, PairFormed
 from schemas.participants import ParticipantJoined
 from schemas.programs import ProgramCreated
 from schemas.registry import event_class
@@ -58,6 +58,18 @@ def formed(pair_id: str = "pair-1", mentor: str = "emp-m", mentee: str = "emp-e"
     data = PairFormed.example().model_dump(mode="json")
     return PairFormed.model_validate(
         data | {"pair_id": pair_id, "mentor_id": mentor, "mentee_id": mentee}
+    )
+
+
+def ended(by: str, reason: PairEndReason = PairEndReason.NO_FAULT_EXIT) -> PairEnded:
+    """PairEnded of the example pair ``pair-1``."""
+    return PairEnded(
+        pair_id="pair-1",
+        program_id="prg-2025-digital",
+        mentor_id="emp-m",
+        mentee_id="emp-e",
+        reason=reason,
+        ended_by=by,
     )
 
 

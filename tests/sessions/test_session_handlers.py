@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import icalendar
 import pytest
 from prometheus_client import REGISTRY
-from sessions_harness import START, Harness, formed, participant, program
+from sessions_harness import START, Harness, ended, formed, participant, program
 
 from schemas.pairs import PairEnded, PairEndReason
 from schemas.participants import ErasureCompleted, ParticipantForgotten, ParticipantUpdated
@@ -281,20 +281,13 @@ async def test_cancel_by_a_participant_then_the_next_is_planned() -> None:
 async def test_pair_ended_cancels_future_sessions_with_method_cancel() -> None:
     h = Harness()
     await h.ready_pair()
-    ended = PairEnded(
-        pair_id="pair-1",
-        program_id="prg-2025-digital",
-        mentor_id="emp-m",
-        mentee_id="emp-e",
-        reason=PairEndReason.NO_FAULT_EXIT,
-        ended_by="emp-e",
-    )
-    await h.send(ended)
+    end = ended("emp-e")
+    await h.send(end)
     cancelled = h.of(SessionCancelled)
     assert len(cancelled) == 2
     assert {c.reason for c in cancelled} == {CancelReason.PAIR_ENDED}
     assert all(method(c.ics) == "CANCEL" for c in cancelled)
-    await h.send(ended)
+    await h.send(end)
     await h.advance(timedelta(days=60))
     assert len(h.of(SessionCancelled)) == 2 and h.of(SessionScheduled)[2:] == []
 
@@ -312,9 +305,9 @@ async def test_program_duration_over_ends_the_pair_completed() -> None:
     await held(h, 2)
     assert len(h.of(SessionScheduled)) == 2  # no third session fits in 4 weeks
     await h.advance(timedelta(weeks=4))
-    (ended,) = h.of(PairEnded)
-    assert ended.reason is PairEndReason.COMPLETED and ended.pair_id == "pair-1"
-    await h.send(ended)  # our own PairEnded comes back from upward.pairs
+    (completed,) = h.of(PairEnded)
+    assert completed.reason is PairEndReason.COMPLETED and completed.pair_id == "pair-1"
+    await h.send(completed)  # our own PairEnded comes back from upward.pairs
     await h.advance(timedelta(days=1))
     assert len(h.of(PairEnded)) == 1
 

@@ -15,12 +15,11 @@ import httpx
 import icalendar
 import pytest
 from ical.calendar_stream import IcsCalendarStream
-from sessions_harness import formed, participant, program
+from sessions_harness import ended, formed, participant, program
 
 from schemas.base import EventData
 from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
-from schemas.pairs import PairEnded, PairEndReason
 from schemas.registry import event_class
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
@@ -209,15 +208,8 @@ async def test_pair_end_cancels_and_the_program_end_completes(
     service: ServiceRuntime, settings: SessionsSettings, client: httpx.AsyncClient
 ) -> None:
     await scheduled_pair(settings, client)
-    ended = PairEnded(
-        pair_id="pair-1",
-        program_id="prg-2025-digital",
-        mentor_id="emp-m",
-        mentee_id="emp-e",
-        reason=PairEndReason.NO_FAULT_EXIT,
-        ended_by="emp-m",
-    )
-    await send(settings, wrap(ended))
+    end = ended("emp-m")
+    await send(settings, wrap(end))
     cancelled = await eventually(
         lambda: sessions_out(settings, at_least=4),
         lambda out: len(of_type(out, "SessionCancelled")) == 2,

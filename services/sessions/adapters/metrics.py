@@ -15,3 +15,6 @@ SESSIONS = Counter(
     ["outcome"],
 )
 PAIRS_STALLED = Counter("upward_pairs_stalled_total", "Pairs flagged as stalled (PairStalled)")
+
+for _outcome in ("scheduled", "held", "missed", "cancelled"):
+    SESSIONS.labels(_outcome)  # exported as 0 from the start, so dashboards see every series

@@ -425,8 +425,7 @@ class PostgresSessionsRepository(SessionsRepository):
         """
         for participant_id in sorted(set(participant_ids)):
             await self._conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('upward-sessions-calendar'),"
-                " hashtext($1))",
+                "SELECT pg_advisory_xact_lock(hashtext('upward-sessions-calendar'), hashtext($1))",
                 participant_id,
             )
 
