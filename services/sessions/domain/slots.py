@@ -20,6 +20,7 @@ person outside their hours gets a warning.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -128,6 +129,8 @@ def find_slot(request: SlotRequest) -> Slot | None:
         scored = _score(candidate, hours)
         if best is None or scored.cost < best.cost:
             best = scored
+        if scored.cost[:2] == (0, 0):
+            break  # inside everyone's hours: nothing later can beat the earliest such slot
     if best is None:
         return None
     warnings = _warnings(best, request.people)
@@ -154,13 +157,25 @@ def _score(candidate: Interval, hours: dict[str, list[Interval]]) -> _Scored:
     outside: dict[str, int] = {}
     farthest = timedelta(0)
     for role, intervals in hours.items():
-        inside = sum((candidate.overlap(i) for i in intervals), timedelta(0))
+        near = _near(candidate, intervals)
+        inside = sum((candidate.overlap(i) for i in near), timedelta(0))
         outside[role] = _minutes(candidate.end - candidate.start - inside)
         if outside[role]:
-            nearest = min((candidate.distance(i) for i in intervals), default=_NO_HOURS)
+            nearest = min((candidate.distance(i) for i in near), default=_NO_HOURS)
             farthest = max(farthest, nearest)
     cost = (sum(outside.values()), _minutes(farthest), candidate.start)
     return _Scored(cost, candidate, outside)
+
+
+def _near(candidate: Interval, intervals: list[Interval]) -> list[Interval]:
+    """The working intervals that can overlap or be nearest to ``candidate``.
+
+    ``intervals`` are disjoint and sorted (one per working day), and a session is
+    shorter than the gap between two working days, so the last interval starting
+    before the candidate and the two after it are the only ones that matter.
+    """
+    index = bisect_right(intervals, candidate.start, key=lambda i: i.start)
+    return intervals[max(index - 1, 0) : index + 2]
 
 
 def _warnings(best: _Scored, people: Sequence[Availability]) -> tuple[str, ...]:
