@@ -204,7 +204,7 @@ async def record_session_held(command: RecordHeld, uow: UnitOfWork, deps: Depend
     pair = facts.pair.after_held(held.starts_at)
     await scope.repo.save_pair(pair=pair)
     await uow.emit(publishing.held(held))
-    metrics.SESSIONS.labels("held").inc()
+    uow.after_commit(metrics.SESSIONS.labels("held").inc)
     await top_up(scope, facts.with_pair(pair))
     return held
 

@@ -187,7 +187,7 @@ async def top_up(scope: Scope, facts: PairFacts) -> None:
         sessions.append(session)
         ics = invite(session, invite_context(scope.policy, facts), now=scope.now)
         await scope.uow.emit(publishing.scheduled(session, facts.pair, ics=ics))
-        metrics.SESSIONS.labels("scheduled").inc()
+        scope.uow.after_commit(metrics.SESSIONS.labels("scheduled").inc)
 
 
 def _upcoming(sessions: Sequence[Session]) -> int:
@@ -291,7 +291,7 @@ async def cancel_one(
     await scope.uow.emit(
         publishing.cancelled(cancelled, reason=reason, ics=ics, cancelled_by=cancelled_by)
     )
-    metrics.SESSIONS.labels("cancelled").inc()
+    scope.uow.after_commit(metrics.SESSIONS.labels("cancelled").inc)
     return cancelled
 
 
@@ -340,7 +340,7 @@ async def record_missed(
     pair = facts.pair.after_missed()
     await scope.repo.save_pair(pair=pair)
     await scope.uow.emit(publishing.missed(missed, pair))
-    metrics.SESSIONS.labels("missed").inc()
+    scope.uow.after_commit(metrics.SESSIONS.labels("missed").inc)
     facts = await flag_if_stalled(scope, facts.with_pair(pair))
     await top_up(scope, facts)
     return missed
@@ -356,7 +356,7 @@ async def flag_if_stalled(scope: Scope, facts: PairFacts) -> PairFacts:
     pair = replace(facts.pair, stalled=True)
     await scope.repo.save_pair(pair=pair)
     await scope.uow.emit(publishing.stalled(pair, reason=reason, now=scope.now))
-    metrics.PAIRS_STALLED.inc()
+    scope.uow.after_commit(metrics.PAIRS_STALLED.inc)
     return facts.with_pair(pair)
 
 

@@ -14,7 +14,7 @@ from schemas.participants import ParticipantJoined
 from schemas.programs import ProgramCreated
 from schemas.registry import event_class
 from servicekit.clock import ManualClock
-from servicekit.unit_of_work import UnitOfWork
+from servicekit.unit_of_work import UnitOfWork, run_committed
 from services.sessions.handlers import (
     build_handlers,
     complete_pairs,
@@ -88,6 +88,8 @@ class Harness:
         return UnitOfWork(cast(Any, None), source="/test", region="test", clock=self.clock)
 
     def _keep(self, uow: UnitOfWork) -> None:
+        """What a commit does: keep the emitted events and run the after-commit actions."""
+        run_committed(uow.committed_actions)
         for _, event in uow.emitted:
             cls = event_class(event.type.removeprefix("upward."))
             self.events.append(cls.model_validate(event.data))
