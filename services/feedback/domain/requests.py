@@ -119,6 +119,15 @@ def _request(
     )
 
 
+@dataclass(frozen=True)
+class RequestState:
+    """A stored request with where it stands."""
+
+    request: FeedbackRequest
+    status: RequestStatus
+    late: bool = False
+
+
 def is_late(*, due_at: datetime, submitted_at: datetime) -> bool:
     """An answer after the due time is accepted but counted as late."""
     return submitted_at > due_at

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas.feedback import FeedbackSubmitted
 from schemas.primitives import PairSide
@@ -102,3 +103,13 @@ def submitted_event(request: FeedbackRequest, *, late: bool) -> FeedbackSubmitte
         side=request.side,
         late=late,
     )
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """An accepted answer, visible only to the person who gave it."""
+
+    request: FeedbackRequest
+    answer: Answer
+    submitted_at: datetime
+    late: bool
