@@ -258,7 +258,8 @@ class FakeFeedbackStore(FeedbackStore):
             if r.program_id == program_id:
                 atom = (r.side.value, r.kind.value)
                 t = found.get(atom, AtomTotals())
-                found[atom] = replace(t, requests=t.requests + _request_totals(state))
+                asked = t.asked | {r.participant_id}
+                found[atom] = replace(t, asked=asked, requests=t.requests + _request_totals(state))
         return found
 
     async def last_release(self, *, program_id: str) -> datetime | None:

@@ -37,6 +37,7 @@ def totals(*answers: Answer) -> RatingTotals:
 
 MENTEE_SESSION = AtomTotals(
     people=people("e", 5),
+    asked=people("e", 8),
     ratings=totals(
         Answer(5, 4, 5, 3, nps=10),
         Answer(4, 4, 4, 4, nps=9),
@@ -48,6 +49,7 @@ MENTEE_SESSION = AtomTotals(
 )
 MENTOR_SESSION = AtomTotals(
     people=people("m", 2),
+    asked=people("m", 8),
     ratings=totals(Answer(1, 1, 1, 1, nps=0), Answer(2, 2, 2, 2, nps=3)),
     requests=RequestTotals(requests=8, answered=2, late=0, missing=6),
 )
@@ -67,13 +69,14 @@ def test_answer_totals_add_up() -> None:
 def test_a_released_cell_shows_means_nps_and_response_rate() -> None:
     atoms = {("mentee", "session"): MENTEE_SESSION}
     [cell] = feedback_table(atoms, k=K, cell=("mentee", "session"))
-    assert cell.figures is not None
-    f = cell.figures
-    assert (f.people, f.responses) == (5, 5)
-    assert f.satisfaction == 4.0 and f.usefulness == 3.4 and f.comfort == 4.4
-    assert f.progress == 3.2
-    assert f.nps == 25.0  # (2 promoters - 1 detractor) / 4 answers
-    assert f.response_rate == 0.625 and f.late_responses == 1 and f.missing_requests == 2
+    assert cell.answers is not None and cell.requests is not None
+    a, q = cell.answers, cell.requests
+    assert (a.people, a.responses) == (5, 5)
+    assert a.satisfaction == 4.0 and a.usefulness == 3.4 and a.comfort == 4.4
+    assert a.progress == 3.2
+    assert a.nps == 25.0  # (2 promoters - 1 detractor) / 4 answers
+    assert (q.people_asked, q.requests, q.answered, q.late, q.missing) == (8, 8, 5, 1, 2)
+    assert q.response_rate == 0.625
 
 
 def test_cells_below_k_and_their_complements_are_suppressed() -> None:
@@ -84,6 +87,16 @@ def test_cells_below_k_and_their_complements_are_suppressed() -> None:
     # "all" has 7 people, "mentee" 5: showing both would give the 2 mentors' ratings
     assert table[(None, None)].suppressed or table[("mentee", None)].suppressed
     assert len(table) == 9
+    # request counts have their own k: 8 mentors were asked, so they show
+    mentor_requests = table[("mentor", "session")].requests
+    assert mentor_requests is not None and mentor_requests.answered == 2
+
+
+def test_request_counts_of_fewer_than_k_people_asked_are_hidden() -> None:
+    few = AtomTotals(asked=people("m", 3), requests=RequestTotals(3, 1, 0, 2))
+    [cell] = feedback_table({("mentor", "milestone"): few}, k=K, cell=("mentor", "milestone"))
+    assert cell.requests is None
+    assert cell.answers is not None and cell.answers.people == 0  # nobody's answers: empty
 
 
 def test_skill_growth_by_topic_is_shown_from_k_mentees() -> None:
@@ -157,6 +170,14 @@ def test_csv_has_one_figure_per_row_and_no_number_for_suppressed_cells() -> None
     assert mentor and all(r["metric"] == "suppressed" for r in mentor if r["kind"] != "milestone")
     empty = [r for r in mentor if r["kind"] == "milestone" and r["metric"] == "people"]
     assert [r["value"] for r in empty] == ["0"]  # nobody there: shown as empty
+    rates = [
+        r["value"]
+        for r in rows
+        if r["section"] == "requests" and r["metric"] == "response_rate" and r["side"] == "mentee"
+    ]
+    assert rates[0] == "0.625"
+    hidden = [r for r in rows if r["section"] == "requests" and r["kind"] == "milestone"]
+    assert hidden and all(r["metric"] == "suppressed" for r in hidden)
     growth = [r for r in rows if r["section"] == "skills" and r["metric"] == "growth"]
     assert growth == [
         {"section": "skills", "side": "mentee", "kind": "all", "topic": "social-media",

@@ -99,14 +99,21 @@ def test_only_the_atoms_with_k_pending_people_move() -> None:
     assert chosen == {("mentee",)}
 
 
-def test_answers_may_join_figures_that_stay_hidden() -> None:
-    """Four mentees' answers join the figures, which stay suppressed until a fifth."""
+def test_the_first_answers_wait_for_k_people() -> None:
     pending = {("mentee",): group("e", 4)}
+    assert releasable_pending(SIDE, released={}, pending=pending, k=K) == frozenset()
+    pending = {("mentee",): group("e", 5)}
     assert releasable_pending(SIDE, released={}, pending=pending, k=K) == {("mentee",)}
-    assert releasable_cells(SIDE, pending, K) == {("mentor",)}  # only the empty cell shows
-    fifth = {("mentee",): frozenset({"e9"})}
-    assert releasable_pending(SIDE, released=pending, pending=fifth, k=K) == {("mentee",)}
-    assert ("mentee",) in releasable_cells(SIDE, {("mentee",): group("e", 4) | {"e9"}}, K)
+
+
+def test_an_atom_never_joins_the_figures_small() -> None:
+    """Four milestone answers would hide inside 'all'; they wait for a fifth instead."""
+    released = {("mentee", "session"): group("e", 5)}
+    pending = {("mentee", "session"): frozenset({"e5"}), ("mentee", "milestone"): group("e", 4)}
+    assert releasable_pending(DIMS, released=released, pending=pending, k=K) == frozenset()
+    pending[("mentee", "milestone")] = group("e", 5)
+    chosen = releasable_pending(DIMS, released=released, pending=pending, k=K)
+    assert chosen == {("mentee", "milestone")}
 
 
 def test_one_more_answer_to_a_visible_cell_waits() -> None:

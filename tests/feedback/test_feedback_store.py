@@ -240,6 +240,7 @@ async def test_released_totals_count_requests_live(store: FeedbackStore) -> None
     assert totals[("mentee", "session")].requests == RequestTotals(1, 1, 1, 0)
     assert totals[("mentor", "session")].requests == RequestTotals(1, 0, 0, 1)
     assert totals[("mentor", "session")].people == frozenset()
+    assert totals[("mentor", "session")].asked == {"emp-m"}
 
 
 async def test_skills_keep_the_first_before_and_the_latest_after(store: FeedbackStore) -> None:

@@ -586,12 +586,16 @@ class PostgresFeedbackStore(FeedbackStore):
         requests = await self._request_totals(program_id)
         by_atom: dict[Atom, asyncpg.Record] = {(r["side"], r["kind"]): r for r in rows}
         atoms = set(requests) | set(by_atom)
-        return {a: _atom_totals(by_atom.get(a), requests.get(a, RequestTotals())) for a in atoms}
+        empty: tuple[frozenset[str], RequestTotals] = (frozenset(), RequestTotals())
+        return {a: _atom_totals(by_atom.get(a), *requests.get(a, empty)) for a in atoms}
 
-    async def _request_totals(self, program_id: str) -> dict[Atom, RequestTotals]:
+    async def _request_totals(
+        self, program_id: str
+    ) -> dict[Atom, tuple[frozenset[str], RequestTotals]]:
         rows = await self.conn.fetch(
             """
-            SELECT side, kind, count(*)::int AS requests,
+            SELECT side, kind, array_agg(DISTINCT participant_id) AS asked,
+                count(*)::int AS requests,
                 count(*) FILTER (WHERE status = 'submitted')::int AS answered,
                 count(*) FILTER (WHERE late)::int AS late,
                 count(*) FILTER (WHERE status = 'missing')::int AS missing
@@ -600,8 +604,9 @@ class PostgresFeedbackStore(FeedbackStore):
             program_id,
         )
         return {
-            (r["side"], r["kind"]): RequestTotals(
-                r["requests"], r["answered"], r["late"], r["missing"]
+            (r["side"], r["kind"]): (
+                frozenset(r["asked"]),
+                RequestTotals(r["requests"], r["answered"], r["late"], r["missing"]),
             )
             for r in rows
         }
@@ -782,11 +787,14 @@ def _stored_answer(row: asyncpg.Record) -> StoredAnswer:
     return StoredAnswer(_request(row), answer, row["submitted_at"], row["answer_late"])
 
 
-def _atom_totals(row: asyncpg.Record | None, requests: RequestTotals) -> AtomTotals:
+def _atom_totals(
+    row: asyncpg.Record | None, asked: frozenset[str], requests: RequestTotals
+) -> AtomTotals:
     if row is None:
-        return AtomTotals(requests=requests)
+        return AtomTotals(asked=asked, requests=requests)
     return AtomTotals(
         people=frozenset(row["people"]),
         ratings=RatingTotals(**{c: row[c] for c in _TOTALS}),
+        asked=asked,
         requests=requests,
     )

@@ -65,12 +65,7 @@ class RatingTotals:
 
 @dataclass(frozen=True)
 class RequestTotals:
-    """Requests sent, answered (of which late), and unanswered past their due time.
-
-    Whether someone answered is not confidential (FeedbackSubmitted says so publicly, and
-    reminders depend on it), so these counts are live; only what was answered is held
-    back until k people's answers can be released together.
-    """
+    """Requests sent, answered (of which late), and unanswered past their due time."""
 
     requests: int = 0
     answered: int = 0
@@ -88,16 +83,17 @@ class RequestTotals:
 
 @dataclass(frozen=True)
 class AtomTotals:
-    """Everything released about one atom: its people and its totals."""
+    """What the figures hold about one atom: released answers, and live request counts."""
 
     people: frozenset[str] = frozenset()
     ratings: RatingTotals = RatingTotals()
+    asked: frozenset[str] = frozenset()
     requests: RequestTotals = RequestTotals()
 
 
 @dataclass(frozen=True)
-class FeedbackFigures:
-    """Figures of one released cell. Means are on the 1-5 scale; NPS is -100..100."""
+class AnswerFigures:
+    """What the released answers of a cell say. Means 1-5; NPS -100..100."""
 
     people: int
     responses: int
@@ -106,29 +102,43 @@ class FeedbackFigures:
     comfort: float | None
     progress: float | None
     nps: float | None
+
+
+@dataclass(frozen=True)
+class RequestFigures:
+    """Whether people answered: live counts (answering is public on upward.feedback)."""
+
+    people_asked: int
+    requests: int
+    answered: int
+    late: int
+    missing: int
     response_rate: float | None
-    late_responses: int
-    missing_requests: int
 
 
 @dataclass(frozen=True)
 class FeedbackCell:
-    """One cell of the feedback table; ``figures`` is None when suppressed."""
+    """One cell of the feedback table; a part is None when suppressed."""
 
     side: str | None
     kind: str | None
-    figures: FeedbackFigures | None
+    answers: AnswerFigures | None
+    requests: RequestFigures | None
 
     @property
     def suppressed(self) -> bool:
-        """True when the cell is hidden (fewer than k people, or it would expose some)."""
-        return self.figures is None
+        """True when the answers are hidden (fewer than k people, or they would expose some)."""
+        return self.answers is None
 
 
 def feedback_table(
     atoms: Mapping[privacy.Atom, AtomTotals], *, k: int, cell: privacy.Cell | None = None
 ) -> list[FeedbackCell]:
-    """The feedback cells (one when ``cell`` is given), suppressed where k requires."""
+    """The feedback cells (one when ``cell`` is given), suppressed where k requires.
+
+    Answers: a cell is shown only when it passes the differencing check. Requests: shown
+    when k people or more were asked (no differencing check: they are public anyway).
+    """
     dims = FEEDBACK_DIMENSIONS
     people = {atom: totals.people for atom, totals in atoms.items()}
     released = privacy.releasable_cells(dims, people, k)
@@ -137,20 +147,20 @@ def feedback_table(
         FeedbackCell(
             side=c[0],
             kind=c[1],
-            figures=_figures(dims, atoms, c) if c in released else None,
+            answers=_answer_figures(dims, atoms, c) if c in released else None,
+            requests=_request_figures(dims, atoms, c, k),
         )
         for c in wanted
     ]
 
 
-def _figures(
+def _answer_figures(
     dims: privacy.Dimensions, atoms: Mapping[privacy.Atom, AtomTotals], cell: privacy.Cell
-) -> FeedbackFigures:
+) -> AnswerFigures:
     inside = [t for a, t in atoms.items() if dims.covers(cell, a)]
     people = frozenset().union(*(t.people for t in inside))
     r = sum((t.ratings for t in inside), RatingTotals())
-    q = sum((t.requests for t in inside), RequestTotals())
-    return FeedbackFigures(
+    return AnswerFigures(
         people=len(people),
         responses=r.responses,
         satisfaction=_mean(r.satisfaction, r.responses),
@@ -158,9 +168,27 @@ def _figures(
         comfort=_mean(r.comfort, r.responses),
         progress=_mean(r.progress, r.responses),
         nps=_ratio(100 * (r.promoters - r.detractors), r.nps_answers, digits=1),
+    )
+
+
+def _request_figures(
+    dims: privacy.Dimensions,
+    atoms: Mapping[privacy.Atom, AtomTotals],
+    cell: privacy.Cell,
+    k: int,
+) -> RequestFigures | None:
+    inside = [t for a, t in atoms.items() if dims.covers(cell, a)]
+    asked = frozenset().union(*(t.asked for t in inside))
+    if len(asked) < k:
+        return None
+    q = sum((t.requests for t in inside), RequestTotals())
+    return RequestFigures(
+        people_asked=len(asked),
+        requests=q.requests,
+        answered=q.answered,
+        late=q.late,
+        missing=q.missing,
         response_rate=_ratio(q.answered, q.requests, digits=3),
-        late_responses=q.late,
-        missing_requests=q.missing,
     )
 
 
@@ -319,7 +347,9 @@ def csv_export(
     """The outcomes as CSV, one figure per row; a suppressed cell is one `suppressed` row."""
     rows: list[tuple[str, str, str, str, str, str]] = []
     for f in feedback:
-        rows += _csv_rows("feedback", f.side, f.kind, "", _as_dict(f.figures))
+        rows += _csv_rows("feedback", f.side, f.kind, "", _as_dict(f.answers))
+        requests = _as_dict(f.requests)
+        rows += _csv_rows("requests", f.side, f.kind, "", requests)
     for s in skills:
         figures = None if s.suppressed else {"mentees": s.mentees, "before": s.before,
                                              "after": s.after, "growth": s.growth}  # fmt: skip
@@ -345,7 +375,7 @@ def _csv_rows(
 
 
 def _as_dict(
-    figures: FeedbackFigures | RetentionFigures | SessionFigures | None,
+    figures: AnswerFigures | RequestFigures | RetentionFigures | SessionFigures | None,
 ) -> dict[str, Any] | None:
     return None if figures is None else asdict(figures)
 

@@ -20,7 +20,8 @@ Time is a way to subtract too: figures seen before and after one person's answer
 differ by that answer. So new answers are held *pending* and released into the figures
 only when the two snapshots together pass the same check, over atoms of "before" and
 "what is added" (:func:`releasable_pending`): every released cell then moves by the
-answers of k people or more, or not at all.
+answers of k people or more, or not at all. An atom is released only once it holds k
+people, so the released figures never contain a small atom.
 """
 
 from __future__ import annotations
@@ -109,12 +110,16 @@ def releasable_pending(
 ) -> frozenset[Atom]:
     """The atoms whose pending answers may join the released figures now (maybe none).
 
-    Tries all pending atoms, then only those with at least k pending people; the first
-    choice under which the snapshots before and after expose no group below k wins.
+    An atom joins only if it then holds k people or more, so released atoms are never
+    small (a small one could only ever be shown inside others). Tries every such atom,
+    then only those with k pending people or more; the first choice under which the
+    snapshots before and after expose no group below k wins.
     """
     atoms = dims.atoms()
     _check_size(atoms)
-    waiting = [a for a in atoms if pending.get(a)]
+    waiting = [
+        a for a in atoms if pending.get(a) and len(released.get(a, _NOBODY) | pending[a]) >= k
+    ]
     choices = [waiting, [a for a in waiting if len(pending[a]) >= k]]
     for choice in choices:
         if choice and _two_snapshots_safe(dims, released, pending, frozenset(choice), k):

@@ -214,12 +214,19 @@ class AnswerOut(BaseModel):
 
 
 class FeedbackCellOut(BaseModel):
-    """Feedback figures of one filter combination; null figures when suppressed."""
+    """Feedback figures of one filter combination; a null part is suppressed."""
 
     side: PairSide | None = Field(description="Respondent side; null: both.")
     kind: FeedbackKind | None = Field(description="Kind of feedback; null: both.")
-    suppressed: bool = Field(description="Hidden: fewer than k people, or it would expose some.")
-    figures: outcomes.FeedbackFigures | None
+    suppressed: bool = Field(
+        description="Answers hidden: fewer than k people, or they would expose some."
+    )
+    answers: outcomes.AnswerFigures | None = Field(
+        description="What the answers say; they join k people at a time (figures_as_of)."
+    )
+    requests: outcomes.RequestFigures | None = Field(
+        description="Live request counts; null when fewer than k people were asked."
+    )
 
 
 class RetentionCellOut(BaseModel):
@@ -263,7 +270,11 @@ class OutcomesOut(BaseModel):
             figures_as_of=report.figures_as_of,
             feedback=[
                 FeedbackCellOut(
-                    side=c.side, kind=c.kind, suppressed=c.suppressed, figures=c.figures
+                    side=c.side,
+                    kind=c.kind,
+                    suppressed=c.suppressed,
+                    answers=c.answers,
+                    requests=c.requests,
                 )
                 for c in report.feedback
             ],
