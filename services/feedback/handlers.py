@@ -21,7 +21,7 @@ from schemas.programs import ProgramClosed, ProgramCreated, ProgramUpdated
 from schemas.sessions import PairStalled, SessionHeld, SessionMissed
 from servicekit.db import Connection
 from servicekit.unit_of_work import HandlerTable, UnitOfWork
-from services.feedback.adapters.metrics import FEEDBACK_SUBMITTED, PAIR_HEALTH_PAIRS, PAIRS_AT_RISK
+from services.feedback.adapters.metrics import PAIR_HEALTH_PAIRS, PAIRS_AT_RISK
 from services.feedback.adapters.repository import (
     PENDING,
     RELEASED,
@@ -260,7 +260,6 @@ async def submit_answer(
     await release_outcomes(s, uow, request.program_id)
     await uow.emit(submitted_event(request, late=late))
     await reassess_pair(s, uow, request.pair_id)
-    FEEDBACK_SUBMITTED.labels(request.kind.value).inc()
     return stored
 
 

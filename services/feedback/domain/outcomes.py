@@ -10,9 +10,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.feedback import FeedbackKind
 from schemas.pairs import PairEndReason
@@ -45,7 +45,7 @@ class RatingTotals:
     detractors: int = 0
 
     def __add__(self, other: RatingTotals) -> RatingTotals:
-        return RatingTotals(*(a + b for a, b in zip(_values(self), _values(other), strict=True)))
+        return _add_fields(self, other)
 
     @classmethod
     def of(cls, answer: Answer) -> RatingTotals:
@@ -73,12 +73,7 @@ class RequestTotals:
     missing: int = 0
 
     def __add__(self, other: RequestTotals) -> RequestTotals:
-        return RequestTotals(
-            self.requests + other.requests,
-            self.answered + other.answered,
-            self.late + other.late,
-            self.missing + other.missing,
-        )
+        return _add_fields(self, other)
 
 
 @dataclass(frozen=True)
@@ -380,8 +375,14 @@ def _as_dict(
     return None if figures is None else asdict(figures)
 
 
-def _values(totals: RatingTotals) -> list[int]:
-    return [getattr(totals, f.name) for f in fields(totals)]
+_Totals = TypeVar("_Totals", RatingTotals, RequestTotals)
+
+
+def _add_fields(one: _Totals, other: _Totals) -> _Totals:
+    """Field-wise sum of two totals of the same kind."""
+    return replace(
+        one, **{f.name: getattr(one, f.name) + getattr(other, f.name) for f in fields(one)}
+    )
 
 
 def _mean(total: int, n: int) -> float | None:

@@ -21,6 +21,7 @@ from schemas.feedback import FeedbackKind
 from schemas.primitives import Identifier, Level, PairSide, TopicKey
 from servicekit.runtime import ServiceContext
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
+from services.feedback.adapters.metrics import FEEDBACK_SUBMITTED
 from services.feedback.adapters.repository import FeedbackStore, PostgresFeedbackStore
 from services.feedback.domain import outcomes
 from services.feedback.domain.programs import ProgramSettings
@@ -354,6 +355,7 @@ def participant_router(context: ServiceContext) -> APIRouter:
                 stored = await submit_answer(command, uow, store=PostgresFeedbackStore)
         except SubmissionRefused as refused:
             raise HTTPException(_REFUSALS[type(refused)], str(refused)) from refused
+        FEEDBACK_SUBMITTED.labels(stored.request.kind.value).inc()  # committed
         return AnswerOut.of(stored)
 
     @router.get("/answers", summary="My answers, newest first")
