@@ -84,9 +84,10 @@ def releasable_cells(dims: Dimensions, people: PeopleByAtom, k: int) -> frozense
     atoms = dims.atoms()
     _check_size(atoms)
     atom_people = [people.get(a, _NOBODY) for a in atoms]
+    sizes = {cell: len(people_in(dims, people, cell)) for cell in dims.cells()}
     released: list[Cell] = []
-    for cell in _candidates(dims, people):
-        size = len(people_in(dims, people, cell))
+    for cell in _candidates(sizes):
+        size = sizes[cell]
         if 0 < size < k:
             continue
         vectors = [_vector(dims, atoms, c) for c in [*released, cell]]
@@ -95,14 +96,13 @@ def releasable_cells(dims: Dimensions, people: PeopleByAtom, k: int) -> frozense
     return frozenset(released)
 
 
-def _candidates(dims: Dimensions, people: PeopleByAtom) -> list[Cell]:
+def _candidates(sizes: Mapping[Cell, int]) -> list[Cell]:
     """Empty cells first (always shown), then coarsest first, then the largest first."""
 
     def order(cell: Cell) -> tuple[bool, int, int, str]:
-        size = len(people_in(dims, people, cell))
-        return (size > 0, -cell.count(None), -size, repr(cell))
+        return (sizes[cell] > 0, -cell.count(None), -sizes[cell], repr(cell))
 
-    return sorted(dims.cells(), key=order)
+    return sorted(sizes, key=order)
 
 
 def releasable_pending(
@@ -162,10 +162,16 @@ def exposes_small_group(
         span.add(frozenset({i}))  # empty atoms are assumed known
     for size in range(1, len(occupied) + 1):
         for group in itertools.combinations(occupied, size):
-            people = frozenset().union(*(atom_people[i] for i in group))
-            if len(people) < k and span.contains(frozenset(group)):
+            if _fewer_than(k, [atom_people[i] for i in group]) and span.contains(frozenset(group)):
                 return True
     return False
+
+
+def _fewer_than(k: int, groups: Sequence[frozenset[str]]) -> bool:
+    """True when the union of ``groups`` holds fewer than k people (cheap for big groups)."""
+    if any(len(g) >= k for g in groups):
+        return False
+    return len(frozenset().union(*groups)) < k
 
 
 def _vector(dims: Dimensions, atoms: Sequence[Atom], cell: Cell) -> frozenset[int]:
