@@ -100,12 +100,16 @@ async def record_pair_formed(data: PairFormed, uow: UnitOfWork, *, store: StoreF
 async def record_pair_ended(data: PairEnded, uow: UnitOfWork, *, store: StoreFactory) -> None:
     """Stop following a pair; a pair that stayed to the end gets its close survey now."""
     s = store(uow.conn)
-    if not await s.end_pair(pair_id=data.pair_id, reason=data.reason, ended_at=_event_time(uow)):
-        return
-    if data.reason not in outcomes.STAYED_REASONS:
-        return
-    record = await s.pair(pair_id=data.pair_id)
-    program = await s.program(program_id=data.program_id)
+    ended = await s.end_pair(pair_id=data.pair_id, reason=data.reason, ended_at=_event_time(uow))
+    if ended and data.reason in outcomes.STAYED_REASONS:
+        await _request_close_survey(s, uow, data.pair_id, data.program_id)
+
+
+async def _request_close_survey(
+    s: FeedbackStore, uow: UnitOfWork, pair_id: str, program_id: str
+) -> None:
+    record = await s.pair(pair_id=pair_id)
+    program = await s.program(program_id=program_id)
     if record is None or program is None:
         return
     schedule = milestones.milestone_schedule(formed_at=record.formed_at, calendar=program.calendar)

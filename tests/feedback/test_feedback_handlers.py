@@ -118,6 +118,12 @@ def held(pair: str, session: str, sequence: int = 1) -> SessionHeld:
     )
 
 
+def end(pair: str, reason: PairEndReason) -> PairEnded:
+    return PairEnded(
+        pair_id=pair, program_id=PROGRAM, mentor_id="emp-m", mentee_id="emp-e", reason=reason
+    )
+
+
 def requested(events: list[EventData]) -> list[FeedbackRequested]:
     return [e for e in events if isinstance(e, FeedbackRequested)]
 
@@ -255,13 +261,7 @@ async def test_missed_sessions_and_a_stall_lower_health(h: Harness) -> None:
 
 async def test_an_ended_pair_is_no_longer_assessed(h: Harness) -> None:
     ids = await answerable(h)
-    ended = PairEnded(
-        pair_id="pair-1",
-        program_id=PROGRAM,
-        mentor_id="emp-m",
-        mentee_id="emp-e",
-        reason=PairEndReason.NO_FAULT_EXIT,
-    )
+    ended = end("pair-1", PairEndReason.NO_FAULT_EXIT)
     assert await h.handle(ended) == []
     events = await h.submit(ids["mentee"], "emp-e", Answer(1, 1, 1, 1))
     assert [type(e) for e in events] == [FeedbackSubmitted]
@@ -275,13 +275,7 @@ async def test_milestone_surveys_when_due_and_the_close_at_the_end(h: Harness) -
     assert {(e.kind, e.milestone_week) for e in week_two} == {(FeedbackKind.MILESTONE, 2)}
     assert len(week_two) == 2
     assert await h.tick(handlers.request_due_milestones) == []
-    ended = PairEnded(
-        pair_id="pair-1",
-        program_id=PROGRAM,
-        mentor_id="emp-m",
-        mentee_id="emp-e",
-        reason=PairEndReason.PROGRAM_CLOSED,
-    )
+    ended = end("pair-1", PairEndReason.PROGRAM_CLOSED)
     close = requested(await h.handle(ended))
     assert {e.milestone_week for e in close} == {26} and len(close) == 2
     h.clock.set(FORMED + timedelta(weeks=30))
