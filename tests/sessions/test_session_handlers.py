@@ -300,7 +300,8 @@ async def test_pair_ended_cancels_future_sessions_with_method_cancel() -> None:
     assert len(h.of(SessionCancelled)) == 2 and h.of(SessionScheduled)[2:] == []
 
 
-async def test_program_duration_over_ends_the_pair_completed() -> None:
+async def four_weeks_both_held() -> Harness:
+    """A pair in a 4-week program whose two sessions were held: no third one fits."""
     h = Harness()
     await h.send(
         program(duration_weeks=4),
@@ -312,6 +313,11 @@ async def test_program_duration_over_ends_the_pair_completed() -> None:
     await held(h, 1)
     await held(h, 2)
     assert len(h.of(SessionScheduled)) == 2  # no third session fits in 4 weeks
+    return h
+
+
+async def test_program_duration_over_ends_the_pair_completed() -> None:
+    h = await four_weeks_both_held()
     await h.advance(timedelta(weeks=4))
     (completed,) = h.of(PairEnded)
     assert completed.reason is PairEndReason.COMPLETED and completed.pair_id == "pair-1"
@@ -477,16 +483,7 @@ async def test_a_window_where_every_time_clashes_moves_on_to_the_next() -> None:
 
 
 async def test_a_longer_program_gives_pairs_at_the_old_end_their_next_sessions() -> None:
-    h = Harness()
-    await h.send(
-        program(duration_weeks=4),
-        participant("emp-m", "Europe/London"),
-        participant("emp-e", "Europe/London"),
-        formed(),
-    )
-    await held(h, 1)
-    await held(h, 2)
-    assert len(h.of(SessionScheduled)) == 2  # nothing more fits in 4 weeks
+    h = await four_weeks_both_held()
     changed = {"revision": 2, "changed_fields": ["duration_weeks"]}
     longer = program(duration_weeks=8).model_dump() | changed
     await h.send(ProgramUpdated.model_validate(longer))
