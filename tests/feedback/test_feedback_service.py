@@ -223,6 +223,14 @@ async def test_bad_input_is_a_clear_4xx(service: ServiceRuntime) -> None:
         refused = await http.post(url, json=unknown)
         assert refused.status_code == 422 and "astrology" in refused.json()["detail"]
         assert (await http.post("/feedback/requests/fbr-nope/answer", json=GOOD)).status_code == 404
+        for wrong in (True, "4", 4.5):  # no coercion: true is not a rating of 1
+            typed = {**GOOD, "ratings": {**GOOD["ratings"], "comfort": wrong}}  # type: ignore[dict-item]
+            assert (await http.post(url, json=typed)).status_code == 422, wrong
+        nul = await http.post(url, json={**GOOD, "comment": "a\x00b"})
+        assert nul.status_code == 422 and "NUL" in nul.text
+        for path in ("/feedback/requests/a%00b/answer", f"/feedback/requests/{'x' * 129}/answer"):
+            assert (await http.post(path, json=GOOD)).status_code == 422
+        assert (await http.get("/feedback/answers/a%00b")).status_code == 422
         skills = {**GOOD, "skills": [{"topic": "social-media", "before": 1, "after": 3}]}
         assert (await http.post(url, json=skills)).status_code == 201
     async with client(service, "participant", "pair-e-mentor") as http:
@@ -231,6 +239,9 @@ async def test_bad_input_is_a_clear_4xx(service: ServiceRuntime) -> None:
         assert refused.status_code == 422 and "mentee" in refused.json()["detail"]
     async with client(service, "admin", ADMIN) as http:
         assert (await http.get("/feedback/requests")).status_code == 403
+        for path in ("/programs/a%00b/outcomes", "/programs/a%00b/outcomes.csv"):
+            assert (await http.get(path)).status_code == 422
+        assert (await http.get("/programs/a%00b/live")).status_code == 422
 
 
 async def test_outcomes_for_the_programs_admins_only(service: ServiceRuntime) -> None:

@@ -14,8 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.feedback import FeedbackKind
 from schemas.primitives import Identifier, Level, PairSide, TopicKey
@@ -97,10 +97,20 @@ def _admin_of(who: Caller, program: ProgramSettings | None, program_id: str) -> 
 # models
 
 
+_STRICT = ConfigDict(extra="forbid", strict=True)
+"""Answers are JSON numbers and strings as documented: ``true`` or ``"4"`` is not a rating."""
+
+PathId = Annotated[
+    str,
+    Path(min_length=1, max_length=128, pattern=r"^[^\s\x00]+$", description="An id."),
+]
+"""An id in a path: 1-128 characters, no whitespace, no NUL (PostgreSQL text refuses it)."""
+
+
 class RatingsIn(BaseModel):
     """Four ratings, 1 (poor) to 5 (excellent)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     satisfaction: Level = Field(description="Overall satisfaction.")
     usefulness: Level = Field(description="How useful the session or period was.")
@@ -111,7 +121,7 @@ class RatingsIn(BaseModel):
 class SkillIn(BaseModel):
     """The mentee's self-assessed level of a catalogue topic, before and now (1-5)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     topic: TopicKey
     before: Level
@@ -121,7 +131,7 @@ class SkillIn(BaseModel):
 class AnswerIn(BaseModel):
     """An answer to a feedback request."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     ratings: RatingsIn
     nps: int | None = Field(
@@ -133,6 +143,13 @@ class AnswerIn(BaseModel):
     comment: str | None = Field(
         default=None, max_length=4000, description="Free text, visible only to its author."
     )
+
+    @field_validator("comment")
+    @classmethod
+    def _no_nul(cls, comment: str | None) -> str | None:
+        if comment is not None and "\x00" in comment:
+            raise ValueError("the comment may not contain NUL characters")
+        return comment
 
     def to_domain(self) -> Answer:
         """The domain answer."""
@@ -348,7 +365,7 @@ def participant_router(context: ServiceContext) -> APIRouter:
         summary="Answer one of my requests (once; late answers are accepted and flagged)",
         responses={403: {}, 404: {}, 409: {"description": "Already answered"}, 422: {}},
     )
-    async def answer_request(request_id: str, body: AnswerIn, who: CallerDep) -> AnswerOut:
+    async def answer_request(request_id: PathId, body: AnswerIn, who: CallerDep) -> AnswerOut:
         command = SubmitAnswer(request_id, _participant(who), body.to_domain())
         try:
             async with _store_in(context) as (_, uow):
@@ -365,7 +382,7 @@ def participant_router(context: ServiceContext) -> APIRouter:
         return [AnswerOut.of(a) for a in found]
 
     @router.get("/answers/{request_id}", summary="One of my answers", responses={403: {}, 404: {}})
-    async def my_answer(request_id: str, who: CallerDep) -> AnswerOut:
+    async def my_answer(request_id: PathId, who: CallerDep) -> AnswerOut:
         participant = _participant(who)
         async with _store_in(context) as (store, _):
             found = await store.answer(request_id=request_id)
@@ -401,7 +418,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
         responses={403: {}, 404: {}},
     )
     async def outcomes_json(
-        program_id: str, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
+        program_id: PathId, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
     ) -> OutcomesOut:
         return OutcomesOut.of(await report(program_id, who, side, kind))
 
@@ -412,7 +429,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
         responses={200: {"content": {"text/csv": {}}}, 403: {}, 404: {}},
     )
     async def outcomes_csv(
-        program_id: str, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
+        program_id: PathId, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
     ) -> Response:
         r = await report(program_id, who, side, kind)
         body = outcomes.csv_export(r.feedback, r.skills, r.retention, r.sessions)
@@ -424,7 +441,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
         summary="Live request and answer counts (faust stream table; not the record)",
         responses={403: {}, 404: {}},
     )
-    async def live(program_id: str, who: CallerDep) -> LiveOut:
+    async def live(program_id: PathId, who: CallerDep) -> LiveOut:
         async with _store_in(context) as (store, _):
             program = _admin_of(who, await store.program(program_id=program_id), program_id)
         return LiveOut(
