@@ -131,19 +131,23 @@ def feedback_table(
 ) -> list[FeedbackCell]:
     """The feedback cells (one when ``cell`` is given), suppressed where k requires.
 
-    Answers: a cell is shown only when it passes the differencing check. Requests: shown
-    when k people or more were asked (no differencing check: they are public anyway).
+    Answers: a cell is shown only when it passes the differencing check over the people
+    who answered. Requests: the same check over the people asked, and k of them at least
+    (an empty cell shows no request counts). Request counts are live: whether a request
+    was answered is announced on ``upward.feedback`` anyway.
     """
     dims = FEEDBACK_DIMENSIONS
     people = {atom: totals.people for atom, totals in atoms.items()}
     released = privacy.releasable_cells(dims, people, k)
+    asked = {atom: totals.asked for atom, totals in atoms.items()}
+    asked_released = privacy.releasable_cells(dims, asked, k)
     wanted = [cell] if cell is not None else dims.cells()
     return [
         FeedbackCell(
             side=c[0],
             kind=c[1],
             answers=_answer_figures(dims, atoms, c) if c in released else None,
-            requests=_request_figures(dims, atoms, c, k),
+            requests=_request_figures(dims, atoms, c, k) if c in asked_released else None,
         )
         for c in wanted
     ]
