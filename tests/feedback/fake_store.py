@@ -44,6 +44,7 @@ class FakeState:
     contributions: dict[tuple[str, Atom, str, str], RatingTotals] = field(default_factory=dict)
     skills: dict[tuple[str, str, str], _Skill] = field(default_factory=dict)
     releases: dict[str, datetime] = field(default_factory=dict)
+    forgotten: dict[str, datetime] = field(default_factory=dict)
 
 
 class FakeFeedbackStore(FeedbackStore):
@@ -71,6 +72,45 @@ class FakeFeedbackStore(FeedbackStore):
             return False
         self.state.pairs[members.pair_id] = PairRecord(members=members, formed_at=formed_at)
         return True
+
+    async def forget_participant(
+        self, *, participant_id: str, pseudonym: str, now: datetime
+    ) -> int:
+        """Erase the person's comments, put ``pseudonym`` in place of their id; rows changed."""
+        self.state.forgotten.setdefault(participant_id, now)
+        st, changed = self.state, 0
+        for request_id, a in list(st.answers.items()):
+            if a.request.participant_id == participant_id and a.answer.comment is not None:
+                st.answers[request_id] = replace(a, answer=replace(a.answer, comment=None))
+                changed += 1
+
+        def rename(person: str) -> str:
+            nonlocal changed
+            changed += person == participant_id
+            return pseudonym if person == participant_id else person
+
+        for request_id, state in list(st.requests.items()):
+            request = replace(state.request, participant_id=rename(state.request.participant_id))
+            st.requests[request_id] = replace(state, request=request)
+            if request_id in st.answers:
+                st.answers[request_id] = replace(st.answers[request_id], request=request)
+        for pair_id, record in list(st.pairs.items()):
+            m = record.members
+            members = replace(m, mentor_id=rename(m.mentor_id), mentee_id=rename(m.mentee_id))
+            st.pairs[pair_id] = replace(record, members=members)
+        st.contributions = {
+            (program, atom, rename(person), stage): totals
+            for (program, atom, person, stage), totals in st.contributions.items()
+        }
+        st.skills = {
+            (program, topic, rename(mentee)): skill
+            for (program, topic, mentee), skill in st.skills.items()
+        }
+        return changed
+
+    async def is_forgotten(self, *, participant_ids: Collection[str]) -> bool:
+        """True when one of these people asked to be forgotten."""
+        return any(p in self.state.forgotten for p in participant_ids)
 
     async def pair(self, *, pair_id: str, for_update: bool = False) -> PairRecord | None:
         """The pair with its attendance and last health band (no locks in memory)."""

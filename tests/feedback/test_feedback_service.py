@@ -20,7 +20,8 @@ from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
 from schemas.feedback import FeedbackRequested, FeedbackSubmitted, PairAtRisk, RiskAction
 from schemas.pairs import PairFormed
-from schemas.primitives import PairingMode
+from schemas.participants import ErasureCompleted, ParticipantForgotten
+from schemas.primitives import PairingMode, ServiceName
 from schemas.programs import ProgramCreated
 from schemas.sessions import SessionHeld
 from servicekit.clock import ManualClock
@@ -293,6 +294,36 @@ async def test_live_counts_come_from_the_stream_table(service: ServiceRuntime) -
     seen = await eventually(live, lambda b: (b["requests"] or 0) >= 8, timeout=90)
     assert seen["requests"] >= 8
     assert seen["answers"] is None  # fewer than k answers in this program: not shown
+
+
+async def test_a_forgotten_participant_is_erased_and_confirmed(service: ServiceRuntime) -> None:
+    person = "pair-f-mentee"
+    await send(service, formed("pair-f"), held("pair-f", "ses-f1"))
+    mine = next(e for e in await requests_for(service, "pair-f", 2) if e.side.value == "mentee")
+    async with client(service, "participant", person) as http:
+        answered = await http.post(f"/feedback/requests/{mine.request_id}/answer", json=POOR)
+        assert answered.status_code == 201
+    await send(service, ParticipantForgotten(participant_id=person, requested_at=START))
+    s = service.settings
+
+    async def confirmations() -> list[ErasureCompleted]:
+        records = await read_topic(
+            s.kafka_bootstrap_servers, s.physical_topic("upward.participants"), at_least=1
+        )
+        found = [decode(r.value, key=r.key).data for r in records]
+        return [e for e in found if isinstance(e, ErasureCompleted)]
+
+    [done] = await eventually(confirmations, lambda found: len(found) >= 1, timeout=60)
+    assert (done.participant_id, done.service) == (person, ServiceName.FEEDBACK)
+    assert done.records_erased >= 3
+    async with client(service, "participant", person) as http:
+        assert (await http.get("/feedback/answers")).json() == []
+        assert (await http.get("/feedback/requests")).json() == []
+    assert service.pool is not None
+    comment = await service.pool.fetchval(
+        "SELECT comment FROM feedback_answers WHERE request_id = $1", mine.request_id
+    )
+    assert comment is None
 
 
 async def test_openapi_is_generated_from_the_code(service: ServiceRuntime) -> None:
