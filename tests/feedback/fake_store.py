@@ -355,6 +355,14 @@ class FakeFeedbackStore(FeedbackStore):
         ids = [p for p, r in self.state.pairs.items() if r.members.program_id == program_id]
         return {p: sum(1 for pair, _ in self.state.held if pair == p) for p in ids}
 
+    async def takes_part(self, *, program_id: str, person_id: str) -> bool:
+        """True when the person is (or was) in a pair of the program."""
+        return any(
+            r.members.program_id == program_id
+            and person_id in (r.members.mentor_id, r.members.mentee_id)
+            for r in self.state.pairs.values()
+        )
+
 
 def _request_totals(state: RequestState) -> RequestTotals:
     return RequestTotals(

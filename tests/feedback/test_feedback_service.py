@@ -284,6 +284,32 @@ async def test_outcomes_for_the_programs_admins_only(service: ServiceRuntime) ->
         assert (await http.get(f"{path}.csv")).status_code == 403
 
 
+async def test_an_admin_who_takes_part_is_refused_the_outcomes(service: ServiceRuntime) -> None:
+    """They could subtract their own answers; another admin of the program reads them."""
+    program_id, other_admin = "prg-admin-takes-part", "emp-other-admin"
+    data = program(program_id).model_dump(mode="json") | {"admin_ids": [ADMIN, other_admin]}
+    pair = PairFormed(
+        pair_id="pair-adm",
+        program_id=program_id,
+        mentor_id="pair-adm-mentor",
+        mentee_id=ADMIN,
+        topics=["social-media"],
+        mode=PairingMode.BATCH,
+    )
+    await send(service, ProgramCreated.model_validate(data), pair)
+    path = f"/programs/{program_id}/outcomes"
+
+    async def as_admin(admin: str, suffix: str = "") -> httpx.Response:
+        async with client(service, "admin", admin) as http:
+            response: httpx.Response = await http.get(path + suffix)
+            return response
+
+    refused = await eventually(lambda: as_admin(ADMIN), lambda r: r.status_code == 403)
+    assert "take part" in refused.json()["detail"]
+    assert (await as_admin(ADMIN, ".csv")).status_code == 403
+    assert (await as_admin(other_admin)).status_code == 200
+
+
 async def test_live_counts_come_from_the_stream_table(service: ServiceRuntime) -> None:
     async def live() -> dict[str, Any]:
         async with client(service, "admin", ADMIN) as http:

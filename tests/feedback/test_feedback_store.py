@@ -270,6 +270,9 @@ async def test_participation_lists_each_persons_pairs(store: FeedbackStore) -> N
     assert found[("mentee", "emp-e")] == [PairEndReason.AT_RISK_REMATCH]
     assert set(found) == {("mentor", "emp-m"), ("mentee", "emp-e"), ("mentee", "emp-e3")}
     assert await store.sessions_by_pair(program_id="prg-1") == {"pair-1": 0, "pair-3": 0}
+    assert await store.takes_part(program_id="prg-1", person_id="emp-e")  # pair ended
+    assert await store.takes_part(program_id="prg-1", person_id="emp-m")
+    assert not await store.takes_part(program_id="prg-1", person_id="emp-e4")  # prg-2 only
 
 
 async def test_forgetting_erases_comments_and_replaces_the_id(store: FeedbackStore) -> None:

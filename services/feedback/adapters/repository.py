@@ -210,6 +210,10 @@ class FeedbackStore(ABC):
     async def sessions_by_pair(self, *, program_id: str) -> dict[str, int]:
         """Sessions held per pair of the program (0 for a pair without any)."""
 
+    @abstractmethod
+    async def takes_part(self, *, program_id: str, person_id: str) -> bool:
+        """True when the person is (or was) in a pair of the program."""
+
 
 class PostgresFeedbackStore(FeedbackStore):
     """The store on an asyncpg connection (the transaction of the unit of work)."""
@@ -750,6 +754,15 @@ class PostgresFeedbackStore(FeedbackStore):
             program_id,
         )
         return {r["pair_id"]: r["held"] for r in rows}
+
+    async def takes_part(self, *, program_id: str, person_id: str) -> bool:
+        """True when the person is (or was) in a pair of the program."""
+        found = await self.conn.fetchval(
+            "SELECT true FROM pairs WHERE program_id = $1 AND $2 IN (mentor_id, mentee_id) LIMIT 1",
+            program_id,
+            person_id,
+        )
+        return bool(found)
 
 
 _TOTALS = (

@@ -84,12 +84,24 @@ def _participant(who: Caller) -> str:
     return who.subject
 
 
-def _admin_of(who: Caller, program: ProgramSettings | None, program_id: str) -> ProgramSettings:
+async def _admin_of(who: Caller, store: FeedbackStore, program_id: str) -> ProgramSettings:
+    """The program, if ``who`` administers it and is in none of its pairs (else 404, 403).
+
+    An admin who also takes part could subtract their own answers from the figures,
+    leaving fewer than k other people's: another admin of the program reads them.
+    """
+    program = await store.program(program_id=program_id)
     if program is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no program {program_id}")
     if who.role is not CallerRole.ADMIN or who.subject not in program.admin_ids:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"only the admins of {program_id} see its outcomes"
+        )
+    if await store.takes_part(program_id=program_id, person_id=who.subject):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"you take part in {program_id}: its figures include your own answers, which "
+            "you could subtract; another admin of the program can read them",
         )
     return program
 
@@ -409,7 +421,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
         program_id: str, who: Caller, side: PairSide | None, kind: FeedbackKind | None
     ) -> OutcomeReport:
         async with _store_in(context) as (store, _):
-            program = _admin_of(who, await store.program(program_id=program_id), program_id)
+            program = await _admin_of(who, store, program_id)
             return await program_outcomes(store, program, side=side, kind=kind)
 
     @router.get(
@@ -443,7 +455,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
     )
     async def live(program_id: PathId, who: CallerDep) -> LiveOut:
         async with _store_in(context) as (store, _):
-            program = _admin_of(who, await store.program(program_id=program_id), program_id)
+            program = await _admin_of(who, store, program_id)
         return LiveOut(
             program_id=program_id,
             requests=_live_count(context.views, program_id, REQUESTED, program.k_anonymity),
