@@ -355,6 +355,13 @@ class FakeFeedbackStore(FeedbackStore):
         ids = [p for p, r in self.state.pairs.items() if r.members.program_id == program_id]
         return {p: sum(1 for pair, _ in self.state.held if pair == p) for p in ids}
 
+    async def people_asked_and_answering(self, *, program_id: str) -> tuple[int, int]:
+        """Distinct people asked for feedback in the program, and those who answered."""
+        mine = [s for s in self.state.requests.values() if s.request.program_id == program_id]
+        asked = {s.request.participant_id for s in mine}
+        answering = {s.request.participant_id for s in mine if s.status is RequestStatus.SUBMITTED}
+        return len(asked), len(answering)
+
     async def takes_part(self, *, program_id: str, person_id: str) -> bool:
         """True when the person is (or was) in a pair of the program."""
         return any(

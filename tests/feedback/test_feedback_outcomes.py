@@ -17,6 +17,7 @@ from services.feedback.domain.outcomes import (
     SkillLevels,
     csv_export,
     feedback_table,
+    live_count,
     participation,
     retention_table,
     session_figures,
@@ -110,6 +111,13 @@ def test_request_counts_of_a_small_side_cannot_be_had_by_subtraction() -> None:
     for a, b in itertools.permutations(shown.values(), 2):
         difference = (a.requests - b.requests, a.answered - b.answered, a.missing - b.missing)
         assert difference != (3, 1, 2), f"{a} - {b} gives the mentors' counts"
+
+
+def test_live_counts_need_k_people_not_k_events() -> None:
+    """Six requests to the two people of one pair are two people's figures."""
+    assert live_count(6, people=2, k=K) is None
+    assert live_count(4, people=5, k=K) is None
+    assert live_count(6, people=5, k=K) == 6
 
 
 def test_skill_growth_by_topic_is_shown_from_k_mentees() -> None:

@@ -184,6 +184,8 @@ async def test_one_answer_per_request(store: FeedbackStore) -> None:
     assert await store.answers_of(participant_id="emp-m") == []
     state = await store.request(request_id=mentee_request.request_id)
     assert state is not None and state.status is RequestStatus.SUBMITTED and state.late
+    assert await store.people_asked_and_answering(program_id="prg-1") == (2, 1)
+    assert await store.people_asked_and_answering(program_id="prg-x") == (0, 0)
     assert await store.closed_request_outcomes(pair_id="pair-1", limit=4) == [False]
 
 

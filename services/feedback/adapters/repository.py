@@ -211,6 +211,10 @@ class FeedbackStore(ABC):
         """Sessions held per pair of the program (0 for a pair without any)."""
 
     @abstractmethod
+    async def people_asked_and_answering(self, *, program_id: str) -> tuple[int, int]:
+        """Distinct people asked for feedback in the program, and those who answered."""
+
+    @abstractmethod
     async def takes_part(self, *, program_id: str, person_id: str) -> bool:
         """True when the person is (or was) in a pair of the program."""
 
@@ -754,6 +758,19 @@ class PostgresFeedbackStore(FeedbackStore):
             program_id,
         )
         return {r["pair_id"]: r["held"] for r in rows}
+
+    async def people_asked_and_answering(self, *, program_id: str) -> tuple[int, int]:
+        """Distinct people asked for feedback in the program, and those who answered."""
+        row = await self.conn.fetchrow(
+            """
+            SELECT count(DISTINCT participant_id)::int AS asked,
+                count(DISTINCT participant_id) FILTER (WHERE status = 'submitted')::int
+                    AS answering
+            FROM feedback_requests WHERE program_id = $1
+            """,
+            program_id,
+        )
+        return (row["asked"], row["answering"]) if row else (0, 0)
 
     async def takes_part(self, *, program_id: str, person_id: str) -> bool:
         """True when the person is (or was) in a pair of the program."""

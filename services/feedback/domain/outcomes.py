@@ -334,6 +334,15 @@ def session_figures(
     return SessionFigures(pairs=pairs, sessions_held=held, sessions_per_pair=_mean(held, pairs))
 
 
+def live_count(count: int, *, people: int, k: int) -> int | None:
+    """A live event count, shown only when it covers k people or more (and k events).
+
+    Six requests may all be addressed to the two people of one pair: the count is
+    gated by the distinct people behind it, not by the number of events.
+    """
+    return count if people >= k and count >= k else None
+
+
 CSV_COLUMNS = ("section", "side", "kind", "topic", "metric", "value")
 
 

@@ -318,7 +318,7 @@ class OutcomesOut(BaseModel):
 
 
 class LiveOut(BaseModel):
-    """Live event counts from the faust stream table (null below k)."""
+    """Live event counts from the faust stream table (null below k people)."""
 
     program_id: Identifier
     requests: int | None
@@ -456,15 +456,18 @@ def admin_router(context: ServiceContext) -> APIRouter:
     async def live(program_id: PathId, who: CallerDep) -> LiveOut:
         async with _store_in(context) as (store, _):
             program = await _admin_of(who, store, program_id)
+            asked, answering = await store.people_asked_and_answering(program_id=program_id)
+        k, views = program.k_anonymity, context.views
         return LiveOut(
             program_id=program_id,
-            requests=_live_count(context.views, program_id, REQUESTED, program.k_anonymity),
-            answers=_live_count(context.views, program_id, SUBMITTED, program.k_anonymity),
+            requests=outcomes.live_count(_count(views, program_id, REQUESTED), people=asked, k=k),
+            answers=outcomes.live_count(
+                _count(views, program_id, SUBMITTED), people=answering, k=k
+            ),
         )
 
     return router
 
 
-def _live_count(views: Any, program_id: str, what: str, k: int) -> int | None:
-    count = int(views[live_key(program_id, what)]) if views is not None else 0
-    return count if count >= k else None
+def _count(views: Any, program_id: str, what: str) -> int:
+    return int(views[live_key(program_id, what)]) if views is not None else 0
