@@ -374,6 +374,43 @@ async def test_a_message_that_keeps_killing_the_worker_ends_failed(
     assert smtp_server.inbox.messages == []
 
 
+class BrokenFor(MessageChannel):
+    """A bug that strikes one person's messages only; the others go out for real."""
+
+    def __init__(self, real: MessageChannel, person_id: str) -> None:
+        self.channel = real.channel
+        self._real = real
+        self._person_id = person_id
+
+    async def send(self, outgoing: Outgoing) -> None:
+        if outgoing.contact.person_id == self._person_id:
+            raise RuntimeError("a bug")
+        await self._real.send(outgoing)
+
+
+async def test_a_crash_on_one_message_spares_the_others_and_ends_reported(
+    harness: Harness, smtp_server: RunningSmtp
+) -> None:
+    await harness.cast()
+    await harness.apply(PairFormed.example())
+    harness.worker = harness.new_worker([BrokenFor(SmtpChannel(harness.settings), MENTOR)])
+    assert await harness.round() == 2
+    assert [str(m["To"]).split()[0] for m in smtp_server.inbox.messages] == ["Helen"]
+    assert [n.recipient_id for n in await sent(harness)] == [MENTEE]
+    (held,) = await harness.deliveries(recipient_id=MENTOR)
+    assert (held["status"], held["attempts"], held["last_error"]) == (
+        "pending",
+        1,
+        "internal_error",
+    )
+    await harness.advance(timedelta(minutes=1))
+    await harness.advance(timedelta(minutes=2))
+    failed = await harness.emitted("NotificationFailed")
+    assert {(f.recipient_id, f.error_code, f.attempts) for f in failed} == {
+        (MENTOR, "internal_error", 3)
+    }
+
+
 async def test_unknown_contact_is_retried_then_reported(harness: Harness) -> None:
     await harness.apply(PairFormed.example())  # nobody's contact is known
     for _ in range(3):
