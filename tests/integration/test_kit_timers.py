@@ -16,7 +16,7 @@ from schemas.notifications import Channel, NotificationKind, NotificationSent
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceContext, ServiceDefinition, ServiceRuntime
 from servicekit.settings import settings_for
-from servicekit.timers import ExclusiveTimer, TickOutcome, Timer
+from servicekit.timers import AnyTimer, ExclusiveTimer, TickOutcome, Timer
 from servicekit.unit_of_work import UnitOfWork
 from upward.stack import free_ports
 
@@ -144,23 +144,8 @@ async def test_exclusive_timer_runs_under_the_lock_with_no_transaction_open(
     async def observe() -> None:
         seen.append(await _transaction_states(pool))
 
-    definition = ServiceDefinition(
-        name="sender",
-        version="0",
-        subscribes=(),
-        publishes=(),
-        handlers={},
-        migrations=tmp_path,
-        timers=lambda context: [ExclusiveTimer(name="send", interval_s=3600, run=observe)],
-    )
-    settings = settings_for("sender")(
-        service_name="sender",
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        http_port=free_ports(1)[0],
-    )
-    rt = ServiceRuntime(definition, settings, clock=ManualClock(START))
+    timer = ExclusiveTimer(name="send", interval_s=3600, run=observe)
+    rt = _one_timer_runtime("sender", timer, kafka_bootstrap, fresh_database_url, tmp_path)
     await rt.start()
     other = await asyncpg.connect(fresh_database_url)
     try:
@@ -185,6 +170,29 @@ async def _async(value: int) -> int:
     return value
 
 
+def _one_timer_runtime(
+    name: str, timer: AnyTimer, kafka_bootstrap: str, database_url: str, migrations: Path
+) -> ServiceRuntime:
+    """A service ``name`` that has only ``timer``, on its own topics."""
+    definition = ServiceDefinition(
+        name=name,
+        version="0",
+        subscribes=(),
+        publishes=(),
+        handlers={},
+        migrations=migrations,
+        timers=lambda context: [timer],
+    )
+    settings = settings_for(name)(
+        service_name=name,
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        http_port=free_ports(1)[0],
+    )
+    return ServiceRuntime(definition, settings, clock=ManualClock(START))
+
+
 async def test_failed_tick_rolls_back_and_the_service_keeps_running(
     kafka_bootstrap: str, fresh_database_url: str, tmp_path: Path
 ) -> None:
@@ -194,23 +202,8 @@ async def test_failed_tick_rolls_back_and_the_service_keeps_running(
         await uow.conn.execute("INSERT INTO ticks (at) VALUES ($1)", uow.now)
         raise RuntimeError("bug in a tick")
 
-    definition = ServiceDefinition(
-        name="broken",
-        version="0",
-        subscribes=(),
-        publishes=(),
-        handlers={},
-        migrations=tmp_path,
-        timers=lambda context: [Timer(name="broken", interval_s=3600, tick=broken)],
-    )
-    settings = settings_for("broken")(
-        service_name="broken",
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        http_port=free_ports(1)[0],
-    )
-    rt = ServiceRuntime(definition, settings, clock=ManualClock(START))
+    timer = Timer(name="broken", interval_s=3600, tick=broken)
+    rt = _one_timer_runtime("broken", timer, kafka_bootstrap, fresh_database_url, tmp_path)
     await rt.start()
     try:
         assert await rt.run_timers() == {"broken": TickOutcome.FAILED}

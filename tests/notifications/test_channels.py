@@ -97,17 +97,19 @@ async def test_smtp_auth_is_used_when_configured(smtp_server_with_auth: RunningS
     assert len(smtp_server_with_auth.inbox.messages) == 1
 
 
-async def test_starttls_with_the_servers_certificate_checked(
-    smtp_server_starttls: RunningSmtp, smtp_certificates: SmtpCertificates
+@pytest.mark.parametrize(
+    ("mode", "server"), [("starttls", "smtp_server_starttls"), ("tls", "smtp_server_implicit_tls")]
+)
+async def test_tls_with_the_servers_certificate_checked(
+    mode: str, server: str, smtp_certificates: SmtpCertificates, request: pytest.FixtureRequest
 ) -> None:
+    running: RunningSmtp = request.getfixturevalue(server)
     settings = notifications_settings(
-        smtp_port=smtp_server_starttls.port,
-        smtp_tls="starttls",
-        smtp_cert_bundle=smtp_certificates.ca_file,
+        smtp_port=running.port, smtp_tls=mode, smtp_cert_bundle=smtp_certificates.ca_file
     )
     await SmtpChannel(settings).send(outgoing())
-    assert smtp_server_starttls.inbox.encrypted == [True]
-    assert smtp_server_starttls.inbox.messages[0]["Message-ID"] == "<ntf-abc123@upward.example>"
+    assert running.inbox.encrypted == [True]
+    assert running.inbox.messages[0]["Message-ID"] == "<ntf-abc123@upward.example>"
 
 
 async def test_a_server_requiring_starttls_refuses_plain_text(
@@ -135,19 +137,6 @@ async def test_an_untrusted_certificate_is_refused_unless_checks_are_off(
     )
     await SmtpChannel(unchecked).send(outgoing())
     assert smtp_server_starttls.inbox.encrypted == [True]
-
-
-async def test_implicit_tls(
-    smtp_server_implicit_tls: RunningSmtp, smtp_certificates: SmtpCertificates
-) -> None:
-    settings = notifications_settings(
-        smtp_port=smtp_server_implicit_tls.port,
-        smtp_tls="tls",
-        smtp_cert_bundle=smtp_certificates.ca_file,
-    )
-    await SmtpChannel(settings).send(outgoing())
-    assert smtp_server_implicit_tls.inbox.encrypted == [True]
-    assert len(smtp_server_implicit_tls.inbox.messages) == 1
 
 
 @pytest.mark.parametrize(
