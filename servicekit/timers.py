@@ -183,8 +183,11 @@ def clock_router(clock: ManualClock, runner: TimerRunner | None) -> APIRouter:
     async def move_clock(move: ClockMove) -> ClockState:
         try:
             _apply(clock, move)
-        except (ValueError, OverflowError) as exc:
+        except ValueError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
+        except OverflowError as exc:
+            detail = "the clock cannot move that far (past year 9999)"
+            raise HTTPException(status_code=422, detail=detail) from exc
         ran = await runner.run_all() if runner is not None else {}
         return ClockState(now=clock.now(), timers=ran)
 
