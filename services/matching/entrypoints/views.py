@@ -1,0 +1,321 @@
+"""Request and response bodies of the matching HTTP API (they make its OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.pairs import PairEndReason, ScoreFactor
+from schemas.participants import LeaveReason, ParticipantProfile, ScreeningOutcome
+from schemas.primitives import Identifier, PairingMode, ShortText
+from schemas.programs import ProgramClosedReason, ProgramDefinition
+from services.matching.domain.audit import AdminAction
+from services.matching.domain.pairs import Pair, PairStatus, Proposal
+from services.matching.domain.participants import Participant, ParticipantStatus
+from services.matching.domain.programs import Program, ProgramStatus
+from services.matching.domain.staging import MatchRun, RunStatus
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MatchRunRequest(_Body):
+    """Start a batch run: a dry run stages the plan for review; otherwise it is published."""
+
+    dry_run: bool = Field(default=True, description="Stage the plan only; publish it later.")
+
+
+class SelfMatchRequest(_Body):
+    """A mentee asks a named mentor."""
+
+    mentor_id: Identifier = Field(description="The mentor asked for.")
+
+
+class ManualPairRequest(_Body):
+    """An admin proposes a pair by hand (both people must still accept)."""
+
+    mentor_id: Identifier
+    mentee_id: Identifier
+    reason: ShortText | None = Field(default=None, description="Why (kept in the audit trail).")
+
+
+class VetoRequest(_Body):
+    """An admin forbids a (mentor, mentee) combination for good."""
+
+    mentor_id: Identifier
+    mentee_id: Identifier
+    reason: ShortText = Field(description="Why (kept in the audit trail).")
+
+
+class PairVetoRequest(_Body):
+    """An admin vetoes a proposal."""
+
+    reason: ShortText = Field(description="Why (kept in the audit trail).")
+
+
+class EndPairRequest(_Body):
+    """End a formed pair; participants always end with ``no_fault_exit``."""
+
+    reason: PairEndReason | None = Field(
+        default=None, description="Admins only; default admin_ended."
+    )
+
+
+class CloseProgramRequest(_Body):
+    """Close a program."""
+
+    reason: ProgramClosedReason = ProgramClosedReason.CANCELLED
+
+
+class LeaveRequest(_Body):
+    """Leave a program (no-fault)."""
+
+    reason: LeaveReason = LeaveReason.VOLUNTARY
+
+
+class ScreeningRequest(_Body):
+    """Record a mentor's screening."""
+
+    outcome: ScreeningOutcome
+
+
+class TrainingRequest(_Body):
+    """Record a completed mentor training."""
+
+    course_id: Identifier
+
+
+class EventAccepted(BaseModel):
+    """The command was accepted: its event is on its way (the consumer applies it).
+
+    Both fields are null when the command changed nothing (an update equal to the profile).
+    """
+
+    event_id: str | None = None
+    event_type: str | None = None
+
+
+class ProgramView(BaseModel):
+    """A program with its revision and status."""
+
+    definition: ProgramDefinition
+    revision: int
+    status: ProgramStatus
+    closed_at: datetime | None
+
+
+class ParticipantView(BaseModel):
+    """A participant of one program."""
+
+    profile: ParticipantProfile
+    status: ParticipantStatus
+    screening: ScreeningOutcome | None
+    trained: bool
+
+
+class PairView(BaseModel):
+    """A proposal or a pair."""
+
+    pair_id: str
+    program_id: str
+    mentor_id: str
+    mentee_id: str
+    status: PairStatus
+    mode: PairingMode
+    score: float
+    topics: list[str]
+    run_id: str | None
+    proposed_by: str | None
+    proposed_at: datetime
+    expires_at: datetime
+    mentor_accepted_at: datetime | None
+    mentee_accepted_at: datetime | None
+    formed_at: datetime | None
+    closed_at: datetime | None
+    close_reason: str | None
+    closed_by: str | None
+    at_risk_at: datetime | None
+
+
+class ExplanationView(BaseModel):
+    """Why a pair was proposed: its score and the contribution of each factor."""
+
+    pair_id: str
+    mentor_id: str
+    mentee_id: str
+    score: float
+    explanation: list[ScoreFactor]
+    topics: list[str]
+
+
+class ProposalView(BaseModel):
+    """A planned pair of a run."""
+
+    mentor_id: str
+    mentee_id: str
+    score: float
+    explanation: list[ScoreFactor]
+    topics: list[str]
+
+
+class DroppedView(ProposalView):
+    """A planned pair that publishing dropped, with the constraints it now breaks."""
+
+    reasons: list[str]
+
+
+class UnmatchedView(BaseModel):
+    """Someone the plan left without a pair."""
+
+    participant_id: str
+    reason: str
+
+
+class RunView(BaseModel):
+    """A match run: its plan and, once published, what it proposed."""
+
+    run_id: str
+    program_id: str
+    mode: PairingMode
+    status: RunStatus
+    created_at: datetime
+    created_by: str | None
+    duration_ms: int
+    solver: str
+    optimal: bool
+    totals: dict[str, float | int]
+    total_score: float
+    proposals: list[ProposalView]
+    unmatched: list[UnmatchedView]
+    published_at: datetime | None
+    published_by: str | None
+    proposed_pair_ids: list[str]
+    dropped: list[DroppedView]
+
+
+class AuditEntry(BaseModel):
+    """One admin action: who, what, to whom, why, when."""
+
+    action: str
+    actor_id: str
+    at: datetime
+    reason: str | None
+    pair_id: str | None
+    run_id: str | None
+    mentor_id: str | None
+    mentee_id: str | None
+
+
+def program_view(program: Program) -> ProgramView:
+    """The HTTP view of a program."""
+    return ProgramView(
+        definition=program.definition,
+        revision=program.revision,
+        status=program.status,
+        closed_at=program.closed_at,
+    )
+
+
+def participant_view(participant: Participant) -> ParticipantView:
+    """The HTTP view of a participant."""
+    return ParticipantView(
+        profile=participant.profile,
+        status=participant.status,
+        screening=participant.screening,
+        trained=participant.trained,
+    )
+
+
+def pair_view(pair: Pair) -> PairView:
+    """The HTTP view of a pair (the explanation has its own route)."""
+    return PairView(
+        pair_id=pair.pair_id,
+        program_id=pair.program_id,
+        mentor_id=pair.mentor_id,
+        mentee_id=pair.mentee_id,
+        status=pair.status,
+        mode=pair.mode,
+        score=pair.score,
+        topics=list(pair.topics),
+        run_id=pair.run_id,
+        proposed_by=pair.proposed_by,
+        proposed_at=pair.proposed_at,
+        expires_at=pair.expires_at,
+        mentor_accepted_at=pair.mentor_accepted_at,
+        mentee_accepted_at=pair.mentee_accepted_at,
+        formed_at=pair.formed_at,
+        closed_at=pair.closed_at,
+        close_reason=pair.close_reason,
+        closed_by=pair.closed_by,
+        at_risk_at=pair.at_risk_at,
+    )
+
+
+def explanation_view(pair: Pair) -> ExplanationView:
+    """The score explanation of a pair."""
+    return ExplanationView(
+        pair_id=pair.pair_id,
+        mentor_id=pair.mentor_id,
+        mentee_id=pair.mentee_id,
+        score=pair.score,
+        explanation=list(pair.explanation),
+        topics=list(pair.topics),
+    )
+
+
+def _proposal_view(proposal: Proposal) -> ProposalView:
+    return ProposalView(
+        mentor_id=proposal.mentor_id,
+        mentee_id=proposal.mentee_id,
+        score=proposal.score,
+        explanation=list(proposal.explanation),
+        topics=list(proposal.topics),
+    )
+
+
+def run_view(run: MatchRun) -> RunView:
+    """The HTTP view of a run, with its plan and its outcome."""
+    outcome = run.outcome
+    return RunView(
+        run_id=run.run_id,
+        program_id=run.program_id,
+        mode=run.mode,
+        status=run.status,
+        created_at=run.created_at,
+        created_by=run.created_by,
+        duration_ms=run.duration_ms,
+        solver=run.plan.solver,
+        optimal=run.plan.optimal,
+        totals=dict(run.plan.totals),
+        total_score=run.plan.total_score,
+        proposals=[_proposal_view(p) for p in run.plan.proposals],
+        unmatched=[
+            UnmatchedView(participant_id=u.participant_id, reason=u.reason)
+            for u in run.plan.unmatched
+        ],
+        published_at=run.published_at,
+        published_by=run.published_by,
+        proposed_pair_ids=[] if outcome is None else list(outcome.proposed),
+        dropped=[]
+        if outcome is None
+        else [
+            DroppedView(**_proposal_view(d.proposal).model_dump(), reasons=list(d.reasons))
+            for d in outcome.dropped
+        ],
+    )
+
+
+def audit_entry(action: AdminAction) -> AuditEntry:
+    """The HTTP view of one audit line."""
+    return AuditEntry(
+        action=action.action.value,
+        actor_id=action.actor_id,
+        at=action.at,
+        reason=action.reason,
+        pair_id=action.pair_id,
+        run_id=action.run_id,
+        mentor_id=action.mentor_id,
+        mentee_id=action.mentee_id,
+    )
