@@ -618,7 +618,7 @@ class PostgresMatchingRepository(MatchingRepository):
 
 
 def _definition_json(definition: ProgramDefinition) -> str:
-    return ProgramDefinition.model_validate(definition.model_dump()).model_dump_json()
+    return definition.model_dump_json()
 
 
 def _program(row: asyncpg.Record) -> Program:

@@ -83,7 +83,7 @@ class Program:
 def create_program(definition: ProgramDefinition) -> tuple[Program, ProgramCreated]:
     """A new open program at revision 1."""
     created = ProgramCreated.model_validate(definition.model_dump())
-    return Program(created, 1, ProgramStatus.OPEN), created
+    return Program(_plain(definition), 1, ProgramStatus.OPEN), created
 
 
 def update_program(
@@ -100,7 +100,7 @@ def update_program(
     updated = ProgramUpdated.model_validate(
         definition.model_dump() | {"revision": revision, "changed_fields": changed}
     )
-    return replace(program, definition=updated, revision=revision), updated
+    return replace(program, definition=_plain(definition), revision=revision), updated
 
 
 def close_program(
@@ -110,6 +110,11 @@ def close_program(
     program.require_open()
     closed = ProgramClosed(program_id=program.program_id, reason=reason, closed_at=at, closed_by=by)
     return replace(program, status=ProgramStatus.CLOSED, closed_at=at), closed
+
+
+def _plain(definition: ProgramDefinition) -> ProgramDefinition:
+    """The definition alone, whichever event (or request) carried it."""
+    return ProgramDefinition.model_validate(definition.model_dump())
 
 
 def changed_fields(
