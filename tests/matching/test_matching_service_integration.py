@@ -198,6 +198,11 @@ async def test_joiners_are_proposed_and_both_acceptances_form_the_pair(service: 
     assert {f["factor"] for f in explained.json()["explanation"]} >= {"skill_coverage"}
     stranger = await service.http.get(f"/pairs/{pair_id}/explanation", headers=person("x-9"))
     assert stranger.status_code == 403
+    metrics = (await service.http.get("/metrics")).text
+    assert 'upward_match_runs_total{mode="continuous",program_id="prg-flow"} 1.0' in metrics
+    for name in ("upward_pairs_formed_total", "upward_pairs_proposed_total"):
+        assert f"{name} " in metrics
+    assert "upward_match_run_seconds_count" in metrics
 
 
 async def test_a_decline_leads_to_a_different_proposal(service: Service) -> None:
