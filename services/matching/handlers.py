@@ -458,31 +458,39 @@ async def publish_run(
     run_id: str, *, by: str | None, uow: UnitOfWork, repo: MatchingRepository
 ) -> MatchRun:
     """Propose the run's pairs that are still allowed now; MatchRunCompleted."""
-    run = await _run(repo, run_id)
-    await repo.lock_program(program_id=run.program_id)
-    run = await _run(repo, run_id)
+    await repo.lock_program(program_id=(await _run(repo, run_id)).program_id)
+    run = await _run(repo, run_id)  # read again under the lock: publish once
     snapshot = await load_pool(run.program_id, run.mode, repo)
-    checked = staging.revalidate(
-        run.plan.proposals,
-        rules=snapshot.rules,
-        pool={c.participant_id: c for c in snapshot.candidates},
-        excluded=snapshot.excluded,
-        at=uow.now,
-    )
+    checked = await _recheck(run, snapshot, at=uow.now)
     made = await _propose(
         checked.kept, program=snapshot.program, mode=run.mode, run_id=run_id, uow=uow, repo=repo
     )
     outcome = PublishOutcome(tuple(p.pair_id for p in made), checked.dropped)
     published = staging.publish(run, by=by, at=uow.now, outcome=outcome)
     await repo.save_run(run=published)
-    objective = snapshot.program.definition.objective
-    total = sum(p.score for p in made)
     await uow.emit(
-        staging.run_completed(published, objective=objective, proposed=len(made), total_score=total)
+        staging.run_completed(
+            published,
+            objective=snapshot.program.definition.objective,
+            proposed=len(made),
+            total_score=sum(p.score for p in made),
+        )
     )
     if by is not None:
         await _audit(repo, run.program_id, AdminActionKind.RUN_PUBLISHED, by, uow, run_id=run_id)
     return published
+
+
+async def _recheck(run: MatchRun, snapshot: PoolSnapshot, *, at: datetime) -> staging.Revalidation:
+    """The run's planned pairs checked against the pool now (in a worker thread)."""
+    return await asyncio.to_thread(
+        staging.revalidate,
+        run.plan.proposals,
+        rules=snapshot.rules,
+        pool={c.participant_id: c for c in snapshot.candidates},
+        excluded=snapshot.excluded,
+        at=at,
+    )
 
 
 async def discard_run(
