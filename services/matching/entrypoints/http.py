@@ -104,17 +104,17 @@ def _programs(cmd: Command) -> APIRouter:
         who.require_staff()
         async with cmd() as (uow, repo):
             program = await handlers.create_program(body, by=who.subject, uow=uow, repo=repo)
-        return views.program_view(program)
+        return views.ProgramView.model_validate(program)
 
     @router.get("/programs", summary="List programs")
     async def list_programs(who: Who) -> list[views.ProgramView]:
         async with cmd() as (_, repo):
-            return [views.program_view(p) for p in await repo.list_programs()]
+            return [views.ProgramView.model_validate(p) for p in await repo.list_programs()]
 
     @router.get("/programs/{program_id}", summary="One program")
     async def get(program_id: str, who: Who) -> views.ProgramView:
         async with cmd() as (_, repo):
-            return views.program_view(await handlers.program(program_id, repo=repo))
+            return views.ProgramView.model_validate(await handlers.program(program_id, repo=repo))
 
     @router.put("/programs/{program_id}", summary="Update a program (ProgramUpdated)")
     async def update(program_id: str, body: ProgramDefinition, who: Who) -> views.ProgramView:
@@ -122,7 +122,7 @@ def _programs(cmd: Command) -> APIRouter:
         _same("program_id", program_id, body.program_id)
         async with cmd() as (uow, repo):
             program = await handlers.update_program(body, by=who.subject, uow=uow, repo=repo)
-        return views.program_view(program)
+        return views.ProgramView.model_validate(program)
 
     @router.post("/programs/{program_id}/close", summary="Close a program (ProgramClosed)")
     async def close(
@@ -133,7 +133,7 @@ def _programs(cmd: Command) -> APIRouter:
             program = await handlers.close_program(
                 program_id, reason=body.reason, by=who.subject, uow=uow, repo=repo
             )
-        return views.program_view(program)
+        return views.ProgramView.model_validate(program)
 
     @router.get("/programs/{program_id}/audit", summary="Admin actions: who did what and why")
     async def audit_trail(
@@ -142,7 +142,7 @@ def _programs(cmd: Command) -> APIRouter:
         who.require_staff()
         async with cmd() as (_, repo):
             found = await repo.actions(program_id=program_id, limit=limit, offset=offset)
-        return [views.audit_entry(a) for a in found]
+        return [views.AuditEntry.model_validate(a) for a in found]
 
     return router
 
@@ -165,14 +165,14 @@ def _participants(cmd: Command) -> APIRouter:
         who.require_staff()
         async with cmd() as (_, repo):
             found = await repo.list_participants(program_id=program_id, limit=limit, offset=offset)
-        return [views.participant_view(p) for p in found]
+        return [views.ParticipantView.model_validate(p) for p in found]
 
     @router.get(base + "/{participant_id}", summary="One participant (themself or admins)")
     async def get(program_id: str, participant_id: str, who: Who) -> views.ParticipantView:
         who.require_self_or_staff(participant_id)
         async with cmd() as (_, repo):
             found = await handlers.participant(program_id, participant_id, repo=repo)
-        return views.participant_view(found)
+        return views.ParticipantView.model_validate(found)
 
     @router.put(
         base + "/{participant_id}",
@@ -281,7 +281,7 @@ def _pairs(cmd: Command) -> APIRouter:
                 limit=limit,
                 offset=offset,
             )
-        return [views.pair_view(p) for p in found]
+        return [views.PairView.model_validate(p) for p in found]
 
     @router.get("/programs/{program_id}/pairs", summary="Pairs of a program (participants: own)")
     async def list_pairs(
@@ -299,17 +299,21 @@ def _pairs(cmd: Command) -> APIRouter:
                 limit=limit,
                 offset=offset,
             )
-        return [views.pair_view(p) for p in found]
+        return [views.PairView.model_validate(p) for p in found]
 
     @router.get("/pairs/{pair_id}", summary="One pair (its two people and admins)")
     async def get(pair_id: str, who: Who) -> views.PairView:
         async with cmd() as (_, repo):
-            return views.pair_view(_visible(await handlers.pair(pair_id, repo=repo), who))
+            return views.PairView.model_validate(
+                _visible(await handlers.pair(pair_id, repo=repo), who)
+            )
 
     @router.get("/pairs/{pair_id}/explanation", summary="Why this pair: score and factors")
     async def explain(pair_id: str, who: Who) -> views.ExplanationView:
         async with cmd() as (_, repo):
-            return views.explanation_view(_visible(await handlers.pair(pair_id, repo=repo), who))
+            return views.ExplanationView.model_validate(
+                _visible(await handlers.pair(pair_id, repo=repo), who)
+            )
 
     @router.post("/pairs/{pair_id}/accept", summary="Accept a proposal (PairAccepted)")
     async def accept(pair_id: str, who: Who) -> views.PairView:
@@ -318,7 +322,7 @@ def _pairs(cmd: Command) -> APIRouter:
             pair = await handlers.accept_pair(
                 pair_id, participant_id=who.subject, uow=uow, repo=repo
             )
-        return views.pair_view(pair)
+        return views.PairView.model_validate(pair)
 
     @router.post("/pairs/{pair_id}/decline", summary="Decline a proposal (PairDeclined)")
     async def decline(pair_id: str, who: Who) -> views.PairView:
@@ -327,7 +331,7 @@ def _pairs(cmd: Command) -> APIRouter:
             pair = await handlers.decline_pair(
                 pair_id, participant_id=who.subject, uow=uow, repo=repo
             )
-        return views.pair_view(pair)
+        return views.PairView.model_validate(pair)
 
     @router.post("/pairs/{pair_id}/end", summary="End a formed pair (PairEnded)")
     async def end(pair_id: str, body: views.EndPairRequest, who: Who) -> views.PairView:
@@ -336,7 +340,7 @@ def _pairs(cmd: Command) -> APIRouter:
             pair = await handlers.end_pair(
                 pair_id, reason=reason, by=who.subject, admin=who.is_staff, uow=uow, repo=repo
             )
-        return views.pair_view(pair)
+        return views.PairView.model_validate(pair)
 
     @router.post("/pairs/{pair_id}/veto", summary="Veto a proposal (PairDeclined vetoed)")
     async def veto(pair_id: str, body: views.PairVetoRequest, who: Who) -> views.PairView:
@@ -345,7 +349,7 @@ def _pairs(cmd: Command) -> APIRouter:
             pair = await handlers.veto_pair(
                 pair_id, by=who.subject, reason=body.reason, uow=uow, repo=repo
             )
-        return views.pair_view(pair)
+        return views.PairView.model_validate(pair)
 
     @router.post(
         "/programs/{program_id}/self-match-requests",
@@ -359,7 +363,7 @@ def _pairs(cmd: Command) -> APIRouter:
             pair = await handlers.request_self_match(
                 program_id, mentee_id=who.subject, mentor_id=body.mentor_id, uow=uow, repo=repo
             )
-        return views.pair_view(pair)
+        return views.PairView.model_validate(pair)
 
     @router.post(
         "/programs/{program_id}/manual-pairs",
@@ -381,7 +385,7 @@ def _pairs(cmd: Command) -> APIRouter:
                 uow=uow,
                 repo=repo,
             )
-        return views.pair_view(pair)
+        return views.PairView.model_validate(pair)
 
     @router.post(
         "/programs/{program_id}/vetoes",
@@ -402,7 +406,7 @@ def _pairs(cmd: Command) -> APIRouter:
                 vetoed_at=uow.now,
             )
             withdrawn = await handlers.veto_combination(veto, uow=uow, repo=repo)
-        return [views.pair_view(p) for p in withdrawn]
+        return [views.PairView.model_validate(p) for p in withdrawn]
 
     return router
 

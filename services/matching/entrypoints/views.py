@@ -10,10 +10,10 @@ from schemas.pairs import PairEndReason, ScoreFactor
 from schemas.participants import LeaveReason, ParticipantProfile, ScreeningOutcome
 from schemas.primitives import Identifier, PairingMode, ShortText
 from schemas.programs import ProgramClosedReason, ProgramDefinition
-from services.matching.domain.audit import AdminAction
-from services.matching.domain.pairs import Pair, PairStatus, Proposal
-from services.matching.domain.participants import Participant, ParticipantStatus
-from services.matching.domain.programs import Program, ProgramStatus
+from services.matching.domain.audit import AdminActionKind
+from services.matching.domain.pairs import PairStatus, Proposal
+from services.matching.domain.participants import ParticipantStatus
+from services.matching.domain.programs import ProgramStatus
 from services.matching.domain.staging import MatchRun, RunStatus
 
 
@@ -97,7 +97,13 @@ class EventAccepted(BaseModel):
     event_type: str | None = None
 
 
-class ProgramView(BaseModel):
+class _View(BaseModel):
+    """A response body read from a domain object's attributes (``model_validate(obj)``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ProgramView(_View):
     """A program with its revision and status."""
 
     definition: ProgramDefinition
@@ -106,7 +112,7 @@ class ProgramView(BaseModel):
     closed_at: datetime | None
 
 
-class ParticipantView(BaseModel):
+class ParticipantView(_View):
     """A participant of one program."""
 
     profile: ParticipantProfile
@@ -115,7 +121,7 @@ class ParticipantView(BaseModel):
     trained: bool
 
 
-class PairView(BaseModel):
+class PairView(_View):
     """A proposal or a pair."""
 
     pair_id: str
@@ -139,7 +145,7 @@ class PairView(BaseModel):
     at_risk_at: datetime | None
 
 
-class ExplanationView(BaseModel):
+class ExplanationView(_View):
     """Why a pair was proposed: its score and the contribution of each factor."""
 
     pair_id: str
@@ -150,7 +156,7 @@ class ExplanationView(BaseModel):
     topics: list[str]
 
 
-class ProposalView(BaseModel):
+class ProposalView(_View):
     """A planned pair of a run."""
 
     mentor_id: str
@@ -166,7 +172,7 @@ class DroppedView(ProposalView):
     reasons: list[str]
 
 
-class UnmatchedView(BaseModel):
+class UnmatchedView(_View):
     """Someone the plan left without a pair."""
 
     participant_id: str
@@ -195,10 +201,10 @@ class RunView(BaseModel):
     dropped: list[DroppedView]
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(_View):
     """One admin action: who, what, to whom, why, when."""
 
-    action: str
+    action: AdminActionKind
     actor_id: str
     at: datetime
     reason: str | None
@@ -208,71 +214,8 @@ class AuditEntry(BaseModel):
     mentee_id: str | None
 
 
-def program_view(program: Program) -> ProgramView:
-    """The HTTP view of a program."""
-    return ProgramView(
-        definition=program.definition,
-        revision=program.revision,
-        status=program.status,
-        closed_at=program.closed_at,
-    )
-
-
-def participant_view(participant: Participant) -> ParticipantView:
-    """The HTTP view of a participant."""
-    return ParticipantView(
-        profile=participant.profile,
-        status=participant.status,
-        screening=participant.screening,
-        trained=participant.trained,
-    )
-
-
-def pair_view(pair: Pair) -> PairView:
-    """The HTTP view of a pair (the explanation has its own route)."""
-    return PairView(
-        pair_id=pair.pair_id,
-        program_id=pair.program_id,
-        mentor_id=pair.mentor_id,
-        mentee_id=pair.mentee_id,
-        status=pair.status,
-        mode=pair.mode,
-        score=pair.score,
-        topics=list(pair.topics),
-        run_id=pair.run_id,
-        proposed_by=pair.proposed_by,
-        proposed_at=pair.proposed_at,
-        expires_at=pair.expires_at,
-        mentor_accepted_at=pair.mentor_accepted_at,
-        mentee_accepted_at=pair.mentee_accepted_at,
-        formed_at=pair.formed_at,
-        closed_at=pair.closed_at,
-        close_reason=pair.close_reason,
-        closed_by=pair.closed_by,
-        at_risk_at=pair.at_risk_at,
-    )
-
-
-def explanation_view(pair: Pair) -> ExplanationView:
-    """The score explanation of a pair."""
-    return ExplanationView(
-        pair_id=pair.pair_id,
-        mentor_id=pair.mentor_id,
-        mentee_id=pair.mentee_id,
-        score=pair.score,
-        explanation=list(pair.explanation),
-        topics=list(pair.topics),
-    )
-
-
-def _proposal_view(proposal: Proposal) -> ProposalView:
-    return ProposalView(
-        mentor_id=proposal.mentor_id,
-        mentee_id=proposal.mentee_id,
-        score=proposal.score,
-        explanation=list(proposal.explanation),
-        topics=list(proposal.topics),
-    )
+def _view(proposal: Proposal) -> ProposalView:
+    return ProposalView.model_validate(proposal)
 
 
 def run_view(run: MatchRun) -> RunView:
@@ -290,7 +233,7 @@ def run_view(run: MatchRun) -> RunView:
         optimal=run.plan.optimal,
         totals=dict(run.plan.totals),
         total_score=run.plan.total_score,
-        proposals=[_proposal_view(p) for p in run.plan.proposals],
+        proposals=[_view(p) for p in run.plan.proposals],
         unmatched=[
             UnmatchedView(participant_id=u.participant_id, reason=u.reason)
             for u in run.plan.unmatched
@@ -301,21 +244,7 @@ def run_view(run: MatchRun) -> RunView:
         dropped=[]
         if outcome is None
         else [
-            DroppedView(**_proposal_view(d.proposal).model_dump(), reasons=list(d.reasons))
+            DroppedView(**_view(d.proposal).model_dump(), reasons=list(d.reasons))
             for d in outcome.dropped
         ],
-    )
-
-
-def audit_entry(action: AdminAction) -> AuditEntry:
-    """The HTTP view of one audit line."""
-    return AuditEntry(
-        action=action.action.value,
-        actor_id=action.actor_id,
-        at=action.at,
-        reason=action.reason,
-        pair_id=action.pair_id,
-        run_id=action.run_id,
-        mentor_id=action.mentor_id,
-        mentee_id=action.mentee_id,
     )
