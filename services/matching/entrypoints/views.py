@@ -234,10 +234,7 @@ def run_view(run: MatchRun) -> RunView:
         totals=dict(run.plan.totals),
         total_score=run.plan.total_score,
         proposals=[_view(p) for p in run.plan.proposals],
-        unmatched=[
-            UnmatchedView(participant_id=u.participant_id, reason=u.reason)
-            for u in run.plan.unmatched
-        ],
+        unmatched=[UnmatchedView.model_validate(u) for u in run.plan.unmatched],
         published_at=run.published_at,
         published_by=run.published_by,
         proposed_pair_ids=[] if outcome is None else list(outcome.proposed),
