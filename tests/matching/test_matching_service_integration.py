@@ -247,15 +247,21 @@ async def test_an_unanswered_proposal_expires_when_the_clock_moves(service: Serv
 
 async def test_a_batch_dry_run_is_staged_then_published(service: Service) -> None:
     await service.create_program("prg-batch", pairing_modes=["batch", "manual"])
-    for profile in (mentor("m-1", "prg-batch"), mentee("e-1", "prg-batch")):
+    for profile in (
+        mentor("m-1", "prg-batch"),
+        mentee("e-1", "prg-batch"),
+        mentee("e-2", "prg-batch"),
+    ):
         await service.publish(hr_feed(profile))
-    await service.wait_for_participants("prg-batch", 2)
+    await service.wait_for_participants("prg-batch", 3)
     dry = await service.http.post(
         "/programs/prg-batch/match-runs", json={"dry_run": True}, headers=ADMIN
     )
     assert dry.status_code == 201, dry.text
     run = dry.json()
     assert run["status"] == "staged" and len(run["proposals"]) == 1
+    (unmatched,) = run["unmatched"]
+    assert unmatched["participant_id"] in {"e-1", "e-2"} and unmatched["reason"]
     assert await service.proposals("prg-batch", "e-1") == []
     published = await service.http.post(f"/match-runs/{run['run_id']}/publish", headers=ADMIN)
     assert published.json()["status"] == "published"
