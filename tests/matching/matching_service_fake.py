@@ -130,8 +130,8 @@ class InMemoryMatchingRepository(MatchingRepository):
         for pair_id in [k for k, p in self.pairs.items() if p.involves(participant_id)]:
             del self.pairs[pair_id]
             erased += 1
-        for key in [k for k in self.vetoes if participant_id in k[1:]]:
-            del self.vetoes[key]
+        for veto in [k for k in self.vetoes if participant_id in k[1:]]:
+            del self.vetoes[veto]
             erased += 1
         erased += self._scrub_audit(participant_id)
         erased += self._scrub_runs(participant_id)

@@ -27,7 +27,7 @@ from schemas.programs import ProgramClosedReason
 from servicekit.clock import ManualClock
 from servicekit.unit_of_work import Rejected, UnitOfWork
 from services.matching import handlers
-from services.matching.domain import programs
+from services.matching.domain import participants, programs, staging
 from services.matching.domain.audit import AdminActionKind, Veto
 from services.matching.domain.pairs import Pair, PairStatus
 
@@ -132,7 +132,7 @@ async def test_a_join_command_only_emits_and_a_second_join_is_refused() -> None:
     assert world.emitted() == ["ParticipantJoined"]
     assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1") is None
     await world.join(mentor("m-1"))
-    with pytest.raises(handlers.participants.AlreadyJoined):
+    with pytest.raises(participants.AlreadyJoined):
         await world.command(handlers.join_program, mentor("m-1"))
 
 
@@ -365,7 +365,7 @@ async def test_a_dry_run_proposes_nothing_and_publishing_rechecks_the_plan() -> 
     assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
     assert published.outcome is not None and len(published.outcome.proposed) == 1
     assert [d.reasons for d in published.outcome.dropped] == [("inactive",)]
-    with pytest.raises(handlers.staging.RunNotStaged):
+    with pytest.raises(staging.RunNotStaged):
         await world.command(handlers.publish_run, run.run_id, by="admin-1")
 
 
