@@ -51,6 +51,7 @@ from schemas.primitives import PairingMode, ServiceName
 from schemas.programs import ProgramClosedReason, ProgramDefinition
 from servicekit.db import Connection
 from servicekit.logs import get_logger
+from servicekit.retry import is_transient
 from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
 from services.matching.adapters import metrics
 from services.matching.adapters.repository import MatchingRepository
@@ -247,15 +248,32 @@ async def expire_proposals(uow: UnitOfWork, repo: MatchingRepository) -> None:
 
 
 async def plan_continuous(uow: UnitOfWork, repo: MatchingRepository) -> None:
-    """Match the open people of every continuous program whose pool changed."""
+    """Match the open people of every continuous program whose pool changed.
+
+    Each program is planned in its own savepoint: one that fails (a bug, bad data) is
+    logged, its events are dropped and its changes kept for the next tick, and the other
+    programs are matched all the same. Transient failures fail the whole tick (retried).
+    """
     for program_id, newest in (await repo.changed_pools(mode=PairingMode.CONTINUOUS)).items():
-        await repo.lock_program(program_id=program_id)
-        snapshot = await load_pool(program_id, PairingMode.CONTINUOUS, repo)
-        run = await plan_run(snapshot, mode=PairingMode.CONTINUOUS, at=uow.now, by=None)
-        if run.plan.proposals:
-            await repo.add_run(run=run)
-            await publish_run(run.run_id, by=None, uow=uow, repo=repo)
-        await repo.forget_pool_changes(program_id=program_id, up_to=newest)
+        emitted = len(uow.emitted)
+        try:
+            async with repo.savepoint():
+                await _match_continuously(program_id, uow, repo)
+                await repo.forget_pool_changes(program_id=program_id, up_to=newest)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            del uow.emitted[emitted:]
+            _log.exception("continuous_matching_failed", program_id=program_id)
+
+
+async def _match_continuously(program_id: str, uow: UnitOfWork, repo: MatchingRepository) -> None:
+    await repo.lock_program(program_id=program_id)
+    snapshot = await load_pool(program_id, PairingMode.CONTINUOUS, repo)
+    run = await plan_run(snapshot, mode=PairingMode.CONTINUOUS, at=uow.now, by=None)
+    if run.plan.proposals:
+        await repo.add_run(run=run)
+        await publish_run(run.run_id, by=None, uow=uow, repo=repo)
 
 
 # --- commands: programs ----------------------------------------------------------------

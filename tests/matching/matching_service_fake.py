@@ -7,7 +7,9 @@ open pair, vetoes and programs are unique, erasure scrubs every trace.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import copy
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -56,6 +58,16 @@ class InMemoryMatchingRepository(MatchingRepository):
 
     async def lock_program(self, *, program_id: str) -> None:
         return None
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Undo what the block wrote when it raises (the whole store is restored)."""
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.update(saved)
+            raise
 
     async def note_pool_change(self, *, program_id: str) -> None:
         self.pool_changes.append((self._next_change, program_id))

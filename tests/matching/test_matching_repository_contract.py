@@ -340,3 +340,17 @@ async def test_erasure_removes_every_trace_of_the_person(repo: MatchingRepositor
     (action,) = await repo.actions(program_id="prg-1", limit=5, offset=0)
     assert action.mentor_id is None and action.mentee_id == "e-2"
     assert await repo.excluded(program_id="prg-1") == frozenset()
+
+
+async def test_a_savepoint_undoes_only_its_own_writes_when_it_fails(
+    repo: MatchingRepository,
+) -> None:
+    await a_program(repo)
+    async with repo.savepoint():
+        await join(repo, mentor("m-1"))
+    with pytest.raises(RuntimeError):
+        async with repo.savepoint():
+            await join(repo, mentee("e-1"))
+            raise RuntimeError("planning failed")
+    people = await repo.list_participants(program_id="prg-1", limit=10, offset=0)
+    assert [p.participant_id for p in people] == ["m-1"]

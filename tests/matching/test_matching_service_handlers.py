@@ -29,6 +29,7 @@ from servicekit.unit_of_work import Rejected, UnitOfWork
 from services.matching import handlers
 from services.matching.domain import participants, programs, staging
 from services.matching.domain.audit import AdminActionKind, Veto
+from services.matching.domain.model import Candidate
 from services.matching.domain.pairs import Pair, PairStatus
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -400,3 +401,25 @@ async def test_an_update_without_changes_emits_nothing() -> None:
     world = await a_world()
     program = await world.command(handlers.update_program, program_definition(), by="admin-1")
     assert world.emitted() == [] and program.revision == 1
+
+
+class BrokenProgramStore(InMemoryMatchingRepository):
+    """A store whose candidates of one program cannot be read (a bug, bad data)."""
+
+    async def candidates(self, *, program_id: str, participant_ids: Any = None) -> list[Candidate]:
+        if program_id == "prg-bad":
+            raise RuntimeError("corrupt profile")
+        return await super().candidates(program_id=program_id, participant_ids=participant_ids)
+
+
+async def test_one_failing_program_does_not_stop_continuous_matching_of_the_others() -> None:
+    world = World()
+    world.repo = BrokenProgramStore()
+    for program_id in ("prg-bad", "prg-good"):
+        await world.command(handlers.create_program, program_definition(program_id), by="a")
+        await world.join(mentor("m-1", program_id), mentee("e-1", program_id))
+    world.emitted()
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
+    assert [p.program_id for p in await world.repo.open_pairs()] == ["prg-good"]
+    assert list(await world.repo.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-bad"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +62,10 @@ class MatchingRepository(ABC):
     @abstractmethod
     async def lock_program(self, *, program_id: str) -> None:
         """Serialise the transactions that create pairs in one program (until commit)."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested transaction: what is written inside is undone if the block raises."""
 
     @abstractmethod
     async def note_pool_change(self, *, program_id: str) -> None:
@@ -324,6 +329,12 @@ class PostgresMatchingRepository(MatchingRepository):
             "SELECT pg_advisory_xact_lock(hashtextextended('upward.matching.program:' || $1, 0))",
             program_id,
         )
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction (a PostgreSQL savepoint) on the current transaction."""
+        async with self._conn.transaction():
+            yield
 
     async def note_pool_change(self, *, program_id: str) -> None:
         """Record that the program's pool changed (the continuous mode plans it again)."""
