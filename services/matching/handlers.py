@@ -190,11 +190,11 @@ async def record_pair_accepted(
 ) -> None:
     """One side accepted (matching's own API or an external system); maybe PairFormed."""
     pair = await _pair_or_reject(repo, data.pair_id, data.program_id)
-    if pair.side_of(data.participant_id) is not data.side:
-        raise Rejected(f"{data.participant_id} is not the {data.side} of pair {pair.pair_id}")
     if not pair.is_open:
         _log.info("stale_acceptance_ignored", pair_id=pair.pair_id, status=pair.status)
         return
+    if pair.side_of(data.participant_id) is not data.side:
+        raise Rejected(f"{data.participant_id} is not the {data.side} of pair {pair.pair_id}")
     transition = pairs.accept(pair, participant_id=data.participant_id, at=uow.now)
     await _apply(uow, repo, transition, announce=transition.without(PairAccepted))
 

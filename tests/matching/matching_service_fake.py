@@ -139,9 +139,10 @@ class InMemoryMatchingRepository(MatchingRepository):
         for key in [k for k in self.participants if k[1] == participant_id]:
             del self.participants[key]
             erased += 1
-        for pair_id in [k for k, p in self.pairs.items() if p.involves(participant_id)]:
-            del self.pairs[pair_id]
-            erased += 1
+        for pair_id, pair in list(self.pairs.items()):
+            if pair.involves(participant_id):
+                self.pairs[pair_id] = _pair_without(pair, participant_id)
+                erased += 1
         for veto in [k for k in self.vetoes if participant_id in k[1:]]:
             del self.vetoes[veto]
             erased += 1
@@ -286,6 +287,17 @@ class InMemoryMatchingRepository(MatchingRepository):
             published_by=run.published_by,
             outcome=run.outcome,
         )
+
+
+def _pair_without(pair: Pair, participant_id: str) -> Pair:
+    tombstone = f"erased:{pair.pair_id}"
+    return replace(
+        pair,
+        mentor_id=tombstone if pair.mentor_id == participant_id else pair.mentor_id,
+        mentee_id=tombstone if pair.mentee_id == participant_id else pair.mentee_id,
+        proposed_by=None if pair.proposed_by == participant_id else pair.proposed_by,
+        closed_by=None if pair.closed_by == participant_id else pair.closed_by,
+    )
 
 
 def _plan_without(plan: StagedPlan, participant_id: str) -> StagedPlan:

@@ -334,12 +334,15 @@ async def test_erasure_removes_every_trace_of_the_person(repo: MatchingRepositor
     assert erased == 3  # the participant, the pair, the staged plan
     assert await repo.get_participant(program_id="prg-1", participant_id="e-1") is None
     assert await repo.find_pairs(program_id="prg-1", participant_id="e-1") == []
+    kept = await repo.get_pair(pair_id="pair-m-1-e-1")
+    assert kept is not None and kept.mentee_id == "erased:pair-m-1-e-1"
     run = await repo.get_run(run_id="run-1")
     assert run is not None and run.plan.proposals == ()
-    assert await repo.erase_participant(participant_id="m-1") == 4
+    assert await repo.erase_participant(participant_id="m-1") == 5
     (action,) = await repo.actions(program_id="prg-1", limit=5, offset=0)
     assert action.mentor_id is None and action.mentee_id == "e-2"
-    assert await repo.excluded(program_id="prg-1") == frozenset()
+    remembered = {who for pair in await repo.excluded(program_id="prg-1") for who in pair}
+    assert remembered == {"erased:pair-m-1-e-1", "erased:pair-m-1-e-2", "e-2"}
 
 
 async def test_a_savepoint_undoes_only_its_own_writes_when_it_fails(

@@ -15,7 +15,7 @@ from matching_service_fixtures import mentee, mentor, program_definition
 
 from schemas.envelope import CloudEvent
 from schemas.feedback import HealthSignal, PairAtRisk, RiskAction
-from schemas.pairs import DeclineReason, PairAccepted, PairDeclined
+from schemas.pairs import DeclineReason, PairAccepted, PairDeclined, PairEnded, PairEndReason
 from schemas.participants import (
     LeaveReason,
     ParticipantForgotten,
@@ -391,7 +391,18 @@ async def test_forgetting_someone_ends_their_pairs_and_erases_them() -> None:
     forgotten = ParticipantForgotten(participant_id="e-1", requested_at=T0)
     await world.deliver(handlers.record_participant_forgotten, forgotten)
     assert world.emitted() == ["PairEnded", "ErasureCompleted"]
-    assert await world.repo.get_pair(pair_id=pair.pair_id) is None
+    erased = await world.repo.get_pair(pair_id=pair.pair_id)
+    assert erased is not None and erased.mentee_id == f"erased:{pair.pair_id}"
+    assert erased.status is PairStatus.ENDED and erased.close_reason == "participant_forgotten"
+    ended_elsewhere = PairEnded(
+        pair_id=pair.pair_id,
+        program_id="prg-1",
+        mentor_id="m-1",
+        mentee_id="e-1",
+        reason=PairEndReason.PARTICIPANT_FORGOTTEN,
+    )
+    await world.deliver(handlers.record_pair_ended, ended_elsewhere)  # our own event, back
+    assert world.emitted() == []
     assert await world.repo.get_participant(program_id="prg-1", participant_id="e-1") is None
     people = {c.participant_id: c for c in await world.repo.candidates(program_id="prg-1")}
     assert people["m-1"].mentor_slots == 1

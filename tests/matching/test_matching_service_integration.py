@@ -21,6 +21,7 @@ from schemas.base import EventData
 from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
 from schemas.pairs import PairAccepted
+from schemas.participants import ParticipantForgotten
 from schemas.primitives import PairSide
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
@@ -147,6 +148,7 @@ def _contains(found: list[str], wanted: list[str]) -> bool:
 def _topic_of(event: CloudEvent) -> str:
     return {
         "ParticipantJoined": "upward.participants",
+        "ParticipantForgotten": "upward.participants",
         "PairAccepted": "upward.pairs",
     }[event.event_name]
 
@@ -243,6 +245,42 @@ async def test_an_unanswered_proposal_expires_when_the_clock_moves(service: Serv
     assert pair.json()["status"] == "declined" and pair.json()["close_reason"] == "expired"
     names = await service.wait_for_pairs_events("prg-expiry", ["PairProposed", "PairDeclined"])
     assert names.count("PairProposed") == 1  # the same two are never proposed again
+
+
+async def test_a_forgotten_participant_is_erased_and_the_pair_ended(service: Service) -> None:
+    await service.create_program("prg-forget")
+    for profile in (mentor("m-1", "prg-forget"), mentee("e-1", "prg-forget")):
+        await service.publish(hr_feed(profile))
+    await service.wait_for_participants("prg-forget", 2)
+    await service.runtime.run_timers()
+    (proposal,) = await service.proposals("prg-forget", "e-1")
+    for who in ("m-1", "e-1"):
+        await service.http.post(f"/pairs/{proposal['pair_id']}/accept", headers=person(who))
+    await service.publish(hr_feed(ParticipantForgotten(participant_id="e-1", requested_at=START)))
+    await service.wait_for_pairs_events("prg-forget", ["PairFormed", "PairEnded"])
+    ended = [
+        e
+        for e in await service.pairs_events("prg-forget", at_least=1)
+        if e.event_name == "PairEnded"
+    ]
+    assert ended[0].data["reason"] == "participant_forgotten"
+    handled = await eventually(lambda: _handled(service, ended[0].id), lambda n: n == 1)
+    assert handled == 1, "matching never consumed its own PairEnded"
+    pair = await service.http.get(f"/pairs/{proposal['pair_id']}", headers=ADMIN)
+    assert pair.json()["mentee_id"] == f"erased:{proposal['pair_id']}"
+    assert "e-1" not in await service.participants("prg-forget")
+    dlq = service.settings.physical_topic("upward.pairs") + ".dlq"
+    dead = await read_topic(service.settings.kafka_bootstrap_servers, dlq, at_least=0, timeout=2)
+    assert [d for d in dead if b"prg-forget" in d.value] == []
+
+
+async def _handled(service: Service, event_id: str) -> int:
+    assert service.runtime.pool is not None
+    return int(
+        await service.runtime.pool.fetchval(
+            "SELECT count(*) FROM kit_inbox WHERE event_id = $1", event_id
+        )
+    )
 
 
 async def test_a_batch_dry_run_is_staged_then_published(service: Service) -> None:

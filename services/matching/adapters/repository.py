@@ -109,7 +109,11 @@ class MatchingRepository(ABC):
 
     @abstractmethod
     async def erase_participant(self, *, participant_id: str) -> int:
-        """Delete the person's data in every program; return the rows erased."""
+        """Erase the person in every program; return the rows deleted or changed.
+
+        Their participant rows and vetoes are deleted; in pairs they are replaced by
+        ``erased:<pair_id>``; they are removed from run plans and blanked in the audit.
+        """
 
     # --- pairs ----------------------------------------------------------------------
     @abstractmethod
@@ -253,7 +257,13 @@ _PAIR_COLUMNS = [
 
 _ERASE = [
     "DELETE FROM participants WHERE participant_id = $1",
-    "DELETE FROM pairs WHERE mentor_id = $1 OR mentee_id = $1",
+    # Pairs stay (they are the partner's history too) with the person replaced by a
+    # tombstone unique to the pair, so events about them still find their pair.
+    """UPDATE pairs SET
+         mentor_id = CASE WHEN mentor_id = $1 THEN 'erased:' || pair_id ELSE mentor_id END,
+         mentee_id = CASE WHEN mentee_id = $1 THEN 'erased:' || pair_id ELSE mentee_id END,
+         proposed_by = NULLIF(proposed_by, $1), closed_by = NULLIF(closed_by, $1)
+       WHERE mentor_id = $1 OR mentee_id = $1""",
     "DELETE FROM vetoes WHERE mentor_id = $1 OR mentee_id = $1",
     """UPDATE admin_actions
        SET mentor_id = NULLIF(mentor_id, $1), mentee_id = NULLIF(mentee_id, $1)

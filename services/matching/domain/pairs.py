@@ -229,10 +229,10 @@ def _formed_event(pair: Pair) -> PairFormed:
 
 def decline(pair: Pair, *, reason: DeclineReason, by: str | None, at: datetime) -> Transition:
     """The proposal is declined (by a side), expired (by nobody) or vetoed (by an admin)."""
-    if reason is DeclineReason.DECLINED and by is not None:
-        _side(pair, by)
     if pair.status is PairStatus.DECLINED:
         return Transition(pair)
+    if reason is DeclineReason.DECLINED and by is not None:
+        _side(pair, by)
     if pair.status is PairStatus.FORMED:
         raise PairAlreadyFormed(f"pair {pair.pair_id} is formed: end it instead of declining")
     _require_open(pair)
