@@ -649,12 +649,12 @@ async def assign_pair(
 # --- queries ---------------------------------------------------------------------------
 
 
-async def program(program_id: str, *, repo: MatchingRepository) -> Program:
+async def load_program(program_id: str, *, repo: MatchingRepository) -> Program:
     """The program (UnknownResource when there is none)."""
     return await _program(repo, program_id)
 
 
-async def participant(
+async def load_participant(
     program_id: str, participant_id: str, *, repo: MatchingRepository
 ) -> Participant:
     """The participant of the program, active or not (UnknownResource when never joined)."""
@@ -664,12 +664,12 @@ async def participant(
     return found
 
 
-async def pair(pair_id: str, *, repo: MatchingRepository) -> Pair:
+async def load_pair(pair_id: str, *, repo: MatchingRepository) -> Pair:
     """The pair with the score and per-factor explanation it was proposed with."""
     return await _pair(repo, pair_id)
 
 
-async def match_run(run_id: str, *, repo: MatchingRepository) -> MatchRun:
+async def load_run(run_id: str, *, repo: MatchingRepository) -> MatchRun:
     """The run with its plan and outcome."""
     return await _run(repo, run_id)
 

@@ -114,7 +114,9 @@ def _programs(cmd: Command) -> APIRouter:
     @router.get("/programs/{program_id}", summary="One program")
     async def get(program_id: str, who: Who) -> views.ProgramView:
         async with cmd() as (_, repo):
-            return views.ProgramView.model_validate(await handlers.program(program_id, repo=repo))
+            return views.ProgramView.model_validate(
+                await handlers.load_program(program_id, repo=repo)
+            )
 
     @router.put("/programs/{program_id}", summary="Update a program (ProgramUpdated)")
     async def update(program_id: str, body: ProgramDefinition, who: Who) -> views.ProgramView:
@@ -171,7 +173,7 @@ def _participants(cmd: Command) -> APIRouter:
     async def get(program_id: str, participant_id: str, who: Who) -> views.ParticipantView:
         who.require_self_or_staff(participant_id)
         async with cmd() as (_, repo):
-            found = await handlers.participant(program_id, participant_id, repo=repo)
+            found = await handlers.load_participant(program_id, participant_id, repo=repo)
         return views.ParticipantView.model_validate(found)
 
     @router.put(
@@ -247,7 +249,7 @@ def _runs(cmd: Command, context: ServiceContext) -> APIRouter:
     async def get(run_id: str, who: Who) -> views.RunView:
         who.require_staff()
         async with cmd() as (_, repo):
-            return views.run_view(await handlers.match_run(run_id, repo=repo))
+            return views.run_view(await handlers.load_run(run_id, repo=repo))
 
     @router.post("/match-runs/{run_id}/publish", summary="Publish a staged run's proposals")
     async def publish(run_id: str, who: Who) -> views.RunView:
@@ -305,14 +307,14 @@ def _pairs(cmd: Command) -> APIRouter:
     async def get(pair_id: str, who: Who) -> views.PairView:
         async with cmd() as (_, repo):
             return views.PairView.model_validate(
-                _visible(await handlers.pair(pair_id, repo=repo), who)
+                _visible(await handlers.load_pair(pair_id, repo=repo), who)
             )
 
     @router.get("/pairs/{pair_id}/explanation", summary="Why this pair: score and factors")
     async def explain(pair_id: str, who: Who) -> views.ExplanationView:
         async with cmd() as (_, repo):
             return views.ExplanationView.model_validate(
-                _visible(await handlers.pair(pair_id, repo=repo), who)
+                _visible(await handlers.load_pair(pair_id, repo=repo), who)
             )
 
     @router.post("/pairs/{pair_id}/accept", summary="Accept a proposal (PairAccepted)")
