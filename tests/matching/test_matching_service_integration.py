@@ -352,6 +352,109 @@ async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
     assert asked.status_code == 201 and asked.json()["mentee_accepted_at"] is not None
 
 
+async def participant_state(service: Service, program_id: str, pid: str) -> dict[str, Any]:
+    answer = await service.http.get(f"/programs/{program_id}/participants/{pid}", headers=ADMIN)
+    return dict(answer.json()) if answer.status_code == 200 else {}
+
+
+async def test_the_admin_and_participant_endpoints(service: Service) -> None:
+    base = "/programs/prg-admin"
+    await service.create_program("prg-admin")
+    updated = await service.http.put(
+        base,
+        json=program_definition("prg-admin", cadence_days=7).model_dump(mode="json"),
+        headers=ADMIN,
+    )
+    assert updated.json()["revision"] == 2
+    for who, profile in (("m-1", mentor("m-1", "prg-admin")), ("e-1", mentee("e-1", "prg-admin"))):
+        joined = await service.http.post(
+            base + "/participants", json=profile.model_dump(mode="json"), headers=person(who)
+        )
+        assert (
+            joined.status_code == 202 and joined.json()["event_type"] == "upward.ParticipantJoined"
+        )
+    e2 = mentee("e-2", "prg-admin").model_dump(mode="json")
+    assert (
+        await service.http.post(base + "/participants", json=e2, headers=ADMIN)
+    ).status_code == 202
+    await service.wait_for_participants("prg-admin", 3)
+    screening = await service.http.post(
+        base + "/participants/m-1/screening", json={"outcome": "passed"}, headers=ADMIN
+    )
+    training = await service.http.post(
+        base + "/participants/m-1/training", json={"course_id": "lms-101"}, headers=ADMIN
+    )
+    assert screening.status_code == 202 and training.status_code == 202
+    m1 = await eventually(
+        lambda: participant_state(service, "prg-admin", "m-1"), lambda p: p.get("trained") is True
+    )
+    assert m1["screening"] == "passed" and m1["trained"]
+    e2["capacity"] = 2
+    changed = await service.http.put(base + "/participants/e-2", json=e2, headers=person("e-2"))
+    assert changed.status_code == 202 and changed.json()["event_id"]
+    someone_else = await service.http.put(
+        base + "/participants/e-2", json=e2, headers=person("e-1")
+    )
+    assert someone_else.status_code == 403
+
+    asked = await service.http.post(
+        base + "/self-match-requests", json={"mentor_id": "m-1"}, headers=person("e-1")
+    )
+    pair_id = asked.json()["pair_id"]
+    formed = await service.http.post(f"/pairs/{pair_id}/accept", headers=person("m-1"))
+    assert formed.json()["status"] == "formed"
+    assert (await service.http.get(base + "/pairs", headers=person("e-2"))).json() == []
+    assert len((await service.http.get(base + "/pairs", headers=ADMIN)).json()) == 1
+    full = await service.http.post(
+        base + "/self-match-requests", json={"mentor_id": "m-1"}, headers=person("e-2")
+    )
+    assert full.status_code == 422 and full.json()["detail"]["violations"] == ["no_capacity"]
+    assert (
+        await service.http.post(f"/pairs/{pair_id}/end", json={}, headers=person("e-2"))
+    ).status_code == 403
+    as_admin = await service.http.post(
+        f"/pairs/{pair_id}/end", json={"reason": "admin_ended"}, headers=person("e-1")
+    )
+    assert as_admin.status_code == 403
+    ended = await service.http.post(f"/pairs/{pair_id}/end", json={}, headers=person("e-1"))
+    assert ended.json()["status"] == "ended" and ended.json()["close_reason"] == "no_fault_exit"
+
+    veto = {"mentor_id": "m-1", "mentee_id": "e-2", "reason": "conflict of interest"}
+    vetoed = await service.http.post(base + "/vetoes", json=veto, headers=ADMIN)
+    assert vetoed.status_code == 201 and vetoed.json() == []
+    manual = await service.http.post(
+        base + "/manual-pairs", json={"mentor_id": "m-1", "mentee_id": "e-2"}, headers=ADMIN
+    )
+    assert manual.json()["detail"]["violations"] == ["previously_excluded"]
+    left = await service.http.post(base + "/participants/e-2/leave", json={}, headers=person("e-2"))
+    assert left.status_code == 202
+    e2_state = await eventually(
+        lambda: participant_state(service, "prg-admin", "e-2"), lambda p: p.get("status") == "left"
+    )
+    assert e2_state["status"] == "left"
+
+    staged = await service.http.post(base + "/match-runs", json={}, headers=ADMIN)
+    discarded = await service.http.post(
+        f"/match-runs/{staged.json()['run_id']}/discard", headers=ADMIN
+    )
+    assert discarded.json()["status"] == "discarded"
+    audit = await service.http.get(base + "/audit", headers=ADMIN)
+    actions = [a["action"] for a in audit.json()]
+    assert actions == [
+        "program_created",
+        "program_updated",
+        "veto_combination",
+        "run_staged",
+        "run_discarded",
+    ]
+    assert audit.json()[2]["reason"] == "conflict of interest"
+    closed = await service.http.post(base + "/close", json={"reason": "completed"}, headers=ADMIN)
+    assert closed.json()["status"] == "closed"
+    late = mentee("e-9", "prg-admin").model_dump(mode="json")
+    too_late = await service.http.post(base + "/participants", json=late, headers=person("e-9"))
+    assert too_late.status_code == 409
+
+
 async def test_the_openapi_document_is_generated_from_the_routes(service: Service) -> None:
     document = (await service.http.get("/openapi.json")).json()
     paths = set(document["paths"])
