@@ -139,7 +139,8 @@ class PairAccepted(_PairEvent):
     side: PairSide = Field(description="Whether they are the mentor or the mentee.")
 
     event_type: ClassVar[str] = "PairAccepted"
-    subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS,)
+    publishers: ClassVar[tuple[str, ...]] = (MATCHING, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, NOTIFICATIONS)
 
     @classmethod
     def example(cls) -> Self:
@@ -156,7 +157,8 @@ class PairDeclined(_PairEvent):
     )
 
     event_type: ClassVar[str] = "PairDeclined"
-    subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS,)
+    publishers: ClassVar[tuple[str, ...]] = (MATCHING, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, NOTIFICATIONS)
 
     @classmethod
     def example(cls) -> Self:
@@ -205,7 +207,13 @@ class PairEnded(_PairEvent):
     )
 
     event_type: ClassVar[str] = "PairEnded"
-    subscribers: ClassVar[tuple[str, ...]] = (SESSIONS, FEEDBACK, NOTIFICATIONS, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (
+        MATCHING,
+        SESSIONS,
+        FEEDBACK,
+        NOTIFICATIONS,
+        EXTERNAL,
+    )
 
     @classmethod
     def example(cls) -> Self:
