@@ -10,16 +10,9 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 
-import numpy as np
-
-from schemas.programs import MatchingObjective
-from services.matching.domain.constraints import (
-    mentee_side_violations,
-    mentor_side_violations,
-    pair_violations,
-    relation_violations,
-    timezone_gap_minutes,
-)
+from services.matching.domain.candidates import PairEvaluator
+from services.matching.domain.cohort import Cohort, IntArray, Side, encode_cohort
+from services.matching.domain.constraints import pair_violations, timezone_gap_minutes
 from services.matching.domain.model import (
     Candidate,
     MatchPlan,
@@ -27,8 +20,8 @@ from services.matching.domain.model import (
     ProgramRules,
     Unmatched,
 )
+from services.matching.domain.planner import CertifiedPlan, certified_plan
 from services.matching.domain.scoring import (
-    UNITS_PER_TOTAL_WEIGHT,
     explanation,
     factor_weights,
     pair_values,
@@ -37,7 +30,13 @@ from services.matching.domain.scoring import (
     units_scale,
     weighted_score,
 )
-from services.matching.domain.solver import Arcs, solve
+
+CAPACITY_TAKEN = "capacity_taken_by_better_plan"
+"""A mentee with eligible mentors whose slots the optimal plan gave to others."""
+NOT_NEEDED = "not_needed_by_plan"
+"""A mentor with eligible mentees that the optimal plan paired with others."""
+NO_ELIGIBLE = "no_eligible_candidate"
+"""No allowed partner at all in this run."""
 
 
 def check_pair(
@@ -71,8 +70,8 @@ def score_pair(
 def pair_units(*, rules: ProgramRules, mentor: Candidate, mentee: Candidate, at: datetime) -> int:
     """The integer score units the solver optimises for this pair."""
     gap = timezone_gap_minutes(mentor.timezone, mentee.timezone, at)
-    score = weighted_score(factor_weights(rules), pair_values(mentor, mentee, gap_minutes=gap))
-    return score_units(score, units_scale(rules))
+    values = pair_values(mentor, mentee, gap_minutes=gap)
+    return score_units(factor_weights(rules), values, units_scale(rules))
 
 
 def plan_matching(
@@ -82,53 +81,63 @@ def plan_matching(
     excluded: AbstractSet[tuple[str, str]],
     at: datetime,
 ) -> MatchPlan:
-    """Optimal plan for ``rules.objective``; deterministic (first version: all pairs)."""
-    people = sorted(participants, key=lambda c: c.participant_id)
-    mentors = [c for c in people if not mentor_side_violations(rules, c)]
-    mentees = [c for c in people if not mentee_side_violations(c)]
-    rows: list[tuple[int, int, int]] = []
-    for i, mentor in enumerate(mentors):
-        for j, mentee in enumerate(mentees):
-            if not relation_violations(
-                rules=rules, mentor=mentor, mentee=mentee, excluded=excluded, at=at
-            ):
-                rows.append((i, j, pair_units(rules=rules, mentor=mentor, mentee=mentee, at=at)))
-    capacities = np.array([c.mentor_slots for c in mentors], dtype=np.int64)
-    units = np.array([r[2] for r in rows], dtype=np.int64)
-    bonus = 0
-    if rules.objective == MatchingObjective.MAX_MATCHED_THEN_SCORE:
-        bonus = UNITS_PER_TOTAL_WEIGHT * max(1, min(int(capacities.sum()), len(mentees))) + 1
-    arcs = Arcs(
-        mentor=np.array([r[0] for r in rows], dtype=np.int64),
-        mentee=np.array([r[1] for r in rows], dtype=np.int64),
-        weight=units + bonus,
-    )
-    chosen = (
-        solve(capacities=capacities, n_mentees=len(mentees), arcs=arcs)
-        if rows
-        else np.zeros(0, bool)
-    )
+    """Optimal plan for ``rules.objective``; deterministic; sparse candidates, certified."""
+    cohort = encode_cohort(rules=rules, participants=participants, excluded=excluded, at=at)
+    evaluator = PairEvaluator(rules=rules, cohort=cohort)
+    certified = certified_plan(evaluator, objective=rules.objective)
+    mentors, mentees = cohort.mentors.people, cohort.mentees.people
     pairs = tuple(
-        score_pair(
-            rules=rules,
-            mentor=mentors[int(arcs.mentor[a])],
-            mentee=mentees[int(arcs.mentee[a])],
-            at=at,
-        )
-        for a in np.flatnonzero(chosen)
+        score_pair(rules=rules, mentor=mentors[int(i)], mentee=mentees[int(j)], at=at)
+        for j, i in zip(certified.chosen.mentee, certified.chosen.mentor, strict=True)
     )
-    paired = {p.mentor_id for p in pairs} | {p.mentee_id for p in pairs}
-    open_ids = {c.participant_id for c in mentors} | {c.participant_id for c in mentees}
-    unmatched = tuple(
-        Unmatched(participant_id=pid, reason="capacity_taken_by_better_plan")
-        for pid in sorted(open_ids - paired)
+    return MatchPlan(
+        pairs=pairs,
+        unmatched=unmatched_people(cohort, certified),
+        totals=plan_totals(cohort, certified, pairs),
     )
-    totals: dict[str, float | int] = {
+
+
+def unmatched_people(cohort: Cohort, certified: CertifiedPlan) -> tuple[Unmatched, ...]:
+    """Everyone open for matching who got no pair, with the first reason, sorted by id."""
+    paired = {p.participant_id for p in _people(cohort.mentees, certified.chosen.mentee)}
+    paired |= {p.participant_id for p in _people(cohort.mentors, certified.chosen.mentor)}
+    mentee_degree, mentor_degree = certified.store.degrees()
+    reasons: dict[str, str] = {}
+    sides = (
+        (cohort.mentees, mentee_degree, CAPACITY_TAKEN),
+        (cohort.mentors, mentor_degree, NOT_NEEDED),
+    )
+    for side, degree, passed_over in sides:
+        for person, eligible in zip(side.people, degree.tolist(), strict=True):
+            reasons.setdefault(person.participant_id, passed_over if eligible else NO_ELIGIBLE)
+    for pid, reason in (*cohort.left_out.items(), *cohort.closed.items()):
+        reasons.setdefault(pid, reason)
+    return tuple(
+        Unmatched(participant_id=pid, reason=reason)
+        for pid, reason in sorted(reasons.items())
+        if pid not in paired
+    )
+
+
+def _people(side: Side, indices: IntArray) -> list[Candidate]:
+    return [side.people[k] for k in indices.tolist()]
+
+
+def plan_totals(
+    cohort: Cohort, certified: CertifiedPlan, pairs: tuple[PlannedPair, ...]
+) -> dict[str, float | int]:
+    """Counts and figures of a plan (all numbers, for MatchRunCompleted and the CLI)."""
+    return {
         "matched": len(pairs),
-        "mentors": len(mentors),
-        "mentees": len(mentees),
+        "mentors": cohort.open_mentors,
+        "mentees": cohort.open_mentees,
+        "unmatched_mentees": cohort.open_mentees - len(pairs),
         "total_score": round(sum(p.score for p in pairs), 6),
-        "objective_units": int(units[chosen].sum()) if rows else 0,
-        "candidate_arcs": len(rows),
+        "objective_units": int(certified.chosen.units.sum()),
+        "pairs_evaluated": len(cohort.mentees) * len(cohort.mentors),
+        "eligible_arcs": len(certified.store),
+        "candidate_arcs": certified.candidate_arcs,
+        "solved_arcs": certified.solved_arcs,
+        "certificate_rounds": certified.rounds,
+        "optimal": True,
     }
-    return MatchPlan(pairs=pairs, unmatched=unmatched, totals=totals)

@@ -12,10 +12,11 @@
   listed the mentor.
 
 ``score = w_skill x skill_coverage + w_diversity x diversity + w_tz x timezone_closeness +
-w_pref x preference``, summed in that order. The solver optimises integer *score units*:
-``floor(score x 10^6 / sum(weights) + 0.5)``, so the objective is exact and deterministic;
-the vectorised generator computes the same float operations in the same order and gets
-bit-identical units.
+w_pref x preference``. The solver optimises integer *score units*: each contribution is
+quantised to millionths of the total weight, ``floor(w x value x 10^6 / sum(weights) +
+0.5)``, and the four are added. Integers make the objective exact and deterministic, and
+the vectorised generator reads the same per-factor units from tables computed with these
+very functions, so the two paths cannot disagree.
 """
 
 from __future__ import annotations
@@ -94,14 +95,24 @@ def preference(mentor: Candidate, mentee: Candidate) -> float:
 
 
 def weighted_score(weights: tuple[float, float, float, float], values: FactorValues) -> float:
-    """The weighted sum, always added in the same order (bit-identical to the vector path)."""
+    """The weighted sum of the factor values (the score shown to people)."""
     skill, div, tz, pref = values.as_tuple()
     return weights[0] * skill + weights[1] * div + weights[2] * tz + weights[3] * pref
 
 
-def score_units(score: float, scale: float) -> int:
-    """The integer the solver optimises for a pair of this score."""
-    return math.floor(score * scale + 0.5)
+def factor_units(weight: float, value: float, scale: float) -> int:
+    """One factor's contribution in integer score units."""
+    return math.floor(weight * value * scale + 0.5)
+
+
+def score_units(
+    weights: tuple[float, float, float, float], values: FactorValues, scale: float
+) -> int:
+    """The integer the solver optimises for a pair: the sum of its factors' units."""
+    return sum(
+        factor_units(weight, value, scale)
+        for weight, value in zip(weights, values.as_tuple(), strict=True)
+    )
 
 
 def shared_topics(offers: Mapping[str, int], wants: Mapping[str, int]) -> tuple[str, ...]:

@@ -45,8 +45,13 @@ class Arcs:
         return int(self.mentor.shape[0])
 
 
-def solve(*, capacities: IntArray, n_mentees: int, arcs: Arcs) -> BoolArray:
-    """Arcs chosen by a maximum-weight b-matching (weights must be >= 0)."""
+def solve(*, capacities: IntArray, n_mentees: int, arcs: Arcs, most_pairs_first: bool) -> BoolArray:
+    """Arcs chosen by an optimal b-matching on ``arcs`` (weights >= 0).
+
+    ``most_pairs_first``: a maximum flow of least cost, i.e. the most pairs and, among
+    those, the largest total weight (OR-Tools' ``solve_max_flow_with_min_cost``). Otherwise
+    the largest total weight, pairs optional (a zero-cost bypass arc source -> sink).
+    """
     m = int(capacities.shape[0])
     source, sink = m + n_mentees, m + n_mentees + 1
     supply = int(min(int(capacities.sum()), n_mentees))
@@ -67,10 +72,13 @@ def solve(*, capacities: IntArray, n_mentees: int, arcs: Arcs) -> BoolArray:
         np.ones(n_mentees, dtype=np.int64),
         np.zeros(n_mentees, dtype=np.int64),
     )
-    flow.add_arc_with_capacity_and_unit_cost(source, sink, supply, 0)
     flow.set_node_supply(source, supply)
     flow.set_node_supply(sink, -supply)
-    status = flow.solve()
+    if most_pairs_first:
+        status = flow.solve_max_flow_with_min_cost()
+    else:
+        flow.add_arc_with_capacity_and_unit_cost(source, sink, supply, 0)
+        status = flow.solve()
     if status != flow.OPTIMAL:
         raise SolverError(f"min-cost flow ended with status {status}")
     return np.asarray(flow.flows(np.arange(n_arcs, dtype=np.int64)), dtype=np.int64) > 0
@@ -112,6 +120,22 @@ def optimal_duals(
         return Duals(u=dist[:m], v=-dist[m:root])
     dist = _shortest_from(root, heads, tails, lengths, m + n_mentees + 1)
     return Duals(u=-dist[:m], v=dist[m:root])
+
+
+def central_duals(*, capacities: IntArray, n_mentees: int, arcs: Arcs, chosen: BoolArray) -> Duals:
+    """The midpoint of the mentee- and mentor-favouring optimal duals (still optimal).
+
+    Optimal duals form a convex set; rounding ``u`` down and ``v`` up keeps every
+    constraint and every complementary-slackness equality, since ``u + v`` stays the
+    integer midpoint. A central dual leaves fewer stored arcs looking profitable.
+    """
+    one = optimal_duals(
+        capacities=capacities, n_mentees=n_mentees, arcs=arcs, chosen=chosen, favour="mentee"
+    )
+    two = optimal_duals(
+        capacities=capacities, n_mentees=n_mentees, arcs=arcs, chosen=chosen, favour="mentor"
+    )
+    return Duals(u=(one.u + two.u) // 2, v=(one.v + two.v + 1) // 2)
 
 
 def _difference_graph(
