@@ -23,6 +23,10 @@ from services.matching.domain.model import Candidate, MatchPlan, ProgramRules
 from services.matching.domain.pairs import Proposal
 
 
+DEFAULT_SOLVER = "ortools-min-cost-flow"
+"""The engine's solver, reported in MatchRunCompleted (until the plan names it itself)."""
+
+
 class RunStatus(StrEnum):
     """A staged run waits for review; it is then published or discarded."""
 
@@ -106,8 +110,8 @@ def stage(plan: MatchPlan) -> StagedPlan:
         Proposal(p.mentor_id, p.mentee_id, p.score, p.explanation, p.topics) for p in plan.pairs
     )
     unmatched = tuple(Unplaced(u.participant_id, u.reason) for u in plan.unmatched)
-    solver = str(getattr(plan, "solver", "unknown"))
-    optimal = bool(getattr(plan, "optimal", True))
+    solver = str(getattr(plan, "solver", DEFAULT_SOLVER))
+    optimal = bool(plan.totals.get("optimal", True))
     return StagedPlan(proposals, unmatched, dict(plan.totals), solver, optimal)
 
 
