@@ -22,7 +22,6 @@ from services.matching.domain.engine import check_pair
 from services.matching.domain.model import Candidate, MatchPlan, ProgramRules
 from services.matching.domain.pairs import Proposal
 
-
 DEFAULT_SOLVER = "ortools-min-cost-flow"
 """The engine's solver, reported in MatchRunCompleted (until the plan names it itself)."""
 
