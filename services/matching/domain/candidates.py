@@ -174,7 +174,7 @@ def _skill_table(weight: float, scale: float, denominators: IntArray) -> tuple[I
     """Units of taught/denominator for every (denominator, taught <= denominator)."""
     distinct = np.unique(denominators)
     sizes = distinct + 1
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    starts = (np.cumsum(sizes) - sizes).astype(np.int64)
     table = np.zeros(int(sizes.sum()), dtype=np.int64)
     for start, denominator in zip(starts, distinct, strict=True):
         taught = np.arange(denominator + 1, dtype=np.float64)

@@ -88,7 +88,7 @@ def encode_cohort(
     at: datetime,
 ) -> Cohort:
     """Encode the open mentors and mentees of ``participants`` for a run at ``at``."""
-    people = sorted(participants, key=lambda c: c.participant_id)
+    people = _distinct(participants)
     mentor_reasons = {c.participant_id: mentor_side_violations(rules, c) for c in people}
     open_mentors = [c for c in people if not mentor_reasons[c.participant_id]]
     open_mentees = [c for c in people if not mentee_side_violations(c)]
@@ -116,6 +116,16 @@ def encode_cohort(
         left_out=left_out,
         closed=closed,
     )
+
+
+def _distinct(participants: Sequence[Candidate]) -> list[Candidate]:
+    """Participants sorted by id; a repeated identical entry counts once."""
+    by_id: dict[str, Candidate] = {}
+    for person in participants:
+        seen = by_id.setdefault(person.participant_id, person)
+        if seen != person:
+            raise ValueError(f"participant {person.participant_id!r} is given twice, differently")
+    return [by_id[pid] for pid in sorted(by_id)]
 
 
 def _waiting_reason(reasons: list[str], person: Candidate) -> str | None:
