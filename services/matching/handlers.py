@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from schemas.base import EventData
@@ -98,11 +99,8 @@ async def record_participant_joined(
     program = await _program_or_reject(repo, data.program_id)
     if not program.is_open:
         raise Rejected(f"program {data.program_id} is closed")
-    existing = await repo.get_participant(
-        program_id=data.program_id, participant_id=data.participant_id
-    )
-    await repo.save_participant(participant=participants.joined(existing, data), at=uow.now)
-    await _pool_changed(repo, program)
+    change = partial(participants.joined, data=data)
+    await _change_participant(uow, repo, program, data.participant_id, change)
 
 
 async def record_participant_updated(
@@ -110,31 +108,55 @@ async def record_participant_updated(
 ) -> None:
     """Replace the profile (an update of an unknown participant adds them)."""
     program = await _program_or_reject(repo, data.program_id)
-    existing = await repo.get_participant(
-        program_id=data.program_id, participant_id=data.participant_id
-    )
-    await repo.save_participant(participant=participants.updated(existing, data), at=uow.now)
-    await _pool_changed(repo, program)
+    change = partial(participants.updated, data=data)
+    await _change_participant(uow, repo, program, data.participant_id, change)
 
 
 async def record_participant_screened(
     data: ParticipantScreened, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the screening outcome (screened mentors become eligible)."""
-    existing = await _participant_or_reject(repo, data.program_id, data.participant_id)
-    await repo.save_participant(
-        participant=participants.screened(existing, data.outcome), at=uow.now
-    )
-    await _pool_changed(repo, await _program_or_reject(repo, data.program_id))
+    program = await _program_or_reject(repo, data.program_id)
+    change = _known(partial(participants.screened, outcome=data.outcome), data.participant_id)
+    await _change_participant(uow, repo, program, data.participant_id, change)
 
 
 async def record_training_completed(
     data: TrainingCompleted, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the mentor training (trained mentors become eligible)."""
-    existing = await _participant_or_reject(repo, data.program_id, data.participant_id)
-    await repo.save_participant(participant=participants.trained(existing), at=uow.now)
-    await _pool_changed(repo, await _program_or_reject(repo, data.program_id))
+    program = await _program_or_reject(repo, data.program_id)
+    change = _known(participants.trained, data.participant_id)
+    await _change_participant(uow, repo, program, data.participant_id, change)
+
+
+ParticipantChange = Callable[[Participant | None], Participant]
+
+
+async def _change_participant(
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+    program: Program,
+    participant_id: str,
+    change: ParticipantChange,
+) -> None:
+    """Apply ``change`` to the stored participant; the program's pool changed."""
+    existing = await repo.get_participant(
+        program_id=program.program_id, participant_id=participant_id
+    )
+    await repo.save_participant(participant=change(existing), at=uow.now)
+    await _pool_changed(repo, program)
+
+
+def _known(change: Callable[[Participant], Participant], participant_id: str) -> ParticipantChange:
+    """``change`` for a participant who must have joined (Rejected otherwise)."""
+
+    def apply(existing: Participant | None) -> Participant:
+        if existing is None:
+            raise Rejected(f"{participant_id} has not joined this program")
+        return change(existing)
+
+    return apply
 
 
 async def record_participant_left(

@@ -11,6 +11,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -581,20 +582,7 @@ class PostgresMatchingRepository(MatchingRepository):
             limit,
             offset,
         )
-        return [
-            AdminAction(
-                program_id=r["program_id"],
-                action=AdminActionKind(r["action"]),
-                actor_id=r["actor_id"],
-                at=r["at"],
-                reason=r["reason"],
-                pair_id=r["pair_id"],
-                run_id=r["run_id"],
-                mentor_id=r["mentor_id"],
-                mentee_id=r["mentee_id"],
-            )
-            for r in rows
-        ]
+        return [_action(r) for r in rows]
 
     async def add_run(self, *, run: MatchRun) -> None:
         """Store a new run."""
@@ -673,27 +661,23 @@ def _pair(row: asyncpg.Record) -> Pair:
     explanation = row["explanation"]
     factors = json.loads(explanation) if isinstance(explanation, str) else explanation
     return Pair(
-        pair_id=row["pair_id"],
-        program_id=row["program_id"],
-        mentor_id=row["mentor_id"],
-        mentee_id=row["mentee_id"],
-        status=PairStatus(row["status"]),
-        mode=PairingMode(row["mode"]),
-        score=row["score"],
-        explanation=tuple(ScoreFactor.model_validate(f) for f in factors),
-        topics=tuple(row["topics"]),
-        proposed_at=row["proposed_at"],
-        expires_at=row["expires_at"],
-        run_id=row["run_id"],
-        proposed_by=row["proposed_by"],
-        mentor_accepted_at=row["mentor_accepted_at"],
-        mentee_accepted_at=row["mentee_accepted_at"],
-        formed_at=row["formed_at"],
-        closed_at=row["closed_at"],
-        close_reason=row["close_reason"],
-        closed_by=row["closed_by"],
-        at_risk_at=row["at_risk_at"],
+        **_columns(row, Pair)
+        | {
+            "status": PairStatus(row["status"]),
+            "mode": PairingMode(row["mode"]),
+            "explanation": tuple(ScoreFactor.model_validate(f) for f in factors),
+            "topics": tuple(row["topics"]),
+        }
     )
+
+
+def _action(row: asyncpg.Record) -> AdminAction:
+    return AdminAction(**_columns(row, AdminAction) | {"action": AdminActionKind(row["action"])})
+
+
+def _columns(row: asyncpg.Record, kind: type[Any]) -> dict[str, Any]:
+    """The row's columns named like the fields of the dataclass ``kind``."""
+    return {f.name: row[f.name] for f in fields(kind)}
 
 
 def proposal_json(proposal: Proposal) -> dict[str, Any]:
