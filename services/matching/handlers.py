@@ -60,8 +60,8 @@ from services.matching.domain import audit, pairs, participants, programs, stagi
 from services.matching.domain.audit import AdminAction, AdminActionKind
 from services.matching.domain.constraints import INACTIVE, PREVIOUSLY_EXCLUDED
 from services.matching.domain.engine import check_pair, plan_matching, score_pair
-from services.matching.domain.model import Candidate, ProgramRules
-from services.matching.domain.pairs import Pair, PairStatus, Proposal, Transition
+from services.matching.domain.model import Candidate, PlannedPair, ProgramRules
+from services.matching.domain.pairs import Pair, PairStatus, Transition
 from services.matching.domain.participants import Participant
 from services.matching.domain.programs import Program
 from services.matching.domain.staging import MatchRun, PublishOutcome
@@ -293,7 +293,7 @@ async def _match_continuously(program_id: str, uow: UnitOfWork, repo: MatchingRe
     await repo.lock_program(program_id=program_id)
     snapshot = await load_pool(program_id, PairingMode.CONTINUOUS, repo)
     run = await plan_run(snapshot, mode=PairingMode.CONTINUOUS, at=uow.now, by=None)
-    if run.plan.proposals:
+    if run.plan.pairs:
         await repo.add_run(run=run)
         await publish_run(run.run_id, by=None, uow=uow, repo=repo)
 
@@ -481,7 +481,7 @@ async def plan_run(
         program_id=snapshot.program.program_id,
         mode=mode,
         status=staging.RunStatus.STAGED,
-        plan=staging.stage(plan),
+        plan=plan,
         created_at=at,
         duration_ms=int(seconds * 1000),
         created_by=by,
@@ -525,7 +525,7 @@ async def _recheck(run: MatchRun, snapshot: PoolSnapshot, *, at: datetime) -> st
     """The run's planned pairs checked against the pool now (in a worker thread)."""
     return await asyncio.to_thread(
         staging.revalidate,
-        run.plan.proposals,
+        run.plan.pairs,
         rules=snapshot.rules,
         pool={c.participant_id: c for c in snapshot.candidates},
         excluded=snapshot.excluded,
@@ -759,15 +759,14 @@ async def _propose_one(
     if violations:
         raise PairNotAllowed(violations)
     scored = score_pair(rules=rules, mentor=mentor, mentee=mentee, at=uow.now)
-    proposal = Proposal(mentor_id, mentee_id, scored.score, scored.explanation, scored.topics)
-    made = await _propose([proposal], program=program, mode=mode, by=by, uow=uow, repo=repo)
+    made = await _propose([scored], program=program, mode=mode, by=by, uow=uow, repo=repo)
     if not made:
         raise PairNotAllowed([PREVIOUSLY_EXCLUDED])
     return made[0]
 
 
 async def _propose(
-    proposals: Sequence[Proposal],
+    proposals: Sequence[PlannedPair],
     *,
     program: Program,
     mode: PairingMode,

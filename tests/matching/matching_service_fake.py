@@ -16,7 +16,7 @@ from datetime import datetime
 from schemas.primitives import PairingMode
 from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain.audit import AdminAction, Veto
-from services.matching.domain.model import Candidate
+from services.matching.domain.model import Candidate, MatchPlan
 from services.matching.domain.pairs import (
     OPEN_STATUSES,
     Pair,
@@ -25,7 +25,7 @@ from services.matching.domain.pairs import (
 )
 from services.matching.domain.participants import Participant, ParticipantStatus, to_candidate
 from services.matching.domain.programs import Program
-from services.matching.domain.staging import MatchRun, PublishOutcome, StagedPlan
+from services.matching.domain.staging import MatchRun, PublishOutcome
 
 
 class InMemoryMatchingRepository(MatchingRepository):
@@ -300,12 +300,10 @@ def _pair_without(pair: Pair, participant_id: str) -> Pair:
     )
 
 
-def _plan_without(plan: StagedPlan, participant_id: str) -> StagedPlan:
+def _plan_without(plan: MatchPlan, participant_id: str) -> MatchPlan:
     return replace(
         plan,
-        proposals=tuple(
-            p for p in plan.proposals if participant_id not in (p.mentor_id, p.mentee_id)
-        ),
+        pairs=tuple(p for p in plan.pairs if participant_id not in (p.mentor_id, p.mentee_id)),
         unmatched=tuple(u for u in plan.unmatched if u.participant_id != participant_id),
     )
 

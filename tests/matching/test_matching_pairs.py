@@ -19,12 +19,13 @@ from schemas.pairs import (
 )
 from schemas.primitives import PairingMode, PairSide
 from services.matching.domain import pairs
-from services.matching.domain.pairs import Pair, PairStatus, Proposal
+from services.matching.domain.model import PlannedPair
+from services.matching.domain.pairs import Pair, PairStatus
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)
 FACTOR = ScoreFactor(factor=ScoreFactorName.SKILL_COVERAGE, weight=0.4, value=0.5, contribution=0.2)
-PROPOSAL = Proposal("mentor-1", "mentee-1", 0.2, (FACTOR,), ("social-media",))
+PROPOSAL = PlannedPair("mentor-1", "mentee-1", 0.2, (FACTOR,), ("social-media",))
 
 
 def proposed(mode: PairingMode = PairingMode.BATCH, by: str | None = None) -> pairs.Transition:

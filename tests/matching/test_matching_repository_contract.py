@@ -26,7 +26,8 @@ from services.matching.adapters.repository import MatchingRepository, PostgresMa
 from services.matching.bootstrap import DEFINITION
 from services.matching.domain import pairs, participants, programs, staging
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
-from services.matching.domain.pairs import Pair, PairStatus, Proposal
+from services.matching.domain.model import MatchPlan, PlannedPair, Unmatched
+from services.matching.domain.pairs import Pair, PairStatus
 from services.matching.domain.programs import Program
 from tests.fixtures.infra import PostgresServerInfo
 
@@ -87,7 +88,7 @@ def a_pair(
     at: datetime = T0,
 ) -> Pair:
     return pairs.propose(
-        Proposal(mentor_id, mentee_id, 0.3, (FACTOR,), ("social-media", "genai-tools")),
+        PlannedPair(mentor_id, mentee_id, 0.3, (FACTOR,), ("social-media", "genai-tools")),
         pair_id=pair_id or f"pair-{mentor_id}-{mentee_id}",
         program_id=program_id,
         mode=PairingMode.BATCH,
@@ -273,12 +274,10 @@ async def test_the_audit_trail_keeps_who_what_and_why(repo: MatchingRepository) 
 
 
 def a_run(status: staging.RunStatus = staging.RunStatus.STAGED) -> staging.MatchRun:
-    plan = staging.StagedPlan(
-        proposals=(Proposal("m-1", "e-1", 0.3, (FACTOR,), ("social-media",)),),
-        unmatched=(staging.Unplaced("e-2", "capacity_taken_by_better_plan"),),
-        totals={"matched": 1, "mentors": 1, "mentees": 2, "total_score": 0.3},
-        solver="test-solver",
-        optimal=True,
+    plan = MatchPlan(
+        pairs=(PlannedPair("m-1", "e-1", 0.3, (FACTOR,), ("social-media",)),),
+        unmatched=(Unmatched("e-2", "capacity_taken_by_better_plan"),),
+        totals={"matched": 1, "mentors": 1, "mentees": 2, "total_score": 0.3, "optimal": True},
     )
     return staging.MatchRun("run-1", "prg-1", PairingMode.BATCH, status, plan, T0, 42, "admin-1")
 
@@ -288,7 +287,7 @@ async def test_a_run_round_trips_and_is_published(repo: MatchingRepository) -> N
     run = a_run()
     await repo.add_run(run=run)
     assert await repo.get_run(run_id="run-1") == run
-    dropped = staging.Dropped(run.plan.proposals[0], ("inactive",))
+    dropped = staging.Dropped(run.plan.pairs[0], ("inactive",))
     outcome = staging.PublishOutcome(proposed=("pair-x",), dropped=(dropped,))
     published = staging.publish(run, by="admin-2", at=T0, outcome=outcome)
     await repo.save_run(run=published)
@@ -337,7 +336,7 @@ async def test_erasure_removes_every_trace_of_the_person(repo: MatchingRepositor
     kept = await repo.get_pair(pair_id="pair-m-1-e-1")
     assert kept is not None and kept.mentee_id == "erased:pair-m-1-e-1"
     run = await repo.get_run(run_id="run-1")
-    assert run is not None and run.plan.proposals == ()
+    assert run is not None and run.plan.pairs == ()
     assert await repo.erase_participant(participant_id="m-1") == 5
     (action,) = await repo.actions(program_id="prg-1", limit=5, offset=0)
     assert action.mentor_id is None and action.mentee_id == "e-2"

@@ -357,7 +357,7 @@ async def test_a_dry_run_proposes_nothing_and_publishing_rechecks_the_plan() -> 
     snapshot = await handlers.load_pool("prg-1", PairingMode.BATCH, world.repo)
     run = await handlers.plan_run(snapshot, mode=PairingMode.BATCH, at=T0, by="admin-1")
     await world.command(handlers.stage_run, run, by="admin-1")
-    assert world.emitted() == [] and len(run.plan.proposals) == 2
+    assert world.emitted() == [] and len(run.plan.pairs) == 2
     left = ParticipantLeft(
         participant_id="e-2", program_id="prg-1", reason=LeaveReason.VOLUNTARY, left_at=T0
     )

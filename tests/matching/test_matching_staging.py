@@ -12,8 +12,7 @@ from schemas.primitives import PairingMode
 from schemas.programs import MatchingObjective
 from services.matching.domain import staging
 from services.matching.domain.engine import plan_matching
-from services.matching.domain.model import Candidate, ProgramRules
-from services.matching.domain.pairs import Proposal
+from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, ProgramRules
 from services.matching.domain.participants import to_candidate
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -34,8 +33,8 @@ def pool(*people: Candidate) -> dict[str, Candidate]:
     return {c.participant_id: c for c in people}
 
 
-def proposal(mentor_id: str, mentee_id: str) -> Proposal:
-    return Proposal(mentor_id, mentee_id, 0.5, (), ("social-media",))
+def proposal(mentor_id: str, mentee_id: str) -> PlannedPair:
+    return PlannedPair(mentor_id, mentee_id, 0.5, (), ("social-media",))
 
 
 def test_a_plan_still_valid_is_kept_whole() -> None:
@@ -86,7 +85,7 @@ def test_kept_pairs_use_up_capacity_so_competing_pairs_drop() -> None:
     assert [d.reasons for d in checked.dropped] == [("no_capacity",), ("no_capacity",)]
 
 
-def run(plan: staging.StagedPlan) -> staging.MatchRun:
+def run(plan: MatchPlan) -> staging.MatchRun:
     return staging.MatchRun(
         run_id="run-1",
         program_id="prg-1",
@@ -100,13 +99,10 @@ def run(plan: staging.StagedPlan) -> staging.MatchRun:
 
 def test_an_engine_plan_is_staged_and_summarised_when_published() -> None:
     people = [candidate(mentor("m-1")), candidate(mentee("e-1")), candidate(mentee("e-2"))]
-    plan = staging.stage(
-        plan_matching(rules=RULES, participants=people, excluded=frozenset(), at=T0)
-    )
-    assert len(plan.proposals) == 1 and plan.proposals[0].mentor_id == "m-1"
-    assert {u.participant_id for u in plan.unmatched} >= {"e-1", "e-2"} - {
-        plan.proposals[0].mentee_id
-    }
+    plan = plan_matching(rules=RULES, participants=people, excluded=frozenset(), at=T0)
+    assert len(plan.pairs) == 1 and plan.pairs[0].mentor_id == "m-1"
+    unmatched = {"e-1", "e-2"} - {plan.pairs[0].mentee_id}
+    assert unmatched <= {u.participant_id for u in plan.unmatched}
     outcome = staging.PublishOutcome(proposed=("pair-1",), dropped=())
     published = staging.publish(run(plan), by="admin-1", at=T0, outcome=outcome)
     assert published.status is staging.RunStatus.PUBLISHED and published.outcome == outcome
@@ -114,15 +110,16 @@ def test_an_engine_plan_is_staged_and_summarised_when_published() -> None:
         published,
         objective=MatchingObjective.MAX_MATCHED_THEN_SCORE,
         proposed=1,
-        total_score=plan.total_score,
+        total_score=staging.total_score(plan),
     )
     assert summary.pairs_proposed == 1 and summary.mentees_considered == 2
     assert summary.unmatched_mentees == 1 and summary.duration_ms == 12
-    assert summary.total_score == plan.total_score > 0
+    assert summary.total_score == staging.total_score(plan) > 0
+    assert summary.optimal and summary.solver == staging.DEFAULT_SOLVER
 
 
 def test_only_a_staged_run_is_published_or_discarded() -> None:
-    empty = staging.StagedPlan((), (), {}, "none", True)
+    empty = MatchPlan((), (), {})
     discarded = staging.discard(run(empty))
     assert discarded.status is staging.RunStatus.DISCARDED
     with pytest.raises(staging.RunNotStaged):

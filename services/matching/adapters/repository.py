@@ -23,8 +23,8 @@ from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
 from servicekit.db import Connection
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
-from services.matching.domain.model import Candidate
-from services.matching.domain.pairs import Pair, PairStatus, Proposal, excluded_combinations
+from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, Unmatched
+from services.matching.domain.pairs import Pair, PairStatus, excluded_combinations
 from services.matching.domain.participants import Participant, ParticipantStatus, to_candidate
 from services.matching.domain.programs import Program, ProgramStatus
 from services.matching.domain.staging import (
@@ -32,8 +32,6 @@ from services.matching.domain.staging import (
     MatchRun,
     PublishOutcome,
     RunStatus,
-    StagedPlan,
-    Unplaced,
 )
 
 PoolChanges = Mapping[str, int]
@@ -270,7 +268,7 @@ _ERASE = [
        SET mentor_id = NULLIF(mentor_id, $1), mentee_id = NULLIF(mentee_id, $1)
        WHERE mentor_id = $1 OR mentee_id = $1""",
     """UPDATE match_runs SET plan = jsonb_set(jsonb_set(plan,
-         '{proposals}', COALESCE((SELECT jsonb_agg(x) FROM jsonb_array_elements(plan->'proposals') x
+         '{pairs}', COALESCE((SELECT jsonb_agg(x) FROM jsonb_array_elements(plan->'pairs') x
                          WHERE x->>'mentor_id' <> $1 AND x->>'mentee_id' <> $1), '[]')),
          '{unmatched}', COALESCE((SELECT jsonb_agg(x) FROM jsonb_array_elements(plan->'unmatched') x
                          WHERE x->>'participant_id' <> $1), '[]'))
@@ -680,7 +678,7 @@ def _columns(row: asyncpg.Record, kind: type[Any]) -> dict[str, Any]:
     return {f.name: row[f.name] for f in fields(kind)}
 
 
-def proposal_json(proposal: Proposal) -> dict[str, Any]:
+def proposal_json(proposal: PlannedPair) -> dict[str, Any]:
     """A proposal as JSON (stored plans, HTTP answers)."""
     return {
         "mentor_id": proposal.mentor_id,
@@ -691,8 +689,8 @@ def proposal_json(proposal: Proposal) -> dict[str, Any]:
     }
 
 
-def _proposal(data: Mapping[str, Any]) -> Proposal:
-    return Proposal(
+def _proposal(data: Mapping[str, Any]) -> PlannedPair:
+    return PlannedPair(
         mentor_id=data["mentor_id"],
         mentee_id=data["mentee_id"],
         score=float(data["score"]),
@@ -701,16 +699,14 @@ def _proposal(data: Mapping[str, Any]) -> Proposal:
     )
 
 
-def plan_json(plan: StagedPlan) -> dict[str, Any]:
-    """A staged plan as JSON."""
+def plan_json(plan: MatchPlan) -> dict[str, Any]:
+    """A run's plan as JSON."""
     return {
-        "proposals": [proposal_json(p) for p in plan.proposals],
+        "pairs": [proposal_json(p) for p in plan.pairs],
         "unmatched": [
             {"participant_id": u.participant_id, "reason": u.reason} for u in plan.unmatched
         ],
         "totals": dict(plan.totals),
-        "solver": plan.solver,
-        "optimal": plan.optimal,
     }
 
 
@@ -732,12 +728,10 @@ def _run(row: asyncpg.Record) -> MatchRun:
         program_id=row["program_id"],
         mode=PairingMode(row["mode"]),
         status=RunStatus(row["status"]),
-        plan=StagedPlan(
-            proposals=tuple(_proposal(p) for p in plan["proposals"]),
-            unmatched=tuple(Unplaced(u["participant_id"], u["reason"]) for u in plan["unmatched"]),
+        plan=MatchPlan(
+            pairs=tuple(_proposal(p) for p in plan["pairs"]),
+            unmatched=tuple(Unmatched(u["participant_id"], u["reason"]) for u in plan["unmatched"]),
             totals=plan["totals"],
-            solver=plan["solver"],
-            optimal=plan["optimal"],
         ),
         created_at=row["created_at"],
         duration_ms=row["duration_ms"],

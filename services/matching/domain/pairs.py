@@ -31,6 +31,7 @@ from schemas.pairs import (
     ScoreFactor,
 )
 from schemas.primitives import PairingMode, PairSide
+from services.matching.domain.model import PlannedPair
 
 
 class PairStatus(StrEnum):
@@ -63,17 +64,6 @@ class PairAlreadyFormed(PairRuleError):
 
 class PairNotFormed(PairRuleError):
     """Only a formed pair can be ended (a proposal is declined instead)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """What a proposal carries before it has an id: who, the score and why."""
-
-    mentor_id: str
-    mentee_id: str
-    score: float
-    explanation: tuple[ScoreFactor, ...]
-    topics: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +136,7 @@ class Transition:
 
 
 def propose(
-    proposal: Proposal,
+    proposal: PlannedPair,
     *,
     pair_id: str,
     program_id: str,

@@ -1,9 +1,10 @@
 """Match runs: a plan is staged for review, then published as proposals.
 
-A batch run stores the engine's plan as a *staged* run (a dry run stops there). Publishing
-re-checks every planned pair against the pool as it is *now* — people may have left,
-been vetoed or paired since the plan was made — keeps the pairs still allowed (using up
-capacity as it goes) and reports the others with their violation codes. A continuous
+A batch run stores the engine's plan (:class:`MatchPlan`) as a *staged* run (a dry
+run stops there). Publishing re-checks every planned pair against the pool as it is
+*now* — people may have left, been vetoed or paired since the plan was made — keeps the
+pairs still allowed (using up capacity as it goes) and reports the others with their
+violation codes. A continuous
 micro-batch is planned and published in one go, the same way.
 """
 
@@ -19,8 +20,7 @@ from schemas.primitives import PairingMode
 from schemas.programs import MatchingObjective
 from services.matching.domain.constraints import INACTIVE
 from services.matching.domain.engine import check_pair
-from services.matching.domain.model import Candidate, MatchPlan, ProgramRules
-from services.matching.domain.pairs import Proposal
+from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, ProgramRules
 
 DEFAULT_SOLVER = "ortools-min-cost-flow"
 """The engine's solver, reported in MatchRunCompleted (until the plan names it itself)."""
@@ -39,34 +39,10 @@ class RunNotStaged(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Unplaced:
-    """A participant the plan left without a pair, and why."""
-
-    participant_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class StagedPlan:
-    """The engine's plan as stored with a run (independent of the engine's types)."""
-
-    proposals: tuple[Proposal, ...]
-    unmatched: tuple[Unplaced, ...]
-    totals: Mapping[str, float | int]
-    solver: str
-    optimal: bool
-
-    @property
-    def total_score(self) -> float:
-        """Sum of the planned pairs' scores."""
-        return round(sum(p.score for p in self.proposals), 6)
-
-
-@dataclass(frozen=True, slots=True)
 class Dropped:
     """A planned pair not published, with the constraint codes it now violates."""
 
-    proposal: Proposal
+    proposal: PlannedPair
     reasons: tuple[str, ...]
 
 
@@ -74,7 +50,7 @@ class Dropped:
 class Revalidation:
     """Which planned pairs are still allowed now, and which are not."""
 
-    kept: tuple[Proposal, ...]
+    kept: tuple[PlannedPair, ...]
     dropped: tuple[Dropped, ...]
 
 
@@ -94,7 +70,7 @@ class MatchRun:
     program_id: str
     mode: PairingMode
     status: RunStatus
-    plan: StagedPlan
+    plan: MatchPlan
     created_at: datetime
     duration_ms: int
     created_by: str | None = None
@@ -103,19 +79,23 @@ class MatchRun:
     outcome: PublishOutcome | None = None
 
 
-def stage(plan: MatchPlan) -> StagedPlan:
-    """Keep what a run needs from the engine's plan."""
-    proposals = tuple(
-        Proposal(p.mentor_id, p.mentee_id, p.score, p.explanation, p.topics) for p in plan.pairs
-    )
-    unmatched = tuple(Unplaced(u.participant_id, u.reason) for u in plan.unmatched)
-    solver = str(getattr(plan, "solver", DEFAULT_SOLVER))
-    optimal = bool(plan.totals.get("optimal", True))
-    return StagedPlan(proposals, unmatched, dict(plan.totals), solver, optimal)
+def solver_of(plan: MatchPlan) -> str:
+    """The solver that made the plan."""
+    return str(getattr(plan, "solver", DEFAULT_SOLVER))
+
+
+def is_optimal(plan: MatchPlan) -> bool:
+    """True when the engine certified the plan optimal."""
+    return bool(plan.totals.get("optimal", True))
+
+
+def total_score(plan: MatchPlan) -> float:
+    """Sum of the planned pairs' scores."""
+    return round(sum(p.score for p in plan.pairs), 6)
 
 
 def revalidate(
-    proposals: Iterable[Proposal],
+    proposals: Iterable[PlannedPair],
     *,
     rules: ProgramRules,
     pool: Mapping[str, Candidate],
@@ -128,7 +108,7 @@ def revalidate(
     planned pairs that now compete for the same place cannot both be kept.
     """
     free = dict(pool)
-    kept: list[Proposal] = []
+    kept: list[PlannedPair] = []
     dropped: list[Dropped] = []
     for proposal in proposals:
         reasons = _violations(proposal, free=free, rules=rules, excluded=excluded, at=at)
@@ -143,7 +123,7 @@ def revalidate(
 
 
 def _violations(
-    proposal: Proposal,
+    proposal: PlannedPair,
     *,
     free: Mapping[str, Candidate],
     rules: ProgramRules,
@@ -192,7 +172,7 @@ def run_completed(
         pairs_proposed=proposed,
         unmatched_mentees=max(0, mentees - proposed),
         total_score=round(total_score, 6),
-        optimal=run.plan.optimal,
-        solver=run.plan.solver,
+        optimal=is_optimal(run.plan),
+        solver=solver_of(run.plan),
         duration_ms=run.duration_ms,
     )

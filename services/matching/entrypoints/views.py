@@ -11,10 +11,17 @@ from schemas.participants import LeaveReason, ParticipantProfile, ScreeningOutco
 from schemas.primitives import Identifier, PairingMode, ShortText
 from schemas.programs import ProgramClosedReason, ProgramDefinition
 from services.matching.domain.audit import AdminActionKind
-from services.matching.domain.pairs import PairStatus, Proposal
+from services.matching.domain.model import PlannedPair
+from services.matching.domain.pairs import PairStatus
 from services.matching.domain.participants import ParticipantStatus
 from services.matching.domain.programs import ProgramStatus
-from services.matching.domain.staging import MatchRun, RunStatus
+from services.matching.domain.staging import (
+    MatchRun,
+    RunStatus,
+    is_optimal,
+    solver_of,
+    total_score,
+)
 
 
 class _Body(BaseModel):
@@ -214,7 +221,7 @@ class AuditEntry(_View):
     mentee_id: str | None
 
 
-def _view(proposal: Proposal) -> ProposalView:
+def _view(proposal: PlannedPair) -> ProposalView:
     return ProposalView.model_validate(proposal)
 
 
@@ -229,11 +236,11 @@ def run_view(run: MatchRun) -> RunView:
         created_at=run.created_at,
         created_by=run.created_by,
         duration_ms=run.duration_ms,
-        solver=run.plan.solver,
-        optimal=run.plan.optimal,
+        solver=solver_of(run.plan),
+        optimal=is_optimal(run.plan),
         totals=dict(run.plan.totals),
-        total_score=run.plan.total_score,
-        proposals=[_view(p) for p in run.plan.proposals],
+        total_score=total_score(run.plan),
+        proposals=[_view(p) for p in run.plan.pairs],
         unmatched=[UnmatchedView.model_validate(u) for u in run.plan.unmatched],
         published_at=run.published_at,
         published_by=run.published_by,
