@@ -38,14 +38,12 @@ from schemas.pairs import (
 )
 from schemas.participants import (
     ErasureCompleted,
-    LeaveReason,
     ParticipantForgotten,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantProfile,
     ParticipantScreened,
     ParticipantUpdated,
-    ScreeningOutcome,
     TrainingCompleted,
 )
 from schemas.primitives import PairingMode, ServiceName
@@ -379,60 +377,18 @@ async def update_participant(
     return None if event is None else await uow.emit(event)
 
 
-async def leave_program(
-    program_id: str,
-    participant_id: str,
-    *,
-    reason: LeaveReason,
-    uow: UnitOfWork,
-    repo: MatchingRepository,
+ParticipantFact = ParticipantLeft | ParticipantScreened | TrainingCompleted
+
+
+async def announce_fact(
+    fact: ParticipantFact, *, uow: UnitOfWork, repo: MatchingRepository
 ) -> CloudEvent:
-    """Announce a no-fault exit (ParticipantLeft)."""
-    await _active_participant(repo, program_id, participant_id)
-    left = ParticipantLeft(
-        participant_id=participant_id, program_id=program_id, reason=reason, left_at=uow.now
-    )
-    return await uow.emit(left)
+    """Announce a fact about an active participant: a no-fault exit, a screening, a training.
 
-
-async def record_screening(
-    program_id: str,
-    participant_id: str,
-    *,
-    outcome: ScreeningOutcome,
-    by: str,
-    uow: UnitOfWork,
-    repo: MatchingRepository,
-) -> CloudEvent:
-    """Announce a screening recorded by an admin (ParticipantScreened)."""
-    await _active_participant(repo, program_id, participant_id)
-    screened = ParticipantScreened(
-        participant_id=participant_id,
-        program_id=program_id,
-        outcome=outcome,
-        screened_by=by,
-        screened_at=uow.now,
-    )
-    return await uow.emit(screened)
-
-
-async def record_training(
-    program_id: str,
-    participant_id: str,
-    *,
-    course_id: str,
-    uow: UnitOfWork,
-    repo: MatchingRepository,
-) -> CloudEvent:
-    """Announce a completed mentor training recorded by an admin (TrainingCompleted)."""
-    await _active_participant(repo, program_id, participant_id)
-    trained = TrainingCompleted(
-        participant_id=participant_id,
-        program_id=program_id,
-        course_id=course_id,
-        completed_at=uow.now,
-    )
-    return await uow.emit(trained)
+    The consumer applies it like the same fact from an HR feed or an LMS.
+    """
+    await _active_participant(repo, fact.program_id, fact.participant_id)
+    return await uow.emit(fact)
 
 
 # --- commands: match runs --------------------------------------------------------------

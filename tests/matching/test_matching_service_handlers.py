@@ -21,6 +21,8 @@ from schemas.participants import (
     ParticipantForgotten,
     ParticipantJoined,
     ParticipantLeft,
+    ParticipantScreened,
+    ScreeningOutcome,
 )
 from schemas.primitives import PairingMode, PairSide
 from schemas.programs import ProgramClosedReason
@@ -434,3 +436,21 @@ async def test_one_failing_program_does_not_stop_continuous_matching_of_the_othe
     assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
     assert [p.program_id for p in await world.repo.open_pairs()] == ["prg-good"]
     assert list(await world.repo.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-bad"]
+
+
+async def test_facts_are_announced_only_about_active_participants() -> None:
+    world = await a_world()
+    await world.join(mentor("m-1"))
+    screened = ParticipantScreened(
+        participant_id="m-1",
+        program_id="prg-1",
+        outcome=ScreeningOutcome.PASSED,
+        screened_by="admin-1",
+        screened_at=T0,
+    )
+    await world.command(handlers.announce_fact, screened)
+    assert world.emitted() == ["ParticipantScreened"]
+    with pytest.raises(handlers.UnknownResource):
+        await world.command(
+            handlers.announce_fact, screened.model_copy(update={"participant_id": "x"})
+        )

@@ -15,7 +15,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from schemas.envelope import CloudEvent
 from schemas.pairs import PairEndReason
-from schemas.participants import ParticipantJoined, ParticipantProfile
+from schemas.participants import (
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantProfile,
+    ParticipantScreened,
+    TrainingCompleted,
+)
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
 from servicekit.runtime import RouterFactory, ServiceContext
@@ -197,10 +203,13 @@ def _participants(cmd: Command) -> APIRouter:
     ) -> views.EventAccepted:
         who.require_self_or_staff(participant_id)
         async with cmd() as (uow, repo):
-            event = await handlers.leave_program(
-                program_id, participant_id, reason=body.reason, uow=uow, repo=repo
+            left = ParticipantLeft(
+                participant_id=participant_id,
+                program_id=program_id,
+                reason=body.reason,
+                left_at=uow.now,
             )
-        return _accepted(event)
+            return _accepted(await handlers.announce_fact(left, uow=uow, repo=repo))
 
     @router.post(base + "/{participant_id}/screening", status_code=202, summary="Record screening")
     async def screening(
@@ -208,10 +217,14 @@ def _participants(cmd: Command) -> APIRouter:
     ) -> views.EventAccepted:
         who.require_staff()
         async with cmd() as (uow, repo):
-            event = await handlers.record_screening(
-                program_id, participant_id, outcome=body.outcome, by=who.subject, uow=uow, repo=repo
+            screened = ParticipantScreened(
+                participant_id=participant_id,
+                program_id=program_id,
+                outcome=body.outcome,
+                screened_by=who.subject,
+                screened_at=uow.now,
             )
-        return _accepted(event)
+            return _accepted(await handlers.announce_fact(screened, uow=uow, repo=repo))
 
     @router.post(base + "/{participant_id}/training", status_code=202, summary="Record training")
     async def training(
@@ -219,10 +232,13 @@ def _participants(cmd: Command) -> APIRouter:
     ) -> views.EventAccepted:
         who.require_staff()
         async with cmd() as (uow, repo):
-            event = await handlers.record_training(
-                program_id, participant_id, course_id=body.course_id, uow=uow, repo=repo
+            trained = TrainingCompleted(
+                participant_id=participant_id,
+                program_id=program_id,
+                course_id=body.course_id,
+                completed_at=uow.now,
             )
-        return _accepted(event)
+            return _accepted(await handlers.announce_fact(trained, uow=uow, repo=repo))
 
     return router
 
