@@ -104,33 +104,39 @@ def best_per_group(
 ) -> BoolArray:
     """Mask of each group's ``keep[g]`` highest-scoring arcs (ties: earlier arc first).
 
-    ``score`` must be in 0..2^20. A histogram finds the bucket holding each group's
-    ``keep``-th best (no full sort); only the arcs of that bucket are sorted.
+    Groups with no more arcs than they keep take them all. For the others a histogram
+    of at most 1024 buckets finds the bucket holding the ``keep``-th best (no full sort);
+    only the arcs of that bucket are sorted.
     """
-    selected = np.zeros(group.shape[0], dtype=bool)
-    if group.shape[0] == 0:
-        return selected
     group = group.astype(np.int64)
-    buckets = score.astype(np.int64) >> _BUCKET_BITS
+    crowded = np.bincount(group, minlength=keep.size) > keep
+    selected: BoolArray = ~crowded[group]
+    arcs = np.flatnonzero(~selected)
+    if arcs.size == 0:
+        return selected
+    local = (np.cumsum(crowded) - 1)[group[arcs]]
+    values = score[arcs].astype(np.int64)
+    quota = keep[crowded]
+    lowest = int(values.min())
+    shift = max(0, (int(values.max()) - lowest).bit_length() - _BUCKET_BITS)
+    buckets = (values - lowest) >> shift
     n_buckets = int(buckets.max()) + 1
-    counts = np.bincount(group * n_buckets + buckets, minlength=keep.size * n_buckets)
-    at_or_above = np.cumsum(counts.reshape(keep.size, n_buckets)[:, ::-1], axis=1)[:, ::-1]
-    enough = at_or_above >= keep[:, None]
-    threshold = np.where(enough.any(axis=1), n_buckets - 1 - np.argmax(enough[:, ::-1], axis=1), 0)
-    above_count = np.where(
+    counts = np.bincount(local * n_buckets + buckets, minlength=quota.size * n_buckets)
+    at_or_above = np.cumsum(counts.reshape(quota.size, n_buckets)[:, ::-1], axis=1)[:, ::-1]
+    threshold = n_buckets - 1 - np.argmax((at_or_above >= quota[:, None])[:, ::-1], axis=1)
+    above = np.where(
         threshold + 1 < n_buckets,
-        at_or_above[np.arange(keep.size), np.minimum(threshold + 1, n_buckets - 1)],
+        at_or_above[np.arange(quota.size), np.minimum(threshold + 1, n_buckets - 1)],
         0,
     )
-    arc_threshold = threshold[group]
-    selected[buckets > arc_threshold] = True
+    arc_threshold = threshold[local]
+    selected[arcs[buckets > arc_threshold]] = True
     tied = np.flatnonzero(buckets == arc_threshold)
-    order = np.lexsort((tied, -score[tied].astype(np.int64), group[tied]))
-    tied = tied[order]
-    tied_group = group[tied]
+    tied = tied[np.lexsort((tied, -values[tied], local[tied]))]
+    tied_group = local[tied]
     starts = np.flatnonzero(np.diff(tied_group, prepend=-1))
     rank = np.arange(tied.size) - np.repeat(starts, np.diff(starts, append=tied.size))
-    selected[tied[rank < (keep - above_count)[tied_group]]] = True
+    selected[arcs[tied[rank < (quota - above)[tied_group]]]] = True
     return selected
 
 

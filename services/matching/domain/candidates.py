@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.programs import ProgramType
-from services.matching.domain.cohort import Cohort
+from services.matching.domain.cohort import Cohort, Side
 from services.matching.domain.constraints import MINUTES_PER_DAY
 from services.matching.domain.model import ProgramRules
 from services.matching.domain.scoring import (
@@ -142,11 +142,12 @@ class _UnitTables:
     ) -> None:
         self._cohort = cohort
         self._skill, self._skill_base = _skill_table(weights[0], scale, cohort.coverage_denominator)
-        profiles, self._mentee_profile, self._mentor_profile = _profiles(cohort)
+        mentee_profiles, self._mentee_profile = _profiles(cohort.mentees)
+        mentor_profiles, self._mentor_profile = _profiles(cohort.mentors)
         self._diversity = _diversity_units(
-            weights[1], scale, profiles[:, None, :], profiles[None, :, :]
+            weights[1], scale, mentee_profiles[:, None, :], mentor_profiles[None, :, :]
         )
-        self._n_profiles = profiles.shape[0]
+        self._n_profiles = mentor_profiles.shape[0]
         offsets = np.union1d(cohort.mentees.offset, cohort.mentors.offset).astype(np.int64)
         self._mentee_clock = np.searchsorted(offsets, cohort.mentees.offset)
         self._mentor_clock = np.searchsorted(offsets, cohort.mentors.offset)
@@ -188,18 +189,13 @@ def _units(weight: float, value: npt.NDArray[np.float64], scale: float) -> IntAr
     return np.floor(weight * value * scale + 0.5).astype(np.int64)
 
 
-def _profiles(cohort: Cohort) -> tuple[IntArray, IntArray, IntArray]:
-    """Distinct (department, background codes) rows and each person's profile index."""
-    rows = [
-        np.column_stack([side.department, side.background]).astype(np.int64)
-        for side in (cohort.mentees, cohort.mentors)
-    ]
-    both = np.concatenate(rows)
-    if both.shape[0] == 0:
-        return both.reshape(0, rows[0].shape[1]), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    profiles, inverse = np.unique(both, axis=0, return_inverse=True)
-    inverse = inverse.ravel().astype(np.int64)
-    return profiles, inverse[: rows[0].shape[0]], inverse[rows[0].shape[0] :]
+def _profiles(side: Side) -> tuple[IntArray, IntArray]:
+    """Distinct (department, background codes) rows of a side and each person's row."""
+    rows = np.column_stack([side.department, side.background]).astype(np.int64)
+    if rows.shape[0] == 0:
+        return rows, np.zeros(0, np.int64)
+    profiles, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return profiles, inverse.ravel().astype(np.int64)
 
 
 def _diversity_units(weight: float, scale: float, mine: IntArray, theirs: IntArray) -> IntArray:

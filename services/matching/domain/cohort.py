@@ -13,26 +13,30 @@ mentor``; ``prefer`` lists as sorted keys with the preference value of the pair.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from schemas.primitives import Role
+from schemas.programs import ProgramType
 from services.matching.domain.constraints import (
     NO_SHARED_TOPIC,
     NOT_SCREENED,
     NOT_TRAINED,
-    mentee_side_violations,
-    mentor_side_violations,
     utc_offset_minutes,
 )
 from services.matching.domain.model import Candidate, ProgramRules
 from services.matching.domain.scoring import MAX_LEVEL
 
 IntArray = npt.NDArray[np.int64]
+NO_ELIGIBLE = "no_eligible_candidate"
+"""No allowed partner at all in this run."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -88,27 +92,9 @@ def encode_cohort(
     at: datetime,
 ) -> Cohort:
     """Encode the open mentors and mentees of ``participants`` for a run at ``at``."""
-    people = _distinct(participants)
-    mentor_reasons = {c.participant_id: mentor_side_violations(rules, c) for c in people}
-    open_mentors = [c for c in people if not mentor_reasons[c.participant_id]]
-    open_mentees = [c for c in people if not mentee_side_violations(c)]
-    wanted = set().union(*(c.wants.keys() for c in open_mentees))
-    offered = set().union(*(c.offers.keys() for c in open_mentors))
-    mentors = [c for c in open_mentors if not c.offers.keys().isdisjoint(wanted)]
-    mentees = [c for c in open_mentees if not c.wants.keys().isdisjoint(offered)]
-    left_out = dict.fromkeys(
-        {c.participant_id for c in open_mentors + open_mentees}
-        - {c.participant_id for c in mentors + mentees},
-        NO_SHARED_TOPIC,
-    )
-    open_ids = {c.participant_id for c in open_mentors + open_mentees}
-    closed = {
-        c.participant_id: reason
-        for c in people
-        if c.participant_id not in open_ids
-        and (reason := _waiting_reason(mentor_reasons[c.participant_id], c)) is not None
-    }
-    cohort = _encode(rules, mentors, mentees, excluded, at, sorted(wanted & offered))
+    open_mentors, open_mentees, closed = _open_sides(rules, _distinct(participants))
+    mentors, mentees, left_out, topics = _reachable(rules, open_mentors, open_mentees)
+    cohort = _encode(rules, mentors, mentees, excluded, at, topics)
     return replace(
         cohort,
         open_mentors=len(open_mentors),
@@ -123,20 +109,122 @@ def _distinct(participants: Sequence[Candidate]) -> list[Candidate]:
     by_id: dict[str, Candidate] = {}
     for person in participants:
         seen = by_id.setdefault(person.participant_id, person)
-        if seen != person:
+        if seen is not person and seen != person:
             raise ValueError(f"participant {person.participant_id!r} is given twice, differently")
     return [by_id[pid] for pid in sorted(by_id)]
 
 
-def _waiting_reason(reasons: list[str], person: Candidate) -> str | None:
-    """Why a would-be mentor waits (not screened / not trained); None for the others.
+def _open_sides(
+    rules: ProgramRules, people: list[Candidate]
+) -> tuple[list[Candidate], list[Candidate], dict[str, str]]:
+    """Who may mentor now, who needs a mentor now, and why would-be mentors wait.
 
-    People with nothing to do in this run (inactive, already paired, no free slot) are
-    not reported as unmatched.
+    Inactive people and people with nothing to do (no free slot, already paired) are in
+    neither list and are not reported.
     """
-    if not person.active or not person.can_mentor or person.mentor_slots < 1:
-        return None
-    return next((r for r in reasons if r in (NOT_SCREENED, NOT_TRAINED)), None)
+    mentors: list[Candidate] = []
+    mentees: list[Candidate] = []
+    waiting: dict[str, str] = {}
+    screening, training = rules.requires_screening, rules.requires_training
+    mentee_role, mentor_role = Role.MENTEE.value, Role.MENTOR.value
+    for person in people:
+        if not person.active:
+            continue
+        if person.role != mentee_role and person.mentor_slots > 0:
+            if screening and not person.screened:
+                waiting[person.participant_id] = NOT_SCREENED
+            elif training and not person.trained:
+                waiting[person.participant_id] = NOT_TRAINED
+            else:
+                mentors.append(person)
+        if person.role != mentor_role and person.needs_mentor:
+            mentees.append(person)
+    return mentors, mentees, waiting
+
+
+def _union(groups: Iterable[Iterable[str]]) -> set[str]:
+    found: set[str] = set()
+    for keys in groups:
+        found.update(keys)
+    return found
+
+
+def _reachable(
+    rules: ProgramRules, mentors: list[Candidate], mentees: list[Candidate]
+) -> tuple[list[Candidate], list[Candidate], dict[str, str], list[str]]:
+    """Leave out early whoever cannot pair with anyone on the other side.
+
+    Cheap tests against the whole other side: a topic it wants (offers), a language it
+    speaks, a grade the program's direction allows. A continuous run of one new joiner
+    against a big pool thus encodes only the few mentors who could take them. Also
+    returns the topics both sides have in common.
+    """
+    left_out: dict[str, str] = {}
+    big_first = len(mentors) >= len(mentees)
+    first, second = (mentors, mentees) if big_first else (mentees, mentors)
+    kept_first = _could_pair(rules, first, second, as_mentor=big_first, left_out=left_out)
+    kept_second = _could_pair(rules, second, kept_first, as_mentor=not big_first, left_out=left_out)
+    kept_mentors, kept_mentees = (
+        (kept_first, kept_second) if big_first else (kept_second, kept_first)
+    )
+    _recheck_topic_reasons(second, first, left_out, as_mentor=not big_first)
+    wanted, offered = _union(c.wants for c in kept_mentees), _union(c.offers for c in kept_mentors)
+    return kept_mentors, kept_mentees, left_out, sorted(wanted & offered)
+
+
+def _recheck_topic_reasons(
+    side: list[Candidate], others: list[Candidate], left_out: dict[str, str], *, as_mentor: bool
+) -> None:
+    """``no_shared_topic`` only if nobody at all on the other side shares one (a partner
+    left out for another reason still shares the topic: then no eligible candidate)."""
+    suspects = [c for c in side if left_out.get(c.participant_id) == NO_SHARED_TOPIC]
+    if not suspects:
+        return
+    topics = _union(c.wants for c in others) if as_mentor else _union(c.offers for c in others)
+    for person in suspects:
+        own = person.offers if as_mentor else person.wants
+        if not own.keys().isdisjoint(topics):
+            left_out[person.participant_id] = NO_ELIGIBLE
+
+
+def _could_pair(
+    rules: ProgramRules,
+    side: list[Candidate],
+    others: list[Candidate],
+    *,
+    as_mentor: bool,
+    left_out: dict[str, str],
+) -> list[Candidate]:
+    """The people of ``side`` sharing a topic, a language and a workable grade with someone
+    in ``others``; the rest go to ``left_out`` with their reason."""
+    topics = _union(c.wants for c in others) if as_mentor else _union(c.offers for c in others)
+    spoken = _union(c.languages for c in others)
+    low, high = _grade_window(rules, others, as_mentor=as_mentor)
+    kept = []
+    for person in side:
+        own = person.offers if as_mentor else person.wants
+        shares_topic = not own.keys().isdisjoint(topics)
+        if shares_topic and low <= person.grade <= high and not person.languages.isdisjoint(spoken):
+            kept.append(person)
+        else:
+            left_out.setdefault(
+                person.participant_id, NO_ELIGIBLE if shares_topic else NO_SHARED_TOPIC
+            )
+    return kept
+
+
+def _grade_window(
+    rules: ProgramRules, others: list[Candidate], *, as_mentor: bool
+) -> tuple[float, float]:
+    """Grades a partner of someone in ``others`` may have (program direction and gap)."""
+    if not others:
+        return math.inf, -math.inf
+    if rules.program_type == ProgramType.MUTUAL:
+        return -math.inf, math.inf
+    grades = [c.grade for c in others]
+    gap = rules.min_grade_gap
+    junior = (rules.program_type == ProgramType.REVERSE) == as_mentor
+    return (-math.inf, max(grades) - gap) if junior else (min(grades) + gap, math.inf)
 
 
 def _encode(
@@ -189,28 +277,38 @@ def _side(
     *,
     offers: bool,
 ) -> Side:
-    n = len(people)
-    topic_matrix = np.zeros((n, len(topic_index)), dtype=np.float32)
-    background = np.full((n, len(attributes)), -1, dtype=np.int32)
+    cells: list[tuple[int, int, int]] = []
+    codes: list[tuple[int, int, int]] = []
     for row, person in enumerate(people):
         levels = person.offers if offers else person.wants
-        for topic, level in levels.items():
-            column = topic_index.get(topic)
-            if column is not None:
-                topic_matrix[row, column] = level
-        for key, value in person.background.items():
-            background[row, attributes[key]] = values.setdefault((key, value), len(values))
+        cells += [(row, topic_index[t], level) for t, level in levels.items() if t in topic_index]
+        codes += [
+            (row, attributes[key], values.setdefault((key, value), len(values)))
+            for key, value in person.background.items()
+        ]
+    offsets = {tz: utc_offset_minutes(tz, at) for tz in {c.timezone for c in people}}
     return Side(
         people=tuple(people),
         grade=np.array([c.grade for c in people], dtype=np.int16),
-        offset=np.array([utc_offset_minutes(c.timezone, at) for c in people], dtype=np.int16),
+        offset=np.array([offsets[c.timezone] for c in people], dtype=np.int16),
         department=np.array(
             [departments.setdefault(c.department, len(departments)) for c in people], dtype=np.int32
         ),
         languages=_language_bits(people, languages),
-        topics=topic_matrix,
-        background=background,
+        topics=_filled((len(people), len(topic_index)), cells, fill=0, dtype=np.float32),
+        background=_filled((len(people), len(attributes)), codes, fill=-1, dtype=np.int32),
     )
+
+
+def _filled(
+    shape: tuple[int, int], cells: list[tuple[int, int, int]], *, fill: int, dtype: type
+) -> npt.NDArray[Any]:
+    """A matrix of ``fill`` with the (row, column, value) cells set."""
+    matrix: npt.NDArray[Any] = np.full(shape, fill, dtype=dtype)
+    if cells:
+        table = np.array(cells, dtype=np.int64)
+        matrix[table[:, 0], table[:, 1]] = table[:, 2]
+    return matrix
 
 
 def _language_bits(
@@ -220,11 +318,14 @@ def _language_bits(
     width = next((bits for bits in (8, 16, 32) if len(languages) <= bits), 64)
     words = max(1, -(-len(languages) // 64))
     dtype = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]
-    bits = np.zeros((len(people), words), dtype=np.uint64)
-    for row, person in enumerate(people):
-        for lang in person.languages:
-            position = languages[lang]
-            bits[row, position // 64] |= np.uint64(1) << np.uint64(position % 64)
+    as_int: dict[frozenset[str], int] = {}
+    for spoken in {c.languages for c in people}:
+        as_int[spoken] = sum(1 << languages[lang] for lang in spoken)
+    mask = (1 << 64) - 1
+    bits = np.array(
+        [[(as_int[c.languages] >> (64 * w)) & mask for w in range(words)] for c in people],
+        dtype=np.uint64,
+    ).reshape(len(people), words)
     return bits.astype(dtype)
 
 

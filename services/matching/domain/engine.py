@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
+from functools import lru_cache
 
 from services.matching.domain.candidates import PairEvaluator
-from services.matching.domain.cohort import Cohort, IntArray, Side, encode_cohort
+from services.matching.domain.cohort import NO_ELIGIBLE, Cohort, IntArray, Side, encode_cohort
 from services.matching.domain.constraints import pair_violations, timezone_gap_minutes
 from services.matching.domain.model import (
     Candidate,
@@ -35,8 +36,6 @@ CAPACITY_TAKEN = "capacity_taken_by_better_plan"
 """A mentee with eligible mentors whose slots the optimal plan gave to others."""
 NOT_NEEDED = "not_needed_by_plan"
 """A mentor with eligible mentees that the optimal plan paired with others."""
-NO_ELIGIBLE = "no_eligible_candidate"
-"""No allowed partner at all in this run."""
 
 
 def check_pair(
@@ -98,25 +97,33 @@ def plan_matching(
 
 
 def unmatched_people(cohort: Cohort, certified: CertifiedPlan) -> tuple[Unmatched, ...]:
-    """Everyone open for matching who got no pair, with the first reason, sorted by id."""
-    paired = {p.participant_id for p in _people(cohort.mentees, certified.chosen.mentee)}
-    paired |= {p.participant_id for p in _people(cohort.mentors, certified.chosen.mentor)}
+    """Everyone open for matching who got no pair, with the reason, sorted by id.
+
+    People left out before the solve keep that reason (not screened, no shared topic, no
+    eligible candidate); the others were passed over by the optimal plan, or had no
+    allowed partner at all.
+    """
     mentee_degree, mentor_degree = certified.store.degrees()
-    reasons: dict[str, str] = {}
-    sides = (
-        (cohort.mentees, mentee_degree, CAPACITY_TAKEN),
+    reasons = {**cohort.closed, **cohort.left_out}
+    for side, degree, passed_over in (
         (cohort.mentors, mentor_degree, NOT_NEEDED),
-    )
-    for side, degree, passed_over in sides:
-        for person, eligible in zip(side.people, degree.tolist(), strict=True):
-            reasons.setdefault(person.participant_id, passed_over if eligible else NO_ELIGIBLE)
-    for pid, reason in (*cohort.left_out.items(), *cohort.closed.items()):
-        reasons.setdefault(pid, reason)
-    return tuple(
-        Unmatched(participant_id=pid, reason=reason)
-        for pid, reason in sorted(reasons.items())
-        if pid not in paired
-    )
+        (cohort.mentees, mentee_degree, CAPACITY_TAKEN),
+    ):
+        reasons.update(
+            (person.participant_id, passed_over if eligible else NO_ELIGIBLE)
+            for person, eligible in zip(side.people, degree.tolist(), strict=True)
+        )
+    for person in _people(cohort.mentees, certified.chosen.mentee):
+        reasons.pop(person.participant_id, None)
+    for person in _people(cohort.mentors, certified.chosen.mentor):
+        reasons.pop(person.participant_id, None)
+    return tuple(_unmatched(pid, reasons[pid]) for pid in sorted(reasons))
+
+
+@lru_cache(maxsize=1 << 17)
+def _unmatched(participant_id: str, reason: str) -> Unmatched:
+    """Shared immutable entries: a continuous run lists the same idle mentors each time."""
+    return Unmatched(participant_id=participant_id, reason=reason)
 
 
 def _people(side: Side, indices: IntArray) -> list[Candidate]:
