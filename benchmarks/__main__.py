@@ -1,6 +1,45 @@
-"""Entry point of ``make bench``."""
+"""Entry point of ``make bench``: ``python -m benchmarks [--suite all|kit|matching]``."""
 
-from benchmarks.kit_pipeline import main
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import kit_pipeline, matching
+
+
+def main() -> None:
+    """Parse arguments and run the chosen suites (all by default)."""
+    parser = argparse.ArgumentParser(
+        description="Upward benchmarks; results go to docs/benchmarks.md."
+    )
+    parser.add_argument("--suite", choices=("all", "kit", "matching"), default="all")
+    parser.add_argument("--events", type=int, default=5000, help="kit: events per benchmark")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every benchmark")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=list(matching.SIZES),
+        help="matching: people per side",
+    )
+    parser.add_argument(
+        "--no-dense", action="store_true", help="matching: skip the dense reference"
+    )
+    args = parser.parse_args()
+    command = (
+        "python -m benchmarks "
+        + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items()
+            if v is not False and k != "no_dense"
+        )
+        + (" --no-dense" if args.no_dense else "")
+    )
+    if args.suite in ("all", "kit"):
+        kit_pipeline.main(args.events, args.rounds, command)
+    if args.suite in ("all", "matching"):
+        matching.main(tuple(args.sizes), args.rounds, dense=not args.no_dense, command=command)
+
 
 if __name__ == "__main__":
     main()

@@ -10,15 +10,13 @@ Three figures, measured in one run on one broker:
   events), from a preloaded topic to the last effect committed and the last
   emitted event published; printed as a ratio of the raw ceiling.
 
-Figures are printed and written to docs/benchmarks.md with the command and the machine.
+Figures are printed and written to docs/benchmarks.md (its kit section) with the command
+and the machine.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from benchmarks.report import REPORT, machine, write_section
 from examples import welcome_service
 from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
@@ -40,8 +39,6 @@ from servicekit.kafka import ensure_topics
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_for
 from upward.stack import LocalStack, StackInfo, StackSettings, database_url, free_ports
-
-REPORT = Path(__file__).parents[1] / "docs" / "benchmarks.md"
 
 
 @dataclass(frozen=True)
@@ -209,15 +206,6 @@ def running_stack() -> Iterator[StackInfo]:
             stack.down(purge=True)
 
 
-def machine() -> str:
-    """A one-line description of this machine."""
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} {platform.machine()},"
-        f" Python {platform.python_version()}"
-    )
-
-
 def _short(version: str | None) -> str:
     """'PostgreSQL 18.6 on x86_64-pc-linux-gnu, ...' -> 'PostgreSQL 18.6'."""
     return (version or "PostgreSQL ?").split(" on ")[0]
@@ -254,7 +242,7 @@ def report(all_series: list[Series], raw: Series, info: StackInfo, command: str)
     """The Markdown report written to docs/benchmarks.md."""
     rounds = len(raw.figures)
     lines = [
-        "# Benchmarks",
+        "## Runtime kit pipeline",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}` on {machine()};",
         f"Apache Kafka {info.kafka_version or '?'} (single node, KRaft),"
@@ -319,19 +307,11 @@ async def run(events_count: int, rounds: int, command: str) -> None:
         print(f"{series.name:40s} median {series.median_rate:10,.0f} events/s")
     ratio = statistics.median(paired_ratios(all_series[2], raw_series))
     print(f"kit / raw ratio (median of paired rounds): {ratio:.2f}")
-    REPORT.write_text(report(all_series, raw_series, info, command))
+    write_section("kit", report(all_series, raw_series, info, command))
     print(f"written to {REPORT}")
 
 
-def main() -> None:
-    """Parse arguments and run."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=5000, help="events per benchmark")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of every benchmark")
-    args = parser.parse_args()
-    command = f"make bench (python -m benchmarks --events {args.events} --rounds {args.rounds})"
-    asyncio.run(run(args.events, args.rounds, command))
-
-
-if __name__ == "__main__":
-    main()
+def main(events: int = 5000, rounds: int = 3, command: str | None = None) -> None:
+    """Run the kit suite (``python -m benchmarks --suite kit``)."""
+    command = command or f"python -m benchmarks --suite kit --events {events} --rounds {rounds}"
+    asyncio.run(run(events, rounds, command))

@@ -141,7 +141,8 @@ class PairAccepted(_PairEvent):
     side: PairSide = Field(description="Whether they are the mentor or the mentee.")
 
     event_type: ClassVar[str] = "PairAccepted"
-    subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS,)
+    publishers: ClassVar[tuple[str, ...]] = (MATCHING, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, NOTIFICATIONS)
 
     @classmethod
     def example(cls) -> Self:
@@ -158,7 +159,8 @@ class PairDeclined(_PairEvent):
     )
 
     event_type: ClassVar[str] = "PairDeclined"
-    subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS,)
+    publishers: ClassVar[tuple[str, ...]] = (MATCHING, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, NOTIFICATIONS)
 
     @classmethod
     def example(cls) -> Self:
@@ -208,7 +210,13 @@ class PairEnded(_PairEvent):
 
     event_type: ClassVar[str] = "PairEnded"
     publishers: ClassVar[tuple[str, ...]] = (MATCHING, SESSIONS)
-    subscribers: ClassVar[tuple[str, ...]] = (SESSIONS, FEEDBACK, NOTIFICATIONS, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (
+        MATCHING,
+        SESSIONS,
+        FEEDBACK,
+        NOTIFICATIONS,
+        EXTERNAL,
+    )
 
     @classmethod
     def example(cls) -> Self:

@@ -1,0 +1,1 @@
+"""Adapters of the matching service: its PostgreSQL store and its Prometheus metrics."""

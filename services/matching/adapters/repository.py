@@ -1,0 +1,747 @@
+"""The matching store: the abstract port and its asyncpg implementation.
+
+Handlers talk to :class:`MatchingRepository` only; :class:`PostgresMatchingRepository`
+works on the open transaction's connection. Tests run one contract suite against this
+class and an in-memory fake that subclasses the port, so the fake cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from schemas.pairs import ScoreFactor
+from schemas.participants import ParticipantProfile, ScreeningOutcome
+from schemas.primitives import PairingMode
+from schemas.programs import ProgramDefinition
+from servicekit.db import Connection
+from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
+from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, Unmatched
+from services.matching.domain.pairs import Pair, PairStatus, excluded_combinations
+from services.matching.domain.participants import Participant, ParticipantStatus, to_candidate
+from services.matching.domain.programs import Program, ProgramStatus
+from services.matching.domain.staging import (
+    Dropped,
+    MatchRun,
+    PublishOutcome,
+    RunStatus,
+)
+
+PoolChanges = Mapping[str, int]
+"""program id -> the newest pool change seen (see :meth:`MatchingRepository.changed_pools`)."""
+
+
+class MatchingRepository(ABC):
+    """Everything the matching service stores. Keyword-only arguments throughout."""
+
+    # --- programs -------------------------------------------------------------------
+    @abstractmethod
+    async def add_program(self, *, program: Program, at: datetime) -> bool:
+        """Insert a new program; False when the id is taken."""
+
+    @abstractmethod
+    async def get_program(self, *, program_id: str) -> Program | None:
+        """The program, or None."""
+
+    @abstractmethod
+    async def save_program(self, *, program: Program, at: datetime) -> None:
+        """Store a changed definition, revision or status."""
+
+    @abstractmethod
+    async def list_programs(self) -> list[Program]:
+        """Every program, oldest first."""
+
+    @abstractmethod
+    async def lock_program(self, *, program_id: str) -> None:
+        """Serialise the transactions that create pairs in one program (until commit)."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested transaction: what is written inside is undone if the block raises."""
+
+    @abstractmethod
+    async def note_pool_change(self, *, program_id: str) -> None:
+        """Record that the program's pool changed (the continuous mode plans it again)."""
+
+    @abstractmethod
+    async def changed_pools(self, *, mode: PairingMode) -> dict[str, int]:
+        """Open programs allowing ``mode`` whose pool changed: id -> newest change seen.
+
+        Changes of programs that are closed or do not allow ``mode`` are forgotten.
+        """
+
+    @abstractmethod
+    async def forget_pool_changes(self, *, program_id: str, up_to: int) -> None:
+        """Drop the program's pool changes up to ``up_to`` (they have been planned)."""
+
+    # --- participants ---------------------------------------------------------------
+    @abstractmethod
+    async def get_participant(self, *, program_id: str, participant_id: str) -> Participant | None:
+        """The participant of the program, or None."""
+
+    @abstractmethod
+    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
+        """Insert or replace the participant."""
+
+    @abstractmethod
+    async def list_participants(
+        self, *, program_id: str, limit: int, offset: int
+    ) -> list[Participant]:
+        """Participants of the program ordered by id."""
+
+    @abstractmethod
+    async def programs_of(self, *, participant_id: str) -> list[str]:
+        """Ids of the programs the person is (or was) a participant of."""
+
+    @abstractmethod
+    async def candidates(
+        self, *, program_id: str, participant_ids: Collection[str] | None = None
+    ) -> list[Candidate]:
+        """Active participants as the engine sees them, with their free places (one query)."""
+
+    @abstractmethod
+    async def erase_participant(self, *, participant_id: str) -> int:
+        """Erase the person in every program; return the rows deleted or changed.
+
+        Their participant rows and vetoes are deleted; in pairs they are replaced by
+        ``erased:<pair_id>``; they are removed from run plans and blanked in the audit.
+        """
+
+    # --- pairs ----------------------------------------------------------------------
+    @abstractmethod
+    async def add_pairs(self, *, pairs: Sequence[Pair]) -> set[str]:
+        """Insert new pairs; return the ids inserted.
+
+        A pair whose combination was ever proposed in the program, or whose mentee has
+        an open pair already, is skipped: the store itself refuses a second pair.
+        """
+
+    @abstractmethod
+    async def save_pair(self, *, pair: Pair) -> None:
+        """Store a pair's new status, acceptances and closing details."""
+
+    @abstractmethod
+    async def get_pair(self, *, pair_id: str) -> Pair | None:
+        """The pair, or None."""
+
+    @abstractmethod
+    async def find_pairs(
+        self,
+        *,
+        program_id: str,
+        statuses: Collection[PairStatus] | None = None,
+        participant_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Pair]:
+        """Pairs of the program, newest proposal first, optionally of one person."""
+
+    @abstractmethod
+    async def open_pairs(
+        self, *, program_id: str | None = None, participant_id: str | None = None
+    ) -> list[Pair]:
+        """Proposed and formed pairs, of one program and/or one person."""
+
+    @abstractmethod
+    async def pair_of(self, *, program_id: str, mentor_id: str, mentee_id: str) -> Pair | None:
+        """The pair of this combination, if it was ever proposed."""
+
+    @abstractmethod
+    async def expired_proposals(self, *, at: datetime, limit: int) -> list[Pair]:
+        """Proposals whose acceptance deadline is at or before ``at``, oldest first."""
+
+    @abstractmethod
+    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
+        """Combinations never to propose in the program (every pair ever made, vetoes)."""
+
+    # --- vetoes, audit, runs ----------------------------------------------------------
+    @abstractmethod
+    async def add_veto(self, *, veto: Veto) -> bool:
+        """Record a veto; False when the combination was vetoed already."""
+
+    @abstractmethod
+    async def record_action(self, *, action: AdminAction) -> None:
+        """Append one line to the audit trail."""
+
+    @abstractmethod
+    async def actions(self, *, program_id: str, limit: int, offset: int) -> list[AdminAction]:
+        """The program's audit trail, oldest first."""
+
+    @abstractmethod
+    async def add_run(self, *, run: MatchRun) -> None:
+        """Store a new run."""
+
+    @abstractmethod
+    async def get_run(self, *, run_id: str) -> MatchRun | None:
+        """The run, or None."""
+
+    @abstractmethod
+    async def save_run(self, *, run: MatchRun) -> None:
+        """Store a run's new status and outcome."""
+
+
+OPEN = [PairStatus.PROPOSED.value, PairStatus.FORMED.value]
+
+_CANDIDATES = """
+SELECT p.profile::text AS profile, p.screening, p.trained,
+       COALESCE(m.open_pairs, 0) AS open_as_mentor,
+       COALESCE(e.open_pair, false) AS open_as_mentee,
+       COALESCE(e.finished, false) AS mentee_finished
+FROM participants p
+LEFT JOIN (
+    SELECT mentor_id, count(*) AS open_pairs FROM pairs
+    WHERE program_id = $1 AND status = ANY($3::text[]) GROUP BY mentor_id
+) m ON m.mentor_id = p.participant_id
+LEFT JOIN (
+    SELECT mentee_id,
+           bool_or(status = ANY($3::text[])) AS open_pair,
+           bool_or(status = 'ended' AND close_reason = 'completed') AS finished
+    FROM pairs WHERE program_id = $1 GROUP BY mentee_id
+) e ON e.mentee_id = p.participant_id
+WHERE p.program_id = $1 AND p.status = 'active'
+  AND ($2::text[] IS NULL OR p.participant_id = ANY($2::text[]))
+ORDER BY p.participant_id
+"""
+
+_INSERT_PAIRS = """
+INSERT INTO pairs (pair_id, program_id, mentor_id, mentee_id, status, mode, score,
+                   explanation, topics, run_id, proposed_by, proposed_at, expires_at,
+                   mentor_accepted_at, mentee_accepted_at, formed_at)
+SELECT x.pair_id, x.program_id, x.mentor_id, x.mentee_id, x.status, x.mode, x.score,
+       x.explanation::jsonb, ARRAY(SELECT jsonb_array_elements_text(x.topics::jsonb)),
+       x.run_id, x.proposed_by, x.proposed_at, x.expires_at,
+       x.mentor_accepted_at, x.mentee_accepted_at, x.formed_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[],
+            $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[],
+            $16::timestamptz[])
+     AS x(pair_id, program_id, mentor_id, mentee_id, status, mode, score, explanation,
+          topics, run_id, proposed_by, proposed_at, expires_at, mentor_accepted_at,
+          mentee_accepted_at, formed_at)
+ON CONFLICT DO NOTHING
+RETURNING pair_id
+"""
+
+_SAVE_PAIR = """
+UPDATE pairs SET status = $2, mentor_accepted_at = $3, mentee_accepted_at = $4,
+       formed_at = $5, closed_at = $6, close_reason = $7, closed_by = $8, at_risk_at = $9
+WHERE pair_id = $1
+"""
+
+_PAIR_COLUMNS = [
+    "pair_id",
+    "program_id",
+    "mentor_id",
+    "mentee_id",
+    "status",
+    "mode",
+    "score",
+    "explanation",
+    "topics",
+    "run_id",
+    "proposed_by",
+    "proposed_at",
+    "expires_at",
+    "mentor_accepted_at",
+    "mentee_accepted_at",
+    "formed_at",
+]
+
+_ERASE = [
+    "DELETE FROM participants WHERE participant_id = $1",
+    # Pairs stay (they are the partner's history too) with the person replaced by a
+    # tombstone unique to the pair, so events about them still find their pair.
+    """UPDATE pairs SET
+         mentor_id = CASE WHEN mentor_id = $1 THEN 'erased:' || pair_id ELSE mentor_id END,
+         mentee_id = CASE WHEN mentee_id = $1 THEN 'erased:' || pair_id ELSE mentee_id END,
+         proposed_by = NULLIF(proposed_by, $1), closed_by = NULLIF(closed_by, $1)
+       WHERE mentor_id = $1 OR mentee_id = $1""",
+    "DELETE FROM vetoes WHERE mentor_id = $1 OR mentee_id = $1",
+    """UPDATE admin_actions
+       SET mentor_id = NULLIF(mentor_id, $1), mentee_id = NULLIF(mentee_id, $1)
+       WHERE mentor_id = $1 OR mentee_id = $1""",
+    """UPDATE match_runs SET plan = jsonb_set(jsonb_set(plan,
+         '{pairs}', COALESCE((SELECT jsonb_agg(x) FROM jsonb_array_elements(plan->'pairs') x
+                         WHERE x->>'mentor_id' <> $1 AND x->>'mentee_id' <> $1), '[]')),
+         '{unmatched}', COALESCE((SELECT jsonb_agg(x) FROM jsonb_array_elements(plan->'unmatched') x
+                         WHERE x->>'participant_id' <> $1), '[]'))
+       WHERE plan::text LIKE '%' || to_json($1::text)::text || '%'""",
+    """UPDATE match_runs SET outcome = jsonb_set(outcome,
+         '{dropped}', COALESCE((SELECT jsonb_agg(x) FROM jsonb_array_elements(outcome->'dropped') x
+                       WHERE x->>'mentor_id' <> $1 AND x->>'mentee_id' <> $1), '[]'))
+       WHERE outcome IS NOT NULL AND outcome::text LIKE '%' || to_json($1::text)::text || '%'""",
+]
+
+
+class PostgresMatchingRepository(MatchingRepository):
+    """The store on PostgreSQL, on the connection of the current transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def add_program(self, *, program: Program, at: datetime) -> bool:
+        """Insert a new program; False when the id is taken."""
+        status = await self._conn.execute(
+            "INSERT INTO programs (program_id, definition, revision, status, pairing_modes,"
+            " created_at, updated_at) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $6)"
+            " ON CONFLICT (program_id) DO NOTHING",
+            program.program_id,
+            _definition_json(program.definition),
+            program.revision,
+            program.status.value,
+            [m.value for m in program.definition.pairing_modes],
+            at,
+        )
+        return status.endswith(" 1")
+
+    async def get_program(self, *, program_id: str) -> Program | None:
+        """The program, or None."""
+        row = await self._conn.fetchrow(
+            "SELECT definition::text AS definition, revision, status, closed_at FROM programs"
+            " WHERE program_id = $1",
+            program_id,
+        )
+        return None if row is None else _program(row)
+
+    async def save_program(self, *, program: Program, at: datetime) -> None:
+        """Store a changed definition, revision or status."""
+        await self._conn.execute(
+            "UPDATE programs SET definition = $2::jsonb, revision = $3, status = $4,"
+            " pairing_modes = $5, closed_at = $6, updated_at = $7 WHERE program_id = $1",
+            program.program_id,
+            _definition_json(program.definition),
+            program.revision,
+            program.status.value,
+            [m.value for m in program.definition.pairing_modes],
+            program.closed_at,
+            at,
+        )
+
+    async def list_programs(self) -> list[Program]:
+        """Every program, oldest first."""
+        rows = await self._conn.fetch(
+            "SELECT definition::text AS definition, revision, status, closed_at FROM programs"
+            " ORDER BY created_at, program_id"
+        )
+        return [_program(r) for r in rows]
+
+    async def lock_program(self, *, program_id: str) -> None:
+        """Serialise the transactions that create pairs in one program (until commit)."""
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('upward.matching.program:' || $1, 0))",
+            program_id,
+        )
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction (a PostgreSQL savepoint) on the current transaction."""
+        async with self._conn.transaction():
+            yield
+
+    async def note_pool_change(self, *, program_id: str) -> None:
+        """Record that the program's pool changed (the continuous mode plans it again)."""
+        await self._conn.execute("INSERT INTO pool_changes (program_id) VALUES ($1)", program_id)
+
+    async def changed_pools(self, *, mode: PairingMode) -> dict[str, int]:
+        """Open programs allowing ``mode`` whose pool changed: id -> newest change seen."""
+        await self._conn.execute(
+            "DELETE FROM pool_changes c USING programs p WHERE p.program_id = c.program_id"
+            " AND (p.status <> 'open' OR NOT ($1 = ANY(p.pairing_modes)))",
+            mode.value,
+        )
+        rows = await self._conn.fetch(
+            "SELECT program_id, max(change_id) AS newest FROM pool_changes GROUP BY program_id"
+            " ORDER BY program_id"
+        )
+        return {r["program_id"]: int(r["newest"]) for r in rows}
+
+    async def forget_pool_changes(self, *, program_id: str, up_to: int) -> None:
+        """Drop the program's pool changes up to ``up_to`` (they have been planned)."""
+        await self._conn.execute(
+            "DELETE FROM pool_changes WHERE program_id = $1 AND change_id <= $2", program_id, up_to
+        )
+
+    async def get_participant(self, *, program_id: str, participant_id: str) -> Participant | None:
+        """The participant of the program, or None."""
+        row = await self._conn.fetchrow(
+            "SELECT profile::text AS profile, status, screening, trained FROM participants"
+            " WHERE program_id = $1 AND participant_id = $2",
+            program_id,
+            participant_id,
+        )
+        return None if row is None else _participant(row)
+
+    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
+        """Insert or replace the participant."""
+        await self._conn.execute(
+            "INSERT INTO participants (program_id, participant_id, profile, status, screening,"
+            " trained, joined_at, updated_at) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $7)"
+            " ON CONFLICT (program_id, participant_id) DO UPDATE SET profile = EXCLUDED.profile,"
+            " status = EXCLUDED.status, screening = EXCLUDED.screening,"
+            " trained = EXCLUDED.trained, updated_at = EXCLUDED.updated_at",
+            participant.program_id,
+            participant.participant_id,
+            participant.profile.model_dump_json(),
+            participant.status.value,
+            None if participant.screening is None else participant.screening.value,
+            participant.trained,
+            at,
+        )
+
+    async def list_participants(
+        self, *, program_id: str, limit: int, offset: int
+    ) -> list[Participant]:
+        """Participants of the program ordered by id."""
+        rows = await self._conn.fetch(
+            "SELECT profile::text AS profile, status, screening, trained FROM participants"
+            " WHERE program_id = $1 ORDER BY participant_id LIMIT $2 OFFSET $3",
+            program_id,
+            limit,
+            offset,
+        )
+        return [_participant(r) for r in rows]
+
+    async def programs_of(self, *, participant_id: str) -> list[str]:
+        """Ids of the programs the person is (or was) a participant of."""
+        rows = await self._conn.fetch(
+            "SELECT program_id FROM participants WHERE participant_id = $1 ORDER BY program_id",
+            participant_id,
+        )
+        return [r["program_id"] for r in rows]
+
+    async def candidates(
+        self, *, program_id: str, participant_ids: Collection[str] | None = None
+    ) -> list[Candidate]:
+        """Active participants as the engine sees them, with their free places (one query)."""
+        ids = None if participant_ids is None else list(participant_ids)
+        rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN)
+        return [
+            to_candidate(
+                json.loads(r["profile"]),
+                screening=r["screening"],
+                trained=r["trained"],
+                open_as_mentor=r["open_as_mentor"],
+                open_as_mentee=r["open_as_mentee"],
+                mentee_finished=r["mentee_finished"],
+            )
+            for r in rows
+        ]
+
+    async def erase_participant(self, *, participant_id: str) -> int:
+        """Delete the person's data in every program; return the rows erased."""
+        erased = 0
+        for statement in _ERASE:
+            status = await self._conn.execute(statement, participant_id)
+            erased += int(status.rsplit(" ", 1)[-1])
+        return erased
+
+    async def add_pairs(self, *, pairs: Sequence[Pair]) -> set[str]:
+        """Insert new pairs; return the ids inserted (conflicting pairs are skipped)."""
+        if not pairs:
+            return set()
+        columns = [[_pair_value(p, c) for p in pairs] for c in _PAIR_COLUMNS]
+        rows = await self._conn.fetch(_INSERT_PAIRS, *columns)
+        return {r["pair_id"] for r in rows}
+
+    async def save_pair(self, *, pair: Pair) -> None:
+        """Store a pair's new status, acceptances and closing details."""
+        await self._conn.execute(
+            _SAVE_PAIR,
+            pair.pair_id,
+            pair.status.value,
+            pair.mentor_accepted_at,
+            pair.mentee_accepted_at,
+            pair.formed_at,
+            pair.closed_at,
+            pair.close_reason,
+            pair.closed_by,
+            pair.at_risk_at,
+        )
+
+    async def get_pair(self, *, pair_id: str) -> Pair | None:
+        """The pair, or None."""
+        row = await self._conn.fetchrow("SELECT * FROM pairs WHERE pair_id = $1", pair_id)
+        return None if row is None else _pair(row)
+
+    async def find_pairs(
+        self,
+        *,
+        program_id: str,
+        statuses: Collection[PairStatus] | None = None,
+        participant_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Pair]:
+        """Pairs of the program, newest proposal first, optionally of one person."""
+        rows = await self._conn.fetch(
+            "SELECT * FROM pairs WHERE program_id = $1"
+            " AND ($2::text[] IS NULL OR status = ANY($2::text[]))"
+            " AND ($3::text IS NULL OR $3 IN (mentor_id, mentee_id))"
+            " ORDER BY proposed_at DESC, pair_id LIMIT $4 OFFSET $5",
+            program_id,
+            None if statuses is None else [s.value for s in statuses],
+            participant_id,
+            limit,
+            offset,
+        )
+        return [_pair(r) for r in rows]
+
+    async def open_pairs(
+        self, *, program_id: str | None = None, participant_id: str | None = None
+    ) -> list[Pair]:
+        """Proposed and formed pairs, of one program and/or one person."""
+        rows = await self._conn.fetch(
+            "SELECT * FROM pairs WHERE status = ANY($1::text[])"
+            " AND ($2::text IS NULL OR program_id = $2)"
+            " AND ($3::text IS NULL OR $3 IN (mentor_id, mentee_id))"
+            " ORDER BY proposed_at, pair_id",
+            OPEN,
+            program_id,
+            participant_id,
+        )
+        return [_pair(r) for r in rows]
+
+    async def pair_of(self, *, program_id: str, mentor_id: str, mentee_id: str) -> Pair | None:
+        """The pair of this combination, if it was ever proposed."""
+        row = await self._conn.fetchrow(
+            "SELECT * FROM pairs WHERE program_id = $1 AND mentor_id = $2 AND mentee_id = $3",
+            program_id,
+            mentor_id,
+            mentee_id,
+        )
+        return None if row is None else _pair(row)
+
+    async def expired_proposals(self, *, at: datetime, limit: int) -> list[Pair]:
+        """Proposals whose acceptance deadline is at or before ``at``, oldest first."""
+        rows = await self._conn.fetch(
+            "SELECT * FROM pairs WHERE status = 'proposed' AND expires_at <= $1"
+            " ORDER BY expires_at, pair_id LIMIT $2",
+            at,
+            limit,
+        )
+        return [_pair(r) for r in rows]
+
+    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
+        """Combinations never to propose in the program (every pair ever made, vetoes)."""
+        pairs = await self._conn.fetch(
+            "SELECT mentor_id, mentee_id FROM pairs WHERE program_id = $1", program_id
+        )
+        vetoes = await self._conn.fetch(
+            "SELECT mentor_id, mentee_id FROM vetoes WHERE program_id = $1", program_id
+        )
+        return excluded_combinations(
+            [(r["mentor_id"], r["mentee_id"]) for r in pairs],
+            [(r["mentor_id"], r["mentee_id"]) for r in vetoes],
+        )
+
+    async def add_veto(self, *, veto: Veto) -> bool:
+        """Record a veto; False when the combination was vetoed already."""
+        status = await self._conn.execute(
+            "INSERT INTO vetoes (program_id, mentor_id, mentee_id, vetoed_by, reason, vetoed_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            veto.program_id,
+            veto.mentor_id,
+            veto.mentee_id,
+            veto.vetoed_by,
+            veto.reason,
+            veto.vetoed_at,
+        )
+        return status.endswith(" 1")
+
+    async def record_action(self, *, action: AdminAction) -> None:
+        """Append one line to the audit trail."""
+        await self._conn.execute(
+            "INSERT INTO admin_actions (program_id, action, actor_id, reason, pair_id, run_id,"
+            " mentor_id, mentee_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            action.program_id,
+            action.action.value,
+            action.actor_id,
+            action.reason,
+            action.pair_id,
+            action.run_id,
+            action.mentor_id,
+            action.mentee_id,
+            action.at,
+        )
+
+    async def actions(self, *, program_id: str, limit: int, offset: int) -> list[AdminAction]:
+        """The program's audit trail, oldest first."""
+        rows = await self._conn.fetch(
+            "SELECT * FROM admin_actions WHERE program_id = $1 ORDER BY action_id"
+            " LIMIT $2 OFFSET $3",
+            program_id,
+            limit,
+            offset,
+        )
+        return [_action(r) for r in rows]
+
+    async def add_run(self, *, run: MatchRun) -> None:
+        """Store a new run."""
+        await self._conn.execute(
+            "INSERT INTO match_runs (run_id, program_id, mode, status, plan, created_by,"
+            " created_at, duration_ms, published_at, published_by, outcome)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11::jsonb)",
+            run.run_id,
+            run.program_id,
+            run.mode.value,
+            run.status.value,
+            json.dumps(plan_json(run.plan)),
+            run.created_by,
+            run.created_at,
+            run.duration_ms,
+            run.published_at,
+            run.published_by,
+            None if run.outcome is None else json.dumps(outcome_json(run.outcome)),
+        )
+
+    async def get_run(self, *, run_id: str) -> MatchRun | None:
+        """The run, or None."""
+        row = await self._conn.fetchrow(
+            "SELECT run_id, program_id, mode, status, plan::text AS plan, created_by, created_at,"
+            " duration_ms, published_at, published_by, outcome::text AS outcome"
+            " FROM match_runs WHERE run_id = $1",
+            run_id,
+        )
+        return None if row is None else _run(row)
+
+    async def save_run(self, *, run: MatchRun) -> None:
+        """Store a run's new status and outcome."""
+        await self._conn.execute(
+            "UPDATE match_runs SET status = $2, published_at = $3, published_by = $4,"
+            " outcome = $5::jsonb WHERE run_id = $1",
+            run.run_id,
+            run.status.value,
+            run.published_at,
+            run.published_by,
+            None if run.outcome is None else json.dumps(outcome_json(run.outcome)),
+        )
+
+
+def _definition_json(definition: ProgramDefinition) -> str:
+    return definition.model_dump_json()
+
+
+def _program(row: asyncpg.Record) -> Program:
+    return Program(
+        definition=ProgramDefinition.model_validate_json(row["definition"]),
+        revision=row["revision"],
+        status=ProgramStatus(row["status"]),
+        closed_at=row["closed_at"],
+    )
+
+
+def _participant(row: asyncpg.Record) -> Participant:
+    return Participant(
+        profile=ParticipantProfile.model_validate_json(row["profile"]),
+        status=ParticipantStatus(row["status"]),
+        screening=None if row["screening"] is None else ScreeningOutcome(row["screening"]),
+        trained=row["trained"],
+    )
+
+
+def _pair_value(pair: Pair, column: str) -> Any:
+    if column == "explanation":
+        return json.dumps([f.model_dump(mode="json") for f in pair.explanation])
+    if column == "topics":
+        return json.dumps(list(pair.topics))
+    value = getattr(pair, column)
+    return value.value if column in ("status", "mode") else value
+
+
+def _pair(row: asyncpg.Record) -> Pair:
+    explanation = row["explanation"]
+    factors = json.loads(explanation) if isinstance(explanation, str) else explanation
+    return Pair(
+        **_columns(row, Pair)
+        | {
+            "status": PairStatus(row["status"]),
+            "mode": PairingMode(row["mode"]),
+            "explanation": tuple(ScoreFactor.model_validate(f) for f in factors),
+            "topics": tuple(row["topics"]),
+        }
+    )
+
+
+def _action(row: asyncpg.Record) -> AdminAction:
+    return AdminAction(**_columns(row, AdminAction) | {"action": AdminActionKind(row["action"])})
+
+
+def _columns(row: asyncpg.Record, kind: type[Any]) -> dict[str, Any]:
+    """The row's columns named like the fields of the dataclass ``kind``."""
+    return {f.name: row[f.name] for f in fields(kind)}
+
+
+def proposal_json(proposal: PlannedPair) -> dict[str, Any]:
+    """A proposal as JSON (stored plans, HTTP answers)."""
+    return {
+        "mentor_id": proposal.mentor_id,
+        "mentee_id": proposal.mentee_id,
+        "score": proposal.score,
+        "explanation": [f.model_dump(mode="json") for f in proposal.explanation],
+        "topics": list(proposal.topics),
+    }
+
+
+def _proposal(data: Mapping[str, Any]) -> PlannedPair:
+    return PlannedPair(
+        mentor_id=data["mentor_id"],
+        mentee_id=data["mentee_id"],
+        score=float(data["score"]),
+        explanation=tuple(ScoreFactor.model_validate(f) for f in data["explanation"]),
+        topics=tuple(data["topics"]),
+    )
+
+
+def plan_json(plan: MatchPlan) -> dict[str, Any]:
+    """A run's plan as JSON."""
+    return {
+        "pairs": [proposal_json(p) for p in plan.pairs],
+        "unmatched": [
+            {"participant_id": u.participant_id, "reason": u.reason} for u in plan.unmatched
+        ],
+        "totals": dict(plan.totals),
+    }
+
+
+def outcome_json(outcome: PublishOutcome) -> dict[str, Any]:
+    """What publishing a run did, as JSON."""
+    return {
+        "proposed": list(outcome.proposed),
+        "dropped": [
+            proposal_json(d.proposal) | {"reasons": list(d.reasons)} for d in outcome.dropped
+        ],
+    }
+
+
+def _run(row: asyncpg.Record) -> MatchRun:
+    plan = json.loads(row["plan"])
+    outcome = None if row["outcome"] is None else json.loads(row["outcome"])
+    return MatchRun(
+        run_id=row["run_id"],
+        program_id=row["program_id"],
+        mode=PairingMode(row["mode"]),
+        status=RunStatus(row["status"]),
+        plan=MatchPlan(
+            pairs=tuple(_proposal(p) for p in plan["pairs"]),
+            unmatched=tuple(Unmatched(u["participant_id"], u["reason"]) for u in plan["unmatched"]),
+            totals=plan["totals"],
+        ),
+        created_at=row["created_at"],
+        duration_ms=row["duration_ms"],
+        created_by=row["created_by"],
+        published_at=row["published_at"],
+        published_by=row["published_by"],
+        outcome=None
+        if outcome is None
+        else PublishOutcome(
+            proposed=tuple(outcome["proposed"]),
+            dropped=tuple(Dropped(_proposal(d), tuple(d["reasons"])) for d in outcome["dropped"]),
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Entry points of the matching service: its HTTP API and its process."""

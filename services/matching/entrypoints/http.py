@@ -1,0 +1,451 @@
+"""The matching HTTP API: programs, participants, match runs, pairs (FastAPI routers).
+
+Routes are thin: read the caller, open a unit of work, call one handler, shape the
+answer. Domain refusals become 4xx answers with the reason (see :data:`_REFUSALS`);
+participants see and act on their own proposals and pairs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from schemas.envelope import CloudEvent
+from schemas.pairs import PairEndReason
+from schemas.participants import (
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantProfile,
+    ParticipantScreened,
+    TrainingCompleted,
+)
+from schemas.primitives import PairingMode
+from schemas.programs import ProgramDefinition
+from servicekit.runtime import RouterFactory, ServiceContext
+from servicekit.unit_of_work import UnitOfWork, unit_of_work
+from services.matching import handlers
+from services.matching.adapters.repository import MatchingRepository
+from services.matching.domain import audit, pairs, participants, programs, staging
+from services.matching.domain.pairs import Pair, PairStatus
+from services.matching.entrypoints import views
+from services.matching.entrypoints.identity import Caller, caller
+from services.matching.handlers import RepositoryFactory
+
+Who = Annotated[Caller, Depends(caller)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+_REFUSALS: tuple[tuple[type[Exception], int], ...] = (
+    (handlers.UnknownResource, 404),
+    (handlers.AlreadyExists, 409),
+    (pairs.NotAPartyToThePair, 403),
+    (pairs.PairRuleError, 409),
+    (programs.ProgramIsClosed, 409),
+    (programs.ModeNotAllowed, 409),
+    (programs.ProgramRuleError, 422),
+    (participants.AlreadyJoined, 409),
+    (participants.NotJoined, 404),
+    (staging.RunNotStaged, 409),
+)
+
+Command = Callable[[], AbstractAsyncContextManager[tuple[UnitOfWork, MatchingRepository]]]
+"""Opens one command transaction: ``async with command() as (uow, repo)``."""
+
+
+def routes(repository: RepositoryFactory) -> RouterFactory:
+    """The matching API's routers, with the store bound at bootstrap."""
+
+    def build(context: ServiceContext) -> list[APIRouter]:
+        command = _commands(context, repository)
+        return [
+            _programs(command),
+            _participants(command),
+            _runs(command, context),
+            _pairs(command),
+        ]
+
+    return build
+
+
+def _commands(context: ServiceContext, repository: RepositoryFactory) -> Command:
+    s = context.settings
+
+    @asynccontextmanager
+    async def command() -> AsyncIterator[tuple[UnitOfWork, MatchingRepository]]:
+        """One transaction with its events; domain refusals become HTTP answers."""
+        try:
+            async with unit_of_work(
+                context.pool,
+                source=f"/upward/{s.service_name}",
+                region=s.region,
+                clock=context.clock,
+                max_event_bytes=s.max_event_bytes,
+            ) as uow:
+                yield uow, repository(uow.conn)
+        except handlers.PairNotAllowed as error:
+            detail = {"message": str(error), "violations": error.violations}
+            raise HTTPException(422, detail) from error
+        except tuple(kind for kind, _ in _REFUSALS) as error:
+            raise HTTPException(_status_of(error), str(error)) from error
+
+    return command
+
+
+def _status_of(error: Exception) -> int:
+    return next(status for kind, status in _REFUSALS if isinstance(error, kind))
+
+
+def _accepted(event: CloudEvent) -> views.EventAccepted:
+    return views.EventAccepted(event_id=event.id, event_type=event.type)
+
+
+def _programs(cmd: Command) -> APIRouter:
+    router = APIRouter(tags=["programs"])
+
+    @router.post("/programs", status_code=201, summary="Create a program (ProgramCreated)")
+    async def create(body: ProgramDefinition, who: Who) -> views.ProgramView:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            program = await handlers.create_program(body, by=who.subject, uow=uow, repo=repo)
+        return views.ProgramView.model_validate(program)
+
+    @router.get("/programs", summary="List programs")
+    async def list_programs(who: Who) -> list[views.ProgramView]:
+        async with cmd() as (_, repo):
+            return [views.ProgramView.model_validate(p) for p in await repo.list_programs()]
+
+    @router.get("/programs/{program_id}", summary="One program")
+    async def get(program_id: str, who: Who) -> views.ProgramView:
+        async with cmd() as (_, repo):
+            return views.ProgramView.model_validate(
+                await handlers.load_program(program_id, repo=repo)
+            )
+
+    @router.put("/programs/{program_id}", summary="Update a program (ProgramUpdated)")
+    async def update(program_id: str, body: ProgramDefinition, who: Who) -> views.ProgramView:
+        who.require_staff()
+        _same("program_id", program_id, body.program_id)
+        async with cmd() as (uow, repo):
+            program = await handlers.update_program(body, by=who.subject, uow=uow, repo=repo)
+        return views.ProgramView.model_validate(program)
+
+    @router.post("/programs/{program_id}/close", summary="Close a program (ProgramClosed)")
+    async def close(
+        program_id: str, body: views.CloseProgramRequest, who: Who
+    ) -> views.ProgramView:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            program = await handlers.close_program(
+                program_id, reason=body.reason, by=who.subject, uow=uow, repo=repo
+            )
+        return views.ProgramView.model_validate(program)
+
+    @router.get("/programs/{program_id}/audit", summary="Admin actions: who did what and why")
+    async def audit_trail(
+        program_id: str, who: Who, limit: Limit = 100, offset: Offset = 0
+    ) -> list[views.AuditEntry]:
+        who.require_staff()
+        async with cmd() as (_, repo):
+            found = await repo.actions(program_id=program_id, limit=limit, offset=offset)
+        return [views.AuditEntry.model_validate(a) for a in found]
+
+    return router
+
+
+def _participants(cmd: Command) -> APIRouter:
+    router = APIRouter(tags=["participants"])
+    base = "/programs/{program_id}/participants"
+
+    @router.post(base, status_code=202, summary="Join a program (ParticipantJoined)")
+    async def join(program_id: str, body: ParticipantJoined, who: Who) -> views.EventAccepted:
+        who.require_self_or_staff(body.participant_id)
+        _same("program_id", program_id, body.program_id)
+        async with cmd() as (uow, repo):
+            return _accepted(await handlers.join_program(body, uow=uow, repo=repo))
+
+    @router.get(base, summary="Participants of a program (admins)")
+    async def list_participants(
+        program_id: str, who: Who, limit: Limit = 100, offset: Offset = 0
+    ) -> list[views.ParticipantView]:
+        who.require_staff()
+        async with cmd() as (_, repo):
+            found = await repo.list_participants(program_id=program_id, limit=limit, offset=offset)
+        return [views.ParticipantView.model_validate(p) for p in found]
+
+    @router.get(base + "/{participant_id}", summary="One participant (themself or admins)")
+    async def get(program_id: str, participant_id: str, who: Who) -> views.ParticipantView:
+        who.require_self_or_staff(participant_id)
+        async with cmd() as (_, repo):
+            found = await handlers.load_participant(program_id, participant_id, repo=repo)
+        return views.ParticipantView.model_validate(found)
+
+    @router.put(
+        base + "/{participant_id}",
+        status_code=202,
+        summary="Update a profile (ParticipantUpdated; no event when nothing changed)",
+    )
+    async def update(
+        program_id: str, participant_id: str, body: ParticipantProfile, who: Who
+    ) -> views.EventAccepted:
+        who.require_self_or_staff(participant_id)
+        _same("program_id", program_id, body.program_id)
+        _same("participant_id", participant_id, body.participant_id)
+        async with cmd() as (uow, repo):
+            event = await handlers.update_participant(body, uow=uow, repo=repo)
+        return views.EventAccepted() if event is None else _accepted(event)
+
+    @router.post(base + "/{participant_id}/leave", status_code=202, summary="Leave (no-fault)")
+    async def leave(
+        program_id: str, participant_id: str, body: views.LeaveRequest, who: Who
+    ) -> views.EventAccepted:
+        who.require_self_or_staff(participant_id)
+        async with cmd() as (uow, repo):
+            left = ParticipantLeft(
+                participant_id=participant_id,
+                program_id=program_id,
+                reason=body.reason,
+                left_at=uow.now,
+            )
+            return _accepted(await handlers.announce_fact(left, uow=uow, repo=repo))
+
+    @router.post(base + "/{participant_id}/screening", status_code=202, summary="Record screening")
+    async def screening(
+        program_id: str, participant_id: str, body: views.ScreeningRequest, who: Who
+    ) -> views.EventAccepted:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            screened = ParticipantScreened(
+                participant_id=participant_id,
+                program_id=program_id,
+                outcome=body.outcome,
+                screened_by=who.subject,
+                screened_at=uow.now,
+            )
+            return _accepted(await handlers.announce_fact(screened, uow=uow, repo=repo))
+
+    @router.post(base + "/{participant_id}/training", status_code=202, summary="Record training")
+    async def training(
+        program_id: str, participant_id: str, body: views.TrainingRequest, who: Who
+    ) -> views.EventAccepted:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            trained = TrainingCompleted(
+                participant_id=participant_id,
+                program_id=program_id,
+                course_id=body.course_id,
+                completed_at=uow.now,
+            )
+            return _accepted(await handlers.announce_fact(trained, uow=uow, repo=repo))
+
+    return router
+
+
+def _runs(cmd: Command, context: ServiceContext) -> APIRouter:
+    router = APIRouter(tags=["match runs"])
+
+    @router.post("/programs/{program_id}/match-runs", status_code=201, summary="Plan a batch run")
+    async def start(program_id: str, body: views.MatchRunRequest, who: Who) -> views.RunView:
+        """Plan the program's pool; a dry run is staged for review, otherwise published."""
+        who.require_staff()
+        async with cmd() as (_, repo):
+            snapshot = await handlers.load_pool(program_id, PairingMode.BATCH, repo)
+        run = await handlers.plan_run(
+            snapshot, mode=PairingMode.BATCH, at=context.clock.now(), by=who.subject
+        )
+        async with cmd() as (uow, repo):
+            await handlers.stage_run(run, by=who.subject, uow=uow, repo=repo)
+            if not body.dry_run:
+                run = await handlers.publish_run(run.run_id, by=who.subject, uow=uow, repo=repo)
+        return views.run_view(run)
+
+    @router.get("/match-runs/{run_id}", summary="A run with its plan")
+    async def get(run_id: str, who: Who) -> views.RunView:
+        who.require_staff()
+        async with cmd() as (_, repo):
+            return views.run_view(await handlers.load_run(run_id, repo=repo))
+
+    @router.post("/match-runs/{run_id}/publish", summary="Publish a staged run's proposals")
+    async def publish(run_id: str, who: Who) -> views.RunView:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            run = await handlers.publish_run(run_id, by=who.subject, uow=uow, repo=repo)
+        return views.run_view(run)
+
+    @router.post("/match-runs/{run_id}/discard", summary="Discard a staged run")
+    async def discard(run_id: str, who: Who) -> views.RunView:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            run = await handlers.discard_run(run_id, by=who.subject, uow=uow, repo=repo)
+        return views.run_view(run)
+
+    return router
+
+
+def _pairs(cmd: Command) -> APIRouter:
+    router = APIRouter(tags=["pairs"])
+
+    @router.get("/programs/{program_id}/proposals", summary="Open proposals (participants: own)")
+    async def proposals(
+        program_id: str, who: Who, limit: Limit = 100, offset: Offset = 0
+    ) -> list[views.PairView]:
+        async with cmd() as (_, repo):
+            found = await repo.find_pairs(
+                program_id=program_id,
+                statuses=[PairStatus.PROPOSED],
+                participant_id=None if who.is_staff else who.subject,
+                limit=limit,
+                offset=offset,
+            )
+        return [views.PairView.model_validate(p) for p in found]
+
+    @router.get("/programs/{program_id}/pairs", summary="Pairs of a program (participants: own)")
+    async def list_pairs(
+        program_id: str,
+        who: Who,
+        status: Annotated[list[PairStatus] | None, Query()] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> list[views.PairView]:
+        async with cmd() as (_, repo):
+            found = await repo.find_pairs(
+                program_id=program_id,
+                statuses=status,
+                participant_id=None if who.is_staff else who.subject,
+                limit=limit,
+                offset=offset,
+            )
+        return [views.PairView.model_validate(p) for p in found]
+
+    @router.get("/pairs/{pair_id}", summary="One pair (its two people and admins)")
+    async def get(pair_id: str, who: Who) -> views.PairView:
+        async with cmd() as (_, repo):
+            return views.PairView.model_validate(
+                _visible(await handlers.load_pair(pair_id, repo=repo), who)
+            )
+
+    @router.get("/pairs/{pair_id}/explanation", summary="Why this pair: score and factors")
+    async def explain(pair_id: str, who: Who) -> views.ExplanationView:
+        async with cmd() as (_, repo):
+            return views.ExplanationView.model_validate(
+                _visible(await handlers.load_pair(pair_id, repo=repo), who)
+            )
+
+    @router.post("/pairs/{pair_id}/accept", summary="Accept a proposal (PairAccepted)")
+    async def accept(pair_id: str, who: Who) -> views.PairView:
+        who.require_participant()
+        async with cmd() as (uow, repo):
+            pair = await handlers.accept_pair(
+                pair_id, participant_id=who.subject, uow=uow, repo=repo
+            )
+        return views.PairView.model_validate(pair)
+
+    @router.post("/pairs/{pair_id}/decline", summary="Decline a proposal (PairDeclined)")
+    async def decline(pair_id: str, who: Who) -> views.PairView:
+        who.require_participant()
+        async with cmd() as (uow, repo):
+            pair = await handlers.decline_pair(
+                pair_id, participant_id=who.subject, uow=uow, repo=repo
+            )
+        return views.PairView.model_validate(pair)
+
+    @router.post("/pairs/{pair_id}/end", summary="End a formed pair (PairEnded)")
+    async def end(pair_id: str, body: views.EndPairRequest, who: Who) -> views.PairView:
+        reason = _end_reason(body, who)
+        async with cmd() as (uow, repo):
+            pair = await handlers.end_pair(
+                pair_id, reason=reason, by=who.subject, admin=who.is_staff, uow=uow, repo=repo
+            )
+        return views.PairView.model_validate(pair)
+
+    @router.post("/pairs/{pair_id}/veto", summary="Veto a proposal (PairDeclined vetoed)")
+    async def veto(pair_id: str, body: views.PairVetoRequest, who: Who) -> views.PairView:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            pair = await handlers.veto_pair(
+                pair_id, by=who.subject, reason=body.reason, uow=uow, repo=repo
+            )
+        return views.PairView.model_validate(pair)
+
+    @router.post(
+        "/programs/{program_id}/self-match-requests",
+        status_code=201,
+        summary="A mentee asks a named mentor (PairProposed, mentee accepted)",
+        responses={422: {"description": "The pair breaks constraints: `violations` lists them"}},
+    )
+    async def self_match(program_id: str, body: views.SelfMatchRequest, who: Who) -> views.PairView:
+        who.require_participant()
+        async with cmd() as (uow, repo):
+            pair = await handlers.request_self_match(
+                program_id, mentee_id=who.subject, mentor_id=body.mentor_id, uow=uow, repo=repo
+            )
+        return views.PairView.model_validate(pair)
+
+    @router.post(
+        "/programs/{program_id}/manual-pairs",
+        status_code=201,
+        summary="An admin proposes a pair by hand (PairProposed)",
+        responses={422: {"description": "The pair breaks constraints: `violations` lists them"}},
+    )
+    async def manual_pair(
+        program_id: str, body: views.ManualPairRequest, who: Who
+    ) -> views.PairView:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            pair = await handlers.assign_pair(
+                program_id,
+                mentor_id=body.mentor_id,
+                mentee_id=body.mentee_id,
+                by=who.subject,
+                reason=body.reason,
+                uow=uow,
+                repo=repo,
+            )
+        return views.PairView.model_validate(pair)
+
+    @router.post(
+        "/programs/{program_id}/vetoes",
+        status_code=201,
+        summary="Forbid a (mentor, mentee) combination; an open pair of it is withdrawn",
+    )
+    async def veto_combination(
+        program_id: str, body: views.VetoRequest, who: Who
+    ) -> list[views.PairView]:
+        who.require_staff()
+        async with cmd() as (uow, repo):
+            veto = audit.Veto(
+                program_id=program_id,
+                mentor_id=body.mentor_id,
+                mentee_id=body.mentee_id,
+                vetoed_by=who.subject,
+                reason=body.reason,
+                vetoed_at=uow.now,
+            )
+            withdrawn = await handlers.veto_combination(veto, uow=uow, repo=repo)
+        return [views.PairView.model_validate(p) for p in withdrawn]
+
+    return router
+
+
+def _visible(pair: Pair, who: Caller) -> Pair:
+    """The pair, when the caller is one of its two people or staff (403 otherwise)."""
+    if not who.is_staff and not pair.involves(who.subject):
+        raise HTTPException(403, "only the pair's two people and admins may see it")
+    return pair
+
+
+def _end_reason(body: views.EndPairRequest, who: Caller) -> PairEndReason:
+    if not who.is_staff:
+        if body.reason not in (None, PairEndReason.NO_FAULT_EXIT):
+            raise HTTPException(403, "participants end a pair with no_fault_exit only")
+        return PairEndReason.NO_FAULT_EXIT
+    return body.reason or PairEndReason.ADMIN_ENDED
+
+
+def _same(field: str, in_path: str, in_body: str) -> None:
+    if in_path != in_body:
+        raise HTTPException(
+            422, f"{field} in the body ({in_body}) differs from the path ({in_path})"
+        )

@@ -1,0 +1,887 @@
+"""Handlers of the matching service: consumed events, timers, and HTTP commands.
+
+Who writes what (so that nothing is applied twice):
+
+* **Participants** — the consumer of ``upward.participants`` is the only writer of the
+  participant projection. Matching's HTTP commands (join, update, leave, screening,
+  training) only *emit* the event; the consumer applies it like one from an HR feed.
+* **Pairs, programs, runs** are matching's own aggregates: a command changes them and
+  emits the event in one transaction. Matching also consumes ``upward.pairs`` (external
+  systems may publish PairAccepted / PairDeclined / PairEnded); applying one of its own
+  events again finds the pair already in that state and changes nothing.
+
+Every handler takes the event (or command arguments), the unit of work and the
+repository; :func:`handler_table` binds the repository at bootstrap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from schemas.base import EventData
+from schemas.envelope import CloudEvent
+from schemas.feedback import PairAtRisk, RiskAction
+from schemas.pairs import (
+    DeclineReason,
+    PairAccepted,
+    PairDeclined,
+    PairEnded,
+    PairEndReason,
+    PairFormed,
+)
+from schemas.participants import (
+    ErasureCompleted,
+    ParticipantForgotten,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantProfile,
+    ParticipantScreened,
+    ParticipantUpdated,
+    TrainingCompleted,
+)
+from schemas.primitives import PairingMode, ServiceName
+from schemas.programs import ProgramClosedReason, ProgramDefinition
+from servicekit.db import Connection
+from servicekit.logs import get_logger
+from servicekit.retry import is_transient
+from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
+from services.matching.adapters import metrics
+from services.matching.adapters.repository import MatchingRepository
+from services.matching.domain import audit, pairs, participants, programs, staging
+from services.matching.domain.audit import AdminAction, AdminActionKind
+from services.matching.domain.constraints import INACTIVE, PREVIOUSLY_EXCLUDED
+from services.matching.domain.engine import check_pair, plan_matching, score_pair
+from services.matching.domain.model import Candidate, PlannedPair, ProgramRules
+from services.matching.domain.pairs import Pair, PairStatus, Transition
+from services.matching.domain.participants import Participant
+from services.matching.domain.programs import Program
+from services.matching.domain.staging import MatchRun, PublishOutcome
+
+_log = get_logger(__name__)
+
+RepositoryFactory = Callable[[Connection], MatchingRepository]
+EventHandler = Callable[[Any, UnitOfWork, MatchingRepository], Awaitable[None]]
+EXPIRY_BATCH = 500
+
+
+class UnknownResource(LookupError):
+    """A program, participant, pair or run that does not exist (HTTP 404)."""
+
+
+class AlreadyExists(Exception):
+    """The id is taken (HTTP 409)."""
+
+
+class PairNotAllowed(Exception):
+    """A manual pair or self-match request that breaks hard constraints (HTTP 422)."""
+
+    def __init__(self, violations: Sequence[str]) -> None:
+        super().__init__("the pair breaks the program's constraints: " + ", ".join(violations))
+        self.violations = list(violations)
+
+
+# --- consumed events: participants ------------------------------------------------------
+
+
+async def record_participant_joined(
+    data: ParticipantJoined, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """Add (or re-activate) the participant; the pool changed."""
+    program = await _program_or_reject(repo, data.program_id)
+    if not program.is_open:
+        raise Rejected(f"program {data.program_id} is closed")
+    change = partial(participants.joined, data=data)
+    await _change_participant(uow, repo, program, data.participant_id, change)
+
+
+async def record_participant_updated(
+    data: ParticipantUpdated, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """Replace the profile (an update of an unknown participant adds them)."""
+    program = await _program_or_reject(repo, data.program_id)
+    change = partial(participants.updated, data=data)
+    await _change_participant(uow, repo, program, data.participant_id, change)
+
+
+async def record_participant_screened(
+    data: ParticipantScreened, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """Record the screening outcome (screened mentors become eligible)."""
+    program = await _program_or_reject(repo, data.program_id)
+    change = _known(partial(participants.screened, outcome=data.outcome), data.participant_id)
+    await _change_participant(uow, repo, program, data.participant_id, change)
+
+
+async def record_training_completed(
+    data: TrainingCompleted, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """Record the mentor training (trained mentors become eligible)."""
+    program = await _program_or_reject(repo, data.program_id)
+    change = _known(participants.trained, data.participant_id)
+    await _change_participant(uow, repo, program, data.participant_id, change)
+
+
+ParticipantChange = Callable[[Participant | None], Participant]
+
+
+async def _change_participant(
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+    program: Program,
+    participant_id: str,
+    change: ParticipantChange,
+) -> None:
+    """Apply ``change`` to the stored participant; the program's pool changed."""
+    existing = await repo.get_participant(
+        program_id=program.program_id, participant_id=participant_id
+    )
+    await repo.save_participant(participant=change(existing), at=uow.now)
+    await _pool_changed(repo, program)
+
+
+def _known(change: Callable[[Participant], Participant], participant_id: str) -> ParticipantChange:
+    """``change`` for a participant who must have joined (Rejected otherwise)."""
+
+    def apply(existing: Participant | None) -> Participant:
+        if existing is None:
+            raise Rejected(f"{participant_id} has not joined this program")
+        return change(existing)
+
+    return apply
+
+
+async def record_participant_left(
+    data: ParticipantLeft, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """End the person's pairs, decline their proposals, and take them out of the pool."""
+    existing = await _participant_or_reject(repo, data.program_id, data.participant_id)
+    await _withdraw_open_pairs(
+        uow,
+        repo,
+        await repo.open_pairs(program_id=data.program_id, participant_id=data.participant_id),
+        end_reason=PairEndReason.PARTICIPANT_LEFT,
+        decline_reason=DeclineReason.DECLINED,
+        by=data.participant_id,
+    )
+    await repo.save_participant(participant=participants.left(existing), at=uow.now)
+    await _pool_changed(repo, await _program_or_reject(repo, data.program_id))
+
+
+async def record_participant_forgotten(
+    data: ParticipantForgotten, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """End the person's open pairs, erase their data everywhere, confirm the erasure."""
+    programs_joined = await repo.programs_of(participant_id=data.participant_id)
+    await _withdraw_open_pairs(
+        uow,
+        repo,
+        await repo.open_pairs(participant_id=data.participant_id),
+        end_reason=PairEndReason.PARTICIPANT_FORGOTTEN,
+        decline_reason=DeclineReason.DECLINED,
+        by=None,
+    )
+    erased = await repo.erase_participant(participant_id=data.participant_id)
+    for program_id in programs_joined:
+        program = await repo.get_program(program_id=program_id)
+        if program is not None:
+            await _pool_changed(repo, program)
+    await uow.emit(
+        ErasureCompleted(
+            participant_id=data.participant_id,
+            service=ServiceName.MATCHING,
+            completed_at=uow.now,
+            records_erased=erased,
+        )
+    )
+
+
+# --- consumed events: pair outcomes -----------------------------------------------------
+
+
+async def record_pair_accepted(
+    data: PairAccepted, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """One side accepted (matching's own API or an external system); maybe PairFormed."""
+    pair = await _pair_or_reject(repo, data.pair_id, data.program_id)
+    if not pair.is_open:
+        _log.info("stale_acceptance_ignored", pair_id=pair.pair_id, status=pair.status)
+        return
+    if pair.side_of(data.participant_id) is not data.side:
+        raise Rejected(f"{data.participant_id} is not the {data.side} of pair {pair.pair_id}")
+    transition = pairs.accept(pair, participant_id=data.participant_id, at=uow.now)
+    await _apply(uow, repo, transition, announce=transition.without(PairAccepted))
+
+
+async def record_pair_declined(
+    data: PairDeclined, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """A proposal was declined elsewhere: the two are free again and never re-proposed."""
+    pair = await _pair_or_reject(repo, data.pair_id, data.program_id)
+    transition = _or_reject(
+        lambda: pairs.decline(pair, reason=data.reason, by=data.declined_by, at=uow.now)
+    )
+    await _apply(uow, repo, transition, announce=())
+
+
+async def record_pair_ended(data: PairEnded, uow: UnitOfWork, repo: MatchingRepository) -> None:
+    """A formed pair ended elsewhere: capacity is freed, the two are never re-paired."""
+    pair = await _pair_or_reject(repo, data.pair_id, data.program_id)
+    transition = _or_reject(
+        lambda: pairs.end(pair, reason=data.reason, by=data.ended_by, at=uow.now)
+    )
+    await _apply(uow, repo, transition, announce=())
+
+
+async def record_pair_at_risk(data: PairAtRisk, uow: UnitOfWork, repo: MatchingRepository) -> None:
+    """Flag the pair; rematch (end it) when recommended and the program rematches itself.
+
+    A program rematches itself when it is open and allows continuous pairing; otherwise
+    the pair stays flagged for its admins, who may end it.
+    """
+    pair = await _pair_or_reject(repo, data.pair_id, data.program_id)
+    program = await _program_or_reject(repo, data.program_id)
+    rematch = data.recommended_action is RiskAction.REMATCH and program.is_open
+    if rematch and program.allows(PairingMode.CONTINUOUS) and pair.status is PairStatus.FORMED:
+        transition = pairs.end(pair, reason=PairEndReason.AT_RISK_REMATCH, by=None, at=uow.now)
+        await _apply(uow, repo, transition, announce=transition.events)
+        return
+    flagged = pairs.flag_at_risk(pair, at=uow.now)
+    if flagged != pair:
+        await repo.save_pair(pair=flagged)
+
+
+# --- timers ----------------------------------------------------------------------------
+
+
+async def expire_proposals(uow: UnitOfWork, repo: MatchingRepository) -> None:
+    """Decline (``expired``) the proposals nobody accepted in time."""
+    for pair in await repo.expired_proposals(at=uow.now, limit=EXPIRY_BATCH):
+        transition = pairs.expire(pair, at=uow.now)
+        await _apply(uow, repo, transition, announce=transition.events)
+
+
+async def plan_continuous(uow: UnitOfWork, repo: MatchingRepository) -> None:
+    """Match the open people of every continuous program whose pool changed.
+
+    Each program is planned in its own savepoint: one that fails (a bug, bad data) is
+    logged, its events are dropped and its changes kept for the next tick, and the other
+    programs are matched all the same. Transient failures fail the whole tick (retried).
+    """
+    for program_id, newest in (await repo.changed_pools(mode=PairingMode.CONTINUOUS)).items():
+        emitted = len(uow.emitted)
+        try:
+            async with repo.savepoint():
+                await _match_continuously(program_id, uow, repo)
+                await repo.forget_pool_changes(program_id=program_id, up_to=newest)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            del uow.emitted[emitted:]
+            _log.exception("continuous_matching_failed", program_id=program_id)
+
+
+async def _match_continuously(program_id: str, uow: UnitOfWork, repo: MatchingRepository) -> None:
+    await repo.lock_program(program_id=program_id)
+    snapshot = await load_pool(program_id, PairingMode.CONTINUOUS, repo)
+    run = await plan_run(snapshot, mode=PairingMode.CONTINUOUS, at=uow.now, by=None)
+    if run.plan.pairs:
+        await repo.add_run(run=run)
+        await publish_run(run.run_id, by=None, uow=uow, repo=repo)
+
+
+# --- commands: programs ----------------------------------------------------------------
+
+
+async def create_program(
+    definition: ProgramDefinition, *, by: str, uow: UnitOfWork, repo: MatchingRepository
+) -> Program:
+    """Create an open program and announce it (ProgramCreated)."""
+    program, created = programs.create_program(definition)
+    if not await repo.add_program(program=program, at=uow.now):
+        raise AlreadyExists(f"program {program.program_id} exists")
+    await uow.emit(created)
+    await _audit(repo, program.program_id, AdminActionKind.PROGRAM_CREATED, by, uow)
+    return program
+
+
+async def update_program(
+    definition: ProgramDefinition, *, by: str, uow: UnitOfWork, repo: MatchingRepository
+) -> Program:
+    """Replace the definition (ProgramUpdated, revision + 1); no event when unchanged."""
+    program = await _program(repo, definition.program_id)
+    changed, updated = programs.update_program(program, definition)
+    if updated is not None:
+        await repo.save_program(program=changed, at=uow.now)
+        await uow.emit(updated)
+        await _pool_changed(repo, changed)
+        reason = "changed: " + ", ".join(updated.changed_fields)
+        await _audit(repo, program.program_id, AdminActionKind.PROGRAM_UPDATED, by, uow, reason)
+    return changed
+
+
+async def close_program(
+    program_id: str,
+    *,
+    reason: ProgramClosedReason,
+    by: str,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+) -> Program:
+    """Close the program: its pairs end (program_closed), its proposals are vetoed."""
+    await repo.lock_program(program_id=program_id)
+    program = await _program(repo, program_id)
+    closed, event = programs.close_program(program, reason=reason, by=by, at=uow.now)
+    await _withdraw_open_pairs(
+        uow,
+        repo,
+        await repo.open_pairs(program_id=program_id),
+        end_reason=PairEndReason.PROGRAM_CLOSED,
+        decline_reason=DeclineReason.VETOED,
+        by=by,
+    )
+    await repo.save_program(program=closed, at=uow.now)
+    await uow.emit(event)
+    await _audit(repo, program_id, AdminActionKind.PROGRAM_CLOSED, by, uow, reason.value)
+    return closed
+
+
+# --- commands: participants (emit only; the consumer applies) ---------------------------
+
+
+async def join_program(
+    profile: ParticipantJoined, *, uow: UnitOfWork, repo: MatchingRepository
+) -> CloudEvent:
+    """Announce that someone joins an open program (ParticipantJoined)."""
+    (await _program(repo, profile.program_id)).require_open()
+    participants.require_can_join(
+        await repo.get_participant(
+            program_id=profile.program_id, participant_id=profile.participant_id
+        )
+    )
+    return await uow.emit(profile)
+
+
+async def update_participant(
+    profile: ParticipantProfile, *, uow: UnitOfWork, repo: MatchingRepository
+) -> CloudEvent | None:
+    """Announce a changed profile (ParticipantUpdated); None when nothing changed."""
+    current = await _active_participant(repo, profile.program_id, profile.participant_id)
+    event = participants.update_event(current, profile)
+    return None if event is None else await uow.emit(event)
+
+
+ParticipantFact = ParticipantLeft | ParticipantScreened | TrainingCompleted
+
+
+async def announce_fact(
+    fact: ParticipantFact, *, uow: UnitOfWork, repo: MatchingRepository
+) -> CloudEvent:
+    """Announce a fact about an active participant: a no-fault exit, a screening, a training.
+
+    The consumer applies it like the same fact from an HR feed or an LMS.
+    """
+    await _active_participant(repo, fact.program_id, fact.participant_id)
+    return await uow.emit(fact)
+
+
+# --- commands: match runs --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """What a run plans from: the program, its active people, the forbidden combinations."""
+
+    program: Program
+    candidates: list[Candidate]
+    excluded: frozenset[tuple[str, str]]
+
+    @property
+    def rules(self) -> ProgramRules:
+        """The program's matching rules."""
+        return ProgramRules.from_definition(self.program.definition)
+
+
+async def load_pool(program_id: str, mode: PairingMode, repo: MatchingRepository) -> PoolSnapshot:
+    """The program's pool for a run in ``mode`` (the program must allow it)."""
+    program = await _program(repo, program_id)
+    program.require_mode(mode)
+    people = await repo.candidates(program_id=program_id)
+    free = [c for c in people if c.mentor_slots > 0 or c.needs_mentor]
+    return PoolSnapshot(program, free, await repo.excluded(program_id=program_id))
+
+
+async def plan_run(
+    snapshot: PoolSnapshot, *, mode: PairingMode, at: datetime, by: str | None
+) -> MatchRun:
+    """Plan a staged run in a worker thread, so the event loop keeps serving."""
+    started = time.perf_counter()
+    plan = await asyncio.to_thread(
+        plan_matching,
+        rules=snapshot.rules,
+        participants=snapshot.candidates,
+        excluded=snapshot.excluded,
+        at=at,
+    )
+    seconds = time.perf_counter() - started
+    metrics.MATCH_RUN_SECONDS.observe(seconds)
+    metrics.MATCH_RUNS.labels(snapshot.program.program_id, mode.value).inc()
+    return MatchRun(
+        run_id=f"run-{uuid.uuid4().hex[:16]}",
+        program_id=snapshot.program.program_id,
+        mode=mode,
+        status=staging.RunStatus.STAGED,
+        plan=plan,
+        created_at=at,
+        duration_ms=int(seconds * 1000),
+        created_by=by,
+    )
+
+
+async def stage_run(run: MatchRun, *, by: str, uow: UnitOfWork, repo: MatchingRepository) -> None:
+    """Store a planned batch run for review (nothing is proposed yet)."""
+    await repo.add_run(run=run)
+    await _audit(repo, run.program_id, AdminActionKind.RUN_STAGED, by, uow, run_id=run.run_id)
+
+
+async def publish_run(
+    run_id: str, *, by: str | None, uow: UnitOfWork, repo: MatchingRepository
+) -> MatchRun:
+    """Propose the run's pairs that are still allowed now; MatchRunCompleted."""
+    await repo.lock_program(program_id=(await _run(repo, run_id)).program_id)
+    run = await _run(repo, run_id)  # read again under the lock: publish once
+    snapshot = await load_pool(run.program_id, run.mode, repo)
+    checked = await _recheck(run, snapshot, at=uow.now)
+    made = await _propose(
+        checked.kept, program=snapshot.program, mode=run.mode, run_id=run_id, uow=uow, repo=repo
+    )
+    outcome = PublishOutcome(tuple(p.pair_id for p in made), checked.dropped)
+    published = staging.publish(run, by=by, at=uow.now, outcome=outcome)
+    await repo.save_run(run=published)
+    await uow.emit(
+        staging.run_completed(
+            published,
+            objective=snapshot.program.definition.objective,
+            proposed=len(made),
+            total_score=sum(p.score for p in made),
+        )
+    )
+    if by is not None:
+        await _audit(repo, run.program_id, AdminActionKind.RUN_PUBLISHED, by, uow, run_id=run_id)
+    return published
+
+
+async def _recheck(run: MatchRun, snapshot: PoolSnapshot, *, at: datetime) -> staging.Revalidation:
+    """The run's planned pairs checked against the pool now (in a worker thread)."""
+    return await asyncio.to_thread(
+        staging.revalidate,
+        run.plan.pairs,
+        rules=snapshot.rules,
+        pool={c.participant_id: c for c in snapshot.candidates},
+        excluded=snapshot.excluded,
+        at=at,
+    )
+
+
+async def discard_run(
+    run_id: str, *, by: str, uow: UnitOfWork, repo: MatchingRepository
+) -> MatchRun:
+    """Drop a staged run without proposing anything."""
+    discarded = staging.discard(await _run(repo, run_id))
+    await repo.save_run(run=discarded)
+    await _audit(repo, discarded.program_id, AdminActionKind.RUN_DISCARDED, by, uow, run_id=run_id)
+    return discarded
+
+
+# --- commands: pairs -------------------------------------------------------------------
+
+
+async def accept_pair(
+    pair_id: str, *, participant_id: str, uow: UnitOfWork, repo: MatchingRepository
+) -> Pair:
+    """The participant accepts a proposal (PairAccepted; PairFormed when both have)."""
+    transition = pairs.accept(await _pair(repo, pair_id), participant_id=participant_id, at=uow.now)
+    await _apply(uow, repo, transition, announce=transition.events)
+    return transition.pair
+
+
+async def decline_pair(
+    pair_id: str, *, participant_id: str, uow: UnitOfWork, repo: MatchingRepository
+) -> Pair:
+    """The participant declines a proposal (PairDeclined); both go back to the pool."""
+    pair = await _pair(repo, pair_id)
+    transition = pairs.decline(pair, reason=DeclineReason.DECLINED, by=participant_id, at=uow.now)
+    await _apply(uow, repo, transition, announce=transition.events)
+    return transition.pair
+
+
+async def end_pair(
+    pair_id: str,
+    *,
+    reason: PairEndReason,
+    by: str,
+    admin: bool,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+) -> Pair:
+    """A side (no-fault exit) or an admin ends a formed pair (PairEnded)."""
+    pair = await _pair(repo, pair_id)
+    if not admin and not pair.involves(by):
+        raise pairs.NotAPartyToThePair(f"{by} is not a party to pair {pair_id}")
+    transition = pairs.end(pair, reason=reason, by=by, at=uow.now)
+    await _apply(uow, repo, transition, announce=transition.events)
+    if admin and transition.changed:
+        await _audit(repo, pair.program_id, AdminActionKind.PAIR_ENDED, by, uow, reason, pair=pair)
+    return transition.pair
+
+
+async def veto_pair(
+    pair_id: str, *, by: str, reason: str, uow: UnitOfWork, repo: MatchingRepository
+) -> Pair:
+    """An admin vetoes a proposal (PairDeclined ``vetoed``); recorded with who and why."""
+    pair = await _pair(repo, pair_id)
+    transition = pairs.decline(pair, reason=DeclineReason.VETOED, by=by, at=uow.now)
+    await _apply(uow, repo, transition, announce=transition.events)
+    await _audit(repo, pair.program_id, AdminActionKind.VETO_PAIR, by, uow, reason, pair=pair)
+    return transition.pair
+
+
+async def veto_combination(
+    veto: audit.Veto, *, uow: UnitOfWork, repo: MatchingRepository
+) -> list[Pair]:
+    """Forbid a (mentor, mentee) combination; an open pair of it is withdrawn."""
+    await repo.lock_program(program_id=veto.program_id)
+    (await _program(repo, veto.program_id)).require_open()
+    if not await repo.add_veto(veto=veto):
+        return []
+    found = [
+        await repo.pair_of(program_id=veto.program_id, mentor_id=a, mentee_id=b)
+        for a, b in ((veto.mentor_id, veto.mentee_id), (veto.mentee_id, veto.mentor_id))
+    ]
+    withdrawn = await _withdraw_open_pairs(
+        uow,
+        repo,
+        [p for p in found if p is not None and p.is_open],
+        end_reason=PairEndReason.ADMIN_ENDED,
+        decline_reason=DeclineReason.VETOED,
+        by=veto.vetoed_by,
+    )
+    await repo.record_action(
+        action=AdminAction(
+            program_id=veto.program_id,
+            action=AdminActionKind.VETO_COMBINATION,
+            actor_id=veto.vetoed_by,
+            at=uow.now,
+            reason=veto.reason,
+            mentor_id=veto.mentor_id,
+            mentee_id=veto.mentee_id,
+        )
+    )
+    return withdrawn
+
+
+async def request_self_match(
+    program_id: str,
+    *,
+    mentee_id: str,
+    mentor_id: str,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+) -> Pair:
+    """A mentee asks a named mentor: constraints hold; the mentee has accepted already."""
+    return await _propose_one(
+        program_id,
+        mentor_id,
+        mentee_id,
+        mode=PairingMode.SELF_MATCH,
+        by=mentee_id,
+        uow=uow,
+        repo=repo,
+    )
+
+
+async def assign_pair(
+    program_id: str,
+    *,
+    mentor_id: str,
+    mentee_id: str,
+    by: str,
+    reason: str | None,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+) -> Pair:
+    """An admin proposes a pair by hand: constraints hold, and both must still accept."""
+    pair = await _propose_one(
+        program_id, mentor_id, mentee_id, mode=PairingMode.MANUAL, by=by, uow=uow, repo=repo
+    )
+    await _audit(repo, program_id, AdminActionKind.MANUAL_PAIR, by, uow, reason, pair=pair)
+    return pair
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+async def load_program(program_id: str, *, repo: MatchingRepository) -> Program:
+    """The program (UnknownResource when there is none)."""
+    return await _program(repo, program_id)
+
+
+async def load_participant(
+    program_id: str, participant_id: str, *, repo: MatchingRepository
+) -> Participant:
+    """The participant of the program, active or not (UnknownResource when never joined)."""
+    found = await repo.get_participant(program_id=program_id, participant_id=participant_id)
+    if found is None:
+        raise UnknownResource(f"{participant_id} has not joined program {program_id}")
+    return found
+
+
+async def load_pair(pair_id: str, *, repo: MatchingRepository) -> Pair:
+    """The pair with the score and per-factor explanation it was proposed with."""
+    return await _pair(repo, pair_id)
+
+
+async def load_run(run_id: str, *, repo: MatchingRepository) -> MatchRun:
+    """The run with its plan and outcome."""
+    return await _run(repo, run_id)
+
+
+# --- wiring ----------------------------------------------------------------------------
+
+
+def handler_table(repository: RepositoryFactory) -> HandlerTable:
+    """The one explicit table: consumed event -> handler, with the repository bound."""
+    table: dict[type[EventData], EventHandler] = {
+        ParticipantJoined: record_participant_joined,
+        ParticipantUpdated: record_participant_updated,
+        ParticipantScreened: record_participant_screened,
+        TrainingCompleted: record_training_completed,
+        ParticipantLeft: record_participant_left,
+        ParticipantForgotten: record_participant_forgotten,
+        PairAccepted: record_pair_accepted,
+        PairDeclined: record_pair_declined,
+        PairEnded: record_pair_ended,
+        PairAtRisk: record_pair_at_risk,
+    }
+    return {kind: _bind(handler, repository) for kind, handler in table.items()}
+
+
+def _bind(
+    handler: EventHandler, repository: RepositoryFactory
+) -> Callable[[Any, UnitOfWork], Awaitable[None]]:
+    async def run(data: Any, uow: UnitOfWork) -> None:
+        await handler(data, uow, repository(uow.conn))
+
+    run.__name__ = handler.__name__
+    return run
+
+
+# --- shared steps ----------------------------------------------------------------------
+
+
+async def _propose_one(
+    program_id: str,
+    mentor_id: str,
+    mentee_id: str,
+    *,
+    mode: PairingMode,
+    by: str,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+) -> Pair:
+    await repo.lock_program(program_id=program_id)
+    program = await _program(repo, program_id)
+    program.require_mode(mode)
+    people = {
+        c.participant_id: c
+        for c in await repo.candidates(
+            program_id=program_id, participant_ids=[mentor_id, mentee_id]
+        )
+    }
+    mentor, mentee = people.get(mentor_id), people.get(mentee_id)
+    if mentor is None or mentee is None:
+        raise PairNotAllowed([INACTIVE])
+    rules = ProgramRules.from_definition(program.definition)
+    excluded = await repo.excluded(program_id=program_id)
+    violations = check_pair(
+        rules=rules, mentor=mentor, mentee=mentee, excluded=excluded, at=uow.now
+    )
+    if violations:
+        raise PairNotAllowed(violations)
+    scored = score_pair(rules=rules, mentor=mentor, mentee=mentee, at=uow.now)
+    made = await _propose([scored], program=program, mode=mode, by=by, uow=uow, repo=repo)
+    if not made:
+        raise PairNotAllowed([PREVIOUSLY_EXCLUDED])
+    return made[0]
+
+
+async def _propose(
+    proposals: Sequence[PlannedPair],
+    *,
+    program: Program,
+    mode: PairingMode,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+    run_id: str | None = None,
+    by: str | None = None,
+) -> list[Pair]:
+    timeout = timedelta(hours=program.definition.acceptance_timeout_hours)
+    transitions = [
+        pairs.propose(
+            proposal,
+            pair_id=f"pair-{uuid.uuid4().hex[:16]}",
+            program_id=program.program_id,
+            mode=mode,
+            at=uow.now,
+            acceptance_timeout=timeout,
+            run_id=run_id,
+            proposed_by=by,
+        )
+        for proposal in proposals
+    ]
+    inserted = await repo.add_pairs(pairs=[t.pair for t in transitions])
+    made = [t for t in transitions if t.pair.pair_id in inserted]
+    for transition in made:
+        for event in transition.events:
+            await uow.emit(event)
+    count = len(made)
+    uow.after_commit(lambda: metrics.PAIRS_PROPOSED.inc(count))
+    return [t.pair for t in made]
+
+
+async def _apply(
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+    transition: Transition,
+    *,
+    announce: Sequence[EventData],
+) -> None:
+    """Store a pair's transition and emit ``announce`` (a subset of its events)."""
+    if not transition.changed:
+        return
+    await repo.save_pair(pair=transition.pair)
+    for event in announce:
+        await uow.emit(event)
+    if any(isinstance(e, PairFormed) for e in transition.events):
+        uow.after_commit(metrics.PAIRS_FORMED.inc)
+    if not transition.pair.is_open:
+        program = await repo.get_program(program_id=transition.pair.program_id)
+        if program is not None:
+            await _pool_changed(repo, program)
+
+
+async def _withdraw_open_pairs(
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+    open_pairs: Sequence[Pair],
+    *,
+    end_reason: PairEndReason,
+    decline_reason: DeclineReason,
+    by: str | None,
+) -> list[Pair]:
+    withdrawn = []
+    for pair in open_pairs:
+        transition = pairs.withdraw(
+            pair, end_reason=end_reason, decline_reason=decline_reason, by=by, at=uow.now
+        )
+        await _apply(uow, repo, transition, announce=transition.events)
+        withdrawn.append(transition.pair)
+    return withdrawn
+
+
+async def _pool_changed(repo: MatchingRepository, program: Program) -> None:
+    if program.is_open and program.allows(PairingMode.CONTINUOUS):
+        await repo.note_pool_change(program_id=program.program_id)
+
+
+async def _audit(
+    repo: MatchingRepository,
+    program_id: str,
+    action: AdminActionKind,
+    by: str,
+    uow: UnitOfWork,
+    reason: str | None = None,
+    *,
+    pair: Pair | None = None,
+    run_id: str | None = None,
+) -> None:
+    await repo.record_action(
+        action=AdminAction(
+            program_id=program_id,
+            action=action,
+            actor_id=by,
+            at=uow.now,
+            reason=reason,
+            pair_id=None if pair is None else pair.pair_id,
+            run_id=run_id,
+            mentor_id=None if pair is None else pair.mentor_id,
+            mentee_id=None if pair is None else pair.mentee_id,
+        )
+    )
+
+
+def _or_reject(step: Callable[[], Transition]) -> Transition:
+    """Run a pair rule for a consumed event; a fact that contradicts the pair is rejected."""
+    try:
+        return step()
+    except pairs.PairRuleError as error:
+        raise Rejected(str(error)) from error
+
+
+async def _program(repo: MatchingRepository, program_id: str) -> Program:
+    program = await repo.get_program(program_id=program_id)
+    if program is None:
+        raise UnknownResource(f"no program {program_id}")
+    return program
+
+
+async def _program_or_reject(repo: MatchingRepository, program_id: str) -> Program:
+    program = await repo.get_program(program_id=program_id)
+    if program is None:
+        raise Rejected(f"unknown program {program_id}")
+    return program
+
+
+async def _active_participant(
+    repo: MatchingRepository, program_id: str, participant_id: str
+) -> Participant:
+    found = await repo.get_participant(program_id=program_id, participant_id=participant_id)
+    if found is None:
+        raise UnknownResource(f"{participant_id} has not joined program {program_id}")
+    return participants.require_active(found, participant_id)
+
+
+async def _participant_or_reject(
+    repo: MatchingRepository, program_id: str, participant_id: str
+) -> Participant:
+    found = await repo.get_participant(program_id=program_id, participant_id=participant_id)
+    if found is None:
+        raise Rejected(f"{participant_id} has not joined program {program_id}")
+    return found
+
+
+async def _pair(repo: MatchingRepository, pair_id: str) -> Pair:
+    pair = await repo.get_pair(pair_id=pair_id)
+    if pair is None:
+        raise UnknownResource(f"no pair {pair_id}")
+    return pair
+
+
+async def _pair_or_reject(repo: MatchingRepository, pair_id: str, program_id: str) -> Pair:
+    pair = await repo.get_pair(pair_id=pair_id)
+    if pair is None or pair.program_id != program_id:
+        raise Rejected(f"no pair {pair_id} in program {program_id}")
+    return pair
+
+
+async def _run(repo: MatchingRepository, run_id: str) -> MatchRun:
+    run = await repo.get_run(run_id=run_id)
+    if run is None:
+        raise UnknownResource(f"no match run {run_id}")
+    return run

@@ -1,0 +1,319 @@
+"""An in-memory matching store that subclasses the real port.
+
+The repository contract suite runs against this fake and the asyncpg adapter alike,
+so the fake keeps the store's rules: a combination is proposed once, a mentee has one
+open pair, vetoes and programs are unique, erasure scrubs every trace.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+
+from schemas.primitives import PairingMode
+from services.matching.adapters.repository import MatchingRepository
+from services.matching.domain.audit import AdminAction, Veto
+from services.matching.domain.model import Candidate, MatchPlan
+from services.matching.domain.pairs import (
+    OPEN_STATUSES,
+    Pair,
+    PairStatus,
+    excluded_combinations,
+)
+from services.matching.domain.participants import Participant, ParticipantStatus, to_candidate
+from services.matching.domain.programs import Program
+from services.matching.domain.staging import MatchRun, PublishOutcome
+
+
+class InMemoryMatchingRepository(MatchingRepository):
+    """The matching store in dictionaries (one instance = one database)."""
+
+    def __init__(self) -> None:
+        self.programs: dict[str, Program] = {}
+        self.participants: dict[tuple[str, str], Participant] = {}
+        self.pairs: dict[str, Pair] = {}
+        self.vetoes: dict[tuple[str, str, str], Veto] = {}
+        self.audit: list[AdminAction] = []
+        self.runs: dict[str, MatchRun] = {}
+        self.pool_changes: list[tuple[int, str]] = []
+        self._next_change = 1
+
+    async def add_program(self, *, program: Program, at: datetime) -> bool:
+        if program.program_id in self.programs:
+            return False
+        self.programs[program.program_id] = program
+        return True
+
+    async def get_program(self, *, program_id: str) -> Program | None:
+        return self.programs.get(program_id)
+
+    async def save_program(self, *, program: Program, at: datetime) -> None:
+        self.programs[program.program_id] = program
+
+    async def list_programs(self) -> list[Program]:
+        return list(self.programs.values())
+
+    async def lock_program(self, *, program_id: str) -> None:
+        return None
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Undo what the block wrote when it raises (the whole store is restored)."""
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.update(saved)
+            raise
+
+    async def note_pool_change(self, *, program_id: str) -> None:
+        self.pool_changes.append((self._next_change, program_id))
+        self._next_change += 1
+
+    async def changed_pools(self, *, mode: PairingMode) -> dict[str, int]:
+        def plannable(program_id: str) -> bool:
+            program = self.programs.get(program_id)
+            return program is not None and program.is_open and program.allows(mode)
+
+        self.pool_changes = [(n, p) for n, p in self.pool_changes if plannable(p)]
+        newest: dict[str, int] = {}
+        for change, program_id in self.pool_changes:
+            newest[program_id] = max(change, newest.get(program_id, 0))
+        return dict(sorted(newest.items()))
+
+    async def forget_pool_changes(self, *, program_id: str, up_to: int) -> None:
+        self.pool_changes = [(n, p) for n, p in self.pool_changes if p != program_id or n > up_to]
+
+    async def get_participant(self, *, program_id: str, participant_id: str) -> Participant | None:
+        return self.participants.get((program_id, participant_id))
+
+    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
+        self.participants[(participant.program_id, participant.participant_id)] = participant
+
+    async def list_participants(
+        self, *, program_id: str, limit: int, offset: int
+    ) -> list[Participant]:
+        found = sorted(
+            (p for (prog, _), p in self.participants.items() if prog == program_id),
+            key=lambda p: p.participant_id,
+        )
+        return found[offset : offset + limit]
+
+    async def programs_of(self, *, participant_id: str) -> list[str]:
+        return sorted(prog for prog, pid in self.participants if pid == participant_id)
+
+    async def candidates(
+        self, *, program_id: str, participant_ids: Collection[str] | None = None
+    ) -> list[Candidate]:
+        found = []
+        for (prog, pid), person in sorted(self.participants.items()):
+            if prog != program_id or person.status is not ParticipantStatus.ACTIVE:
+                continue
+            if participant_ids is not None and pid not in participant_ids:
+                continue
+            found.append(self._candidate(program_id, person))
+        return found
+
+    def _candidate(self, program_id: str, person: Participant) -> Candidate:
+        mine = [p for p in self.pairs.values() if p.program_id == program_id]
+        pid = person.participant_id
+        return to_candidate(
+            person.profile.model_dump(mode="json"),
+            screening=None if person.screening is None else person.screening.value,
+            trained=person.trained,
+            open_as_mentor=sum(1 for p in mine if p.mentor_id == pid and p.is_open),
+            open_as_mentee=any(p.mentee_id == pid and p.is_open for p in mine),
+            mentee_finished=any(
+                p.mentee_id == pid
+                and p.status is PairStatus.ENDED
+                and p.close_reason == "completed"
+                for p in mine
+            ),
+        )
+
+    async def erase_participant(self, *, participant_id: str) -> int:
+        erased = 0
+        for key in [k for k in self.participants if k[1] == participant_id]:
+            del self.participants[key]
+            erased += 1
+        for pair_id, pair in list(self.pairs.items()):
+            if pair.involves(participant_id):
+                self.pairs[pair_id] = _pair_without(pair, participant_id)
+                erased += 1
+        for veto in [k for k in self.vetoes if participant_id in k[1:]]:
+            del self.vetoes[veto]
+            erased += 1
+        erased += self._scrub_audit(participant_id)
+        erased += self._scrub_runs(participant_id)
+        return erased
+
+    def _scrub_audit(self, participant_id: str) -> int:
+        scrubbed = 0
+        for index, action in enumerate(self.audit):
+            if participant_id in (action.mentor_id, action.mentee_id):
+                self.audit[index] = replace(
+                    action,
+                    mentor_id=None if action.mentor_id == participant_id else action.mentor_id,
+                    mentee_id=None if action.mentee_id == participant_id else action.mentee_id,
+                )
+                scrubbed += 1
+        return scrubbed
+
+    def _scrub_runs(self, participant_id: str) -> int:
+        scrubbed = 0
+        for run_id, run in self.runs.items():
+            plan = _plan_without(run.plan, participant_id)
+            outcome = None if run.outcome is None else _outcome_without(run.outcome, participant_id)
+            if plan != run.plan or outcome != run.outcome:
+                self.runs[run_id] = replace(run, plan=plan, outcome=outcome)
+                scrubbed += (plan != run.plan) + (outcome != run.outcome)
+        return scrubbed
+
+    async def add_pairs(self, *, pairs: Sequence[Pair]) -> set[str]:
+        inserted = set()
+        for pair in pairs:
+            if self._conflicts(pair):
+                continue
+            self.pairs[pair.pair_id] = pair
+            inserted.add(pair.pair_id)
+        return inserted
+
+    def _conflicts(self, new: Pair) -> bool:
+        for pair in self.pairs.values():
+            if pair.pair_id == new.pair_id:
+                return True
+            if pair.program_id != new.program_id:
+                continue
+            if (pair.mentor_id, pair.mentee_id) == (new.mentor_id, new.mentee_id):
+                return True
+            if pair.mentee_id == new.mentee_id and pair.is_open and new.is_open:
+                return True
+        return False
+
+    async def save_pair(self, *, pair: Pair) -> None:
+        if pair.pair_id in self.pairs:
+            self.pairs[pair.pair_id] = pair
+
+    async def get_pair(self, *, pair_id: str) -> Pair | None:
+        return self.pairs.get(pair_id)
+
+    async def find_pairs(
+        self,
+        *,
+        program_id: str,
+        statuses: Collection[PairStatus] | None = None,
+        participant_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Pair]:
+        found = [
+            p
+            for p in self.pairs.values()
+            if p.program_id == program_id
+            and (statuses is None or p.status in statuses)
+            and (participant_id is None or p.involves(participant_id))
+        ]
+        found.sort(key=lambda p: p.pair_id)
+        found.sort(key=lambda p: p.proposed_at, reverse=True)
+        return found[offset : offset + limit]
+
+    async def open_pairs(
+        self, *, program_id: str | None = None, participant_id: str | None = None
+    ) -> list[Pair]:
+        found = [
+            p
+            for p in self.pairs.values()
+            if p.status in OPEN_STATUSES
+            and (program_id is None or p.program_id == program_id)
+            and (participant_id is None or p.involves(participant_id))
+        ]
+        return sorted(found, key=lambda p: (p.proposed_at, p.pair_id))
+
+    async def pair_of(self, *, program_id: str, mentor_id: str, mentee_id: str) -> Pair | None:
+        for pair in self.pairs.values():
+            if (pair.program_id, pair.mentor_id, pair.mentee_id) == (
+                program_id,
+                mentor_id,
+                mentee_id,
+            ):
+                return pair
+        return None
+
+    async def expired_proposals(self, *, at: datetime, limit: int) -> list[Pair]:
+        found = [
+            p for p in self.pairs.values() if p.status is PairStatus.PROPOSED and p.expires_at <= at
+        ]
+        return sorted(found, key=lambda p: (p.expires_at, p.pair_id))[:limit]
+
+    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
+        return excluded_combinations(
+            [(p.mentor_id, p.mentee_id) for p in self.pairs.values() if p.program_id == program_id],
+            [
+                (v.mentor_id, v.mentee_id)
+                for v in self.vetoes.values()
+                if v.program_id == program_id
+            ],
+        )
+
+    async def add_veto(self, *, veto: Veto) -> bool:
+        key = (veto.program_id, veto.mentor_id, veto.mentee_id)
+        if key in self.vetoes:
+            return False
+        self.vetoes[key] = veto
+        return True
+
+    async def record_action(self, *, action: AdminAction) -> None:
+        self.audit.append(action)
+
+    async def actions(self, *, program_id: str, limit: int, offset: int) -> list[AdminAction]:
+        found = [a for a in self.audit if a.program_id == program_id]
+        return found[offset : offset + limit]
+
+    async def add_run(self, *, run: MatchRun) -> None:
+        self.runs[run.run_id] = run
+
+    async def get_run(self, *, run_id: str) -> MatchRun | None:
+        return self.runs.get(run_id)
+
+    async def save_run(self, *, run: MatchRun) -> None:
+        stored = self.runs[run.run_id]
+        self.runs[run.run_id] = replace(
+            stored,
+            status=run.status,
+            published_at=run.published_at,
+            published_by=run.published_by,
+            outcome=run.outcome,
+        )
+
+
+def _pair_without(pair: Pair, participant_id: str) -> Pair:
+    tombstone = f"erased:{pair.pair_id}"
+    return replace(
+        pair,
+        mentor_id=tombstone if pair.mentor_id == participant_id else pair.mentor_id,
+        mentee_id=tombstone if pair.mentee_id == participant_id else pair.mentee_id,
+        proposed_by=None if pair.proposed_by == participant_id else pair.proposed_by,
+        closed_by=None if pair.closed_by == participant_id else pair.closed_by,
+    )
+
+
+def _plan_without(plan: MatchPlan, participant_id: str) -> MatchPlan:
+    return replace(
+        plan,
+        pairs=tuple(p for p in plan.pairs if participant_id not in (p.mentor_id, p.mentee_id)),
+        unmatched=tuple(u for u in plan.unmatched if u.participant_id != participant_id),
+    )
+
+
+def _outcome_without(outcome: PublishOutcome, participant_id: str) -> PublishOutcome:
+    return replace(
+        outcome,
+        dropped=tuple(
+            d
+            for d in outcome.dropped
+            if participant_id not in (d.proposal.mentor_id, d.proposal.mentee_id)
+        ),
+    )

@@ -1,0 +1,456 @@
+"""The matching handlers on the in-memory store: lifecycle, modes and refusals (no I/O).
+
+The same flows run end to end through Kafka and PostgreSQL in
+``test_matching_service_integration.py``; here every rule is exercised quickly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from matching_service_fake import InMemoryMatchingRepository
+from matching_service_fixtures import mentee, mentor, program_definition
+
+from schemas.envelope import CloudEvent
+from schemas.feedback import HealthSignal, PairAtRisk, RiskAction
+from schemas.pairs import DeclineReason, PairAccepted, PairDeclined, PairEnded, PairEndReason
+from schemas.participants import (
+    LeaveReason,
+    ParticipantForgotten,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantScreened,
+    ScreeningOutcome,
+)
+from schemas.primitives import PairingMode, PairSide
+from schemas.programs import ProgramClosedReason
+from servicekit.clock import ManualClock
+from servicekit.unit_of_work import Rejected, UnitOfWork
+from services.matching import handlers
+from services.matching.domain import participants, programs, staging
+from services.matching.domain.audit import AdminActionKind, Veto
+from services.matching.domain.model import Candidate
+from services.matching.domain.pairs import Pair, PairStatus
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+class World:
+    """The in-memory store, a manual clock, and every event emitted so far."""
+
+    def __init__(self) -> None:
+        self.repo = InMemoryMatchingRepository()
+        self.clock = ManualClock(T0)
+        self.events: list[CloudEvent] = []
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(cast(Any, None), source="/test", region="test", clock=self.clock)
+
+    async def command(self, step: Any, *args: Any, **kwargs: Any) -> Any:
+        uow = self.uow()
+        result = await step(*args, uow=uow, repo=self.repo, **kwargs)
+        self.events += [event for _, event in uow.emitted]
+        return result
+
+    async def deliver(self, handler: Any, data: Any) -> None:
+        uow = self.uow()
+        await handler(data, uow, self.repo)
+        self.events += [event for _, event in uow.emitted]
+
+    async def tick(self, timer: Any) -> None:
+        uow = self.uow()
+        await timer(uow, self.repo)
+        self.events += [event for _, event in uow.emitted]
+
+    def emitted(self) -> list[str]:
+        """Names of the events emitted since the last call."""
+        names = [e.event_name for e in self.events]
+        self.events = []
+        return names
+
+    async def join(self, *profiles: ParticipantJoined) -> None:
+        for profile in profiles:
+            await self.deliver(handlers.record_participant_joined, profile)
+
+    async def open_proposals(self, participant_id: str) -> list[Pair]:
+        return [
+            p
+            for p in await self.repo.open_pairs(participant_id=participant_id)
+            if p.status is PairStatus.PROPOSED
+        ]
+
+
+async def a_world(**program: Any) -> World:
+    world = World()
+    await world.command(handlers.create_program, program_definition(**program), by="admin-1")
+    world.emitted()
+    return world
+
+
+async def proposed_pair(world: World) -> Pair:
+    """m-1 and e-1 joined a continuous program and the timer proposed them."""
+    await world.join(mentor("m-1"), mentee("e-1"))
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
+    (pair,) = await world.open_proposals("e-1")
+    return pair
+
+
+async def formed_pair(world: World) -> Pair:
+    pair = await proposed_pair(world)
+    await world.command(handlers.accept_pair, pair.pair_id, participant_id="m-1")
+    await world.command(handlers.accept_pair, pair.pair_id, participant_id="e-1")
+    world.emitted()
+    formed = await world.repo.get_pair(pair_id=pair.pair_id)
+    assert formed is not None and formed.status is PairStatus.FORMED
+    return formed
+
+
+# --- participants -----------------------------------------------------------------------
+
+
+async def test_a_join_adds_the_participant_and_changes_the_pool() -> None:
+    world = await a_world()
+    await world.join(mentor("m-1"))
+    assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
+    assert list(await world.repo.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-1"]
+
+
+async def test_a_join_to_an_unknown_or_closed_program_is_rejected() -> None:
+    world = await a_world()
+    with pytest.raises(Rejected, match="unknown program"):
+        await world.join(mentor("m-1", program_id="prg-x"))
+    await world.command(
+        handlers.close_program, "prg-1", reason=ProgramClosedReason.CANCELLED, by="admin-1"
+    )
+    with pytest.raises(Rejected, match="closed"):
+        await world.join(mentor("m-1"))
+
+
+async def test_a_join_command_only_emits_and_a_second_join_is_refused() -> None:
+    world = await a_world()
+    await world.command(handlers.join_program, mentor("m-1"))
+    assert world.emitted() == ["ParticipantJoined"]
+    assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1") is None
+    await world.join(mentor("m-1"))
+    with pytest.raises(participants.AlreadyJoined):
+        await world.command(handlers.join_program, mentor("m-1"))
+
+
+async def test_a_screening_of_someone_who_never_joined_is_rejected() -> None:
+    world = await a_world()
+    with pytest.raises(Rejected):
+        await world.deliver(
+            handlers.record_participant_left,
+            ParticipantLeft(
+                participant_id="ghost",
+                program_id="prg-1",
+                reason=LeaveReason.VOLUNTARY,
+                left_at=T0,
+            ),
+        )
+
+
+# --- continuous mode and the pair lifecycle ---------------------------------------------
+
+
+async def test_continuous_mode_proposes_new_joiners_once() -> None:
+    world = await a_world()
+    pair = await proposed_pair(world)
+    assert pair.mode is PairingMode.CONTINUOUS and pair.run_id is not None
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == []
+    assert await world.repo.changed_pools(mode=PairingMode.CONTINUOUS) == {}
+
+
+async def test_both_acceptances_form_the_pair() -> None:
+    world = await a_world()
+    pair = await proposed_pair(world)
+    await world.command(handlers.accept_pair, pair.pair_id, participant_id="m-1")
+    assert world.emitted() == ["PairAccepted"]
+    await world.command(handlers.accept_pair, pair.pair_id, participant_id="e-1")
+    assert world.emitted() == ["PairAccepted", "PairFormed"]
+    await world.command(handlers.accept_pair, pair.pair_id, participant_id="e-1")
+    assert world.emitted() == []
+
+
+async def test_a_consumed_acceptance_emits_only_its_consequence() -> None:
+    world = await a_world()
+    pair = await proposed_pair(world)
+    for who, side in (("m-1", PairSide.MENTOR), ("e-1", PairSide.MENTEE)):
+        accepted = PairAccepted(
+            pair_id=pair.pair_id, program_id="prg-1", participant_id=who, side=side
+        )
+        await world.deliver(handlers.record_pair_accepted, accepted)
+    assert world.emitted() == ["PairFormed"]
+    await world.deliver(handlers.record_pair_accepted, accepted)
+    assert world.emitted() == []
+
+
+async def test_a_consumed_acceptance_that_contradicts_the_pair_is_rejected() -> None:
+    world = await a_world()
+    pair = await proposed_pair(world)
+    wrong_side = PairAccepted(
+        pair_id=pair.pair_id, program_id="prg-1", participant_id="m-1", side=PairSide.MENTEE
+    )
+    with pytest.raises(Rejected):
+        await world.deliver(handlers.record_pair_accepted, wrong_side)
+    unknown = wrong_side.model_copy(update={"pair_id": "pair-nope"})
+    with pytest.raises(Rejected):
+        await world.deliver(handlers.record_pair_accepted, unknown)
+
+
+async def test_a_decline_frees_both_and_the_next_proposal_is_different() -> None:
+    world = await a_world()
+    pair = await proposed_pair(world)
+    await world.join(mentor("m-2"))
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == []  # e-1 is taken by a proposal, m-2 has nobody to mentor
+    await world.command(handlers.decline_pair, pair.pair_id, participant_id="e-1")
+    assert world.emitted() == ["PairDeclined"]
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
+    (second,) = await world.open_proposals("e-1")
+    assert second.mentor_id == "m-2"
+
+
+async def test_a_consumed_decline_of_a_formed_pair_is_rejected() -> None:
+    world = await a_world()
+    pair = await formed_pair(world)
+    declined = PairDeclined(
+        pair_id=pair.pair_id, program_id="prg-1", reason=DeclineReason.DECLINED, declined_by="e-1"
+    )
+    with pytest.raises(Rejected, match="formed"):
+        await world.deliver(handlers.record_pair_declined, declined)
+
+
+async def test_an_unanswered_proposal_expires_and_frees_the_two() -> None:
+    world = await a_world(acceptance_timeout_hours=24)
+    pair = await proposed_pair(world)
+    world.clock.advance(timedelta(hours=23))
+    await world.tick(handlers.expire_proposals)
+    assert world.emitted() == []
+    world.clock.advance(timedelta(hours=1))
+    await world.tick(handlers.expire_proposals)
+    assert world.emitted() == ["PairDeclined"]
+    expired = await world.repo.get_pair(pair_id=pair.pair_id)
+    assert expired is not None and expired.close_reason == "expired"
+    people = {c.participant_id: c for c in await world.repo.candidates(program_id="prg-1")}
+    assert people["e-1"].needs_mentor and people["m-1"].mentor_slots == 1
+
+
+async def test_leaving_ends_the_pair_and_the_partner_is_free_again() -> None:
+    world = await a_world()
+    pair = await formed_pair(world)
+    left = ParticipantLeft(
+        participant_id="m-1", program_id="prg-1", reason=LeaveReason.VOLUNTARY, left_at=T0
+    )
+    await world.deliver(handlers.record_participant_left, left)
+    assert world.emitted() == ["PairEnded"]
+    ended = await world.repo.get_pair(pair_id=pair.pair_id)
+    assert ended is not None and ended.close_reason == "participant_left"
+    people = await world.repo.candidates(program_id="prg-1")
+    assert [c.participant_id for c in people] == ["e-1"] and people[0].needs_mentor
+
+
+def at_risk(pair: Pair, action: RiskAction) -> PairAtRisk:
+    return PairAtRisk(
+        pair_id=pair.pair_id,
+        program_id=pair.program_id,
+        mentor_id=pair.mentor_id,
+        mentee_id=pair.mentee_id,
+        score=0.2,
+        threshold=0.4,
+        signals=[HealthSignal.STALLED],
+        recommended_action=action,
+    )
+
+
+async def test_an_at_risk_pair_is_rematched_when_the_program_matches_continuously() -> None:
+    world = await a_world()
+    pair = await formed_pair(world)
+    await world.join(mentor("m-2"))
+    await world.deliver(handlers.record_pair_at_risk, at_risk(pair, RiskAction.REMATCH))
+    assert world.emitted() == ["PairEnded"]
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
+    (rematch,) = await world.open_proposals("e-1")
+    assert rematch.mentor_id == "m-2"
+
+
+async def test_an_at_risk_pair_is_only_flagged_for_a_check_in_or_without_continuous() -> None:
+    world = await a_world()
+    pair = await formed_pair(world)
+    await world.deliver(handlers.record_pair_at_risk, at_risk(pair, RiskAction.CHECK_IN))
+    assert world.emitted() == []
+    flagged = await world.repo.get_pair(pair_id=pair.pair_id)
+    assert flagged is not None and flagged.status is PairStatus.FORMED and flagged.at_risk_at
+    definition = program_definition(pairing_modes=[PairingMode.BATCH, PairingMode.MANUAL])
+    await world.command(handlers.update_program, definition, by="admin-1")
+    await world.deliver(handlers.record_pair_at_risk, at_risk(pair, RiskAction.REMATCH))
+    assert world.emitted() == ["ProgramUpdated"]
+
+
+# --- self-match, manual pairs, vetoes ---------------------------------------------------
+
+
+async def test_a_self_match_request_keeps_the_constraints() -> None:
+    world = await a_world()
+    await world.join(mentor("m-1"), mentee("e-1"), mentor("m-senior", grade=12))
+    with pytest.raises(handlers.PairNotAllowed) as refused:
+        await world.command(
+            handlers.request_self_match, "prg-1", mentee_id="e-1", mentor_id="m-senior"
+        )
+    assert refused.value.violations == ["grade_gap"]
+    pair = await world.command(
+        handlers.request_self_match, "prg-1", mentee_id="e-1", mentor_id="m-1"
+    )
+    assert world.emitted() == ["PairProposed", "PairAccepted"]
+    assert pair.mode is PairingMode.SELF_MATCH and pair.proposed_by == "e-1"
+    await world.command(handlers.accept_pair, pair.pair_id, participant_id="m-1")
+    assert world.emitted() == ["PairAccepted", "PairFormed"]
+
+
+async def test_a_manual_pair_is_audited_and_needs_the_mode() -> None:
+    world = await a_world()
+    await world.join(mentor("m-1"), mentee("e-1"))
+    pair = await world.command(
+        handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="admin-1", reason="ok"
+    )
+    assert world.emitted() == ["PairProposed"] and pair.proposed_by == "admin-1"
+    (entry,) = [a for a in world.repo.audit if a.action is AdminActionKind.MANUAL_PAIR]
+    assert entry.actor_id == "admin-1" and entry.reason == "ok" and entry.pair_id == pair.pair_id
+    batch_only = await a_world(pairing_modes=[PairingMode.BATCH])
+    await batch_only.join(mentor("m-1"), mentee("e-1"))
+    with pytest.raises(programs.ModeNotAllowed):
+        await batch_only.command(
+            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason=None
+        )
+
+
+async def test_a_veto_withdraws_the_proposal_and_forbids_the_pair_for_good() -> None:
+    world = await a_world()
+    pair = await proposed_pair(world)
+    veto = Veto("prg-1", "m-1", "e-1", "admin-1", "same team in practice", T0)
+    withdrawn = await world.command(handlers.veto_combination, veto)
+    assert [p.close_reason for p in withdrawn] == ["vetoed"]
+    assert world.emitted() == ["PairDeclined"]
+    assert await world.command(handlers.veto_combination, veto) == []
+    with pytest.raises(handlers.PairNotAllowed) as refused:
+        await world.command(
+            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason=None
+        )
+    assert "previously_excluded" in refused.value.violations
+    vetoed = await world.repo.get_pair(pair_id=pair.pair_id)
+    assert vetoed is not None and vetoed.closed_by == "admin-1"
+    assert [a.reason for a in world.repo.audit if a.action is AdminActionKind.VETO_COMBINATION] == [
+        "same team in practice"
+    ]
+
+
+# --- batch runs -------------------------------------------------------------------------
+
+
+async def test_a_dry_run_proposes_nothing_and_publishing_rechecks_the_plan() -> None:
+    world = await a_world(pairing_modes=[PairingMode.BATCH])
+    await world.join(mentor("m-1"), mentor("m-2"), mentee("e-1"), mentee("e-2"))
+    snapshot = await handlers.load_pool("prg-1", PairingMode.BATCH, world.repo)
+    run = await handlers.plan_run(snapshot, mode=PairingMode.BATCH, at=T0, by="admin-1")
+    await world.command(handlers.stage_run, run, by="admin-1")
+    assert world.emitted() == [] and len(run.plan.pairs) == 2
+    left = ParticipantLeft(
+        participant_id="e-2", program_id="prg-1", reason=LeaveReason.VOLUNTARY, left_at=T0
+    )
+    await world.deliver(handlers.record_participant_left, left)
+    published = await world.command(handlers.publish_run, run.run_id, by="admin-1")
+    assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
+    assert published.outcome is not None and len(published.outcome.proposed) == 1
+    assert [d.reasons for d in published.outcome.dropped] == [("inactive",)]
+    with pytest.raises(staging.RunNotStaged):
+        await world.command(handlers.publish_run, run.run_id, by="admin-1")
+
+
+async def test_closing_a_program_ends_pairs_and_vetoes_proposals() -> None:
+    world = await a_world()
+    formed = await formed_pair(world)
+    await world.join(mentor("m-2"), mentee("e-2"))
+    await world.tick(handlers.plan_continuous)
+    world.emitted()
+    await world.command(
+        handlers.close_program, "prg-1", reason=ProgramClosedReason.CANCELLED, by="admin-1"
+    )
+    assert sorted(world.emitted()) == ["PairDeclined", "PairEnded", "ProgramClosed"]
+    ended = await world.repo.get_pair(pair_id=formed.pair_id)
+    assert ended is not None and ended.close_reason == "program_closed"
+    assert await world.repo.open_pairs(program_id="prg-1") == []
+
+
+async def test_forgetting_someone_ends_their_pairs_and_erases_them() -> None:
+    world = await a_world()
+    pair = await formed_pair(world)
+    forgotten = ParticipantForgotten(participant_id="e-1", requested_at=T0)
+    await world.deliver(handlers.record_participant_forgotten, forgotten)
+    assert world.emitted() == ["PairEnded", "ErasureCompleted"]
+    erased = await world.repo.get_pair(pair_id=pair.pair_id)
+    assert erased is not None and erased.mentee_id == f"erased:{pair.pair_id}"
+    assert erased.status is PairStatus.ENDED and erased.close_reason == "participant_forgotten"
+    ended_elsewhere = PairEnded(
+        pair_id=pair.pair_id,
+        program_id="prg-1",
+        mentor_id="m-1",
+        mentee_id="e-1",
+        reason=PairEndReason.PARTICIPANT_FORGOTTEN,
+    )
+    await world.deliver(handlers.record_pair_ended, ended_elsewhere)  # our own event, back
+    assert world.emitted() == []
+    assert await world.repo.get_participant(program_id="prg-1", participant_id="e-1") is None
+    people = {c.participant_id: c for c in await world.repo.candidates(program_id="prg-1")}
+    assert people["m-1"].mentor_slots == 1
+
+
+async def test_an_update_without_changes_emits_nothing() -> None:
+    world = await a_world()
+    program = await world.command(handlers.update_program, program_definition(), by="admin-1")
+    assert world.emitted() == [] and program.revision == 1
+
+
+class BrokenProgramStore(InMemoryMatchingRepository):
+    """A store whose candidates of one program cannot be read (a bug, bad data)."""
+
+    async def candidates(self, *, program_id: str, participant_ids: Any = None) -> list[Candidate]:
+        if program_id == "prg-bad":
+            raise RuntimeError("corrupt profile")
+        return await super().candidates(program_id=program_id, participant_ids=participant_ids)
+
+
+async def test_one_failing_program_does_not_stop_continuous_matching_of_the_others() -> None:
+    world = World()
+    world.repo = BrokenProgramStore()
+    for program_id in ("prg-bad", "prg-good"):
+        await world.command(handlers.create_program, program_definition(program_id), by="a")
+        await world.join(mentor("m-1", program_id), mentee("e-1", program_id))
+    world.emitted()
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
+    assert [p.program_id for p in await world.repo.open_pairs()] == ["prg-good"]
+    assert list(await world.repo.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-bad"]
+
+
+async def test_facts_are_announced_only_about_active_participants() -> None:
+    world = await a_world()
+    await world.join(mentor("m-1"))
+    screened = ParticipantScreened(
+        participant_id="m-1",
+        program_id="prg-1",
+        outcome=ScreeningOutcome.PASSED,
+        screened_by="admin-1",
+        screened_at=T0,
+    )
+    await world.command(handlers.announce_fact, screened)
+    assert world.emitted() == ["ParticipantScreened"]
+    with pytest.raises(handlers.UnknownResource):
+        await world.command(
+            handlers.announce_fact, screened.model_copy(update={"participant_id": "x"})
+        )

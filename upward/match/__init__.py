@@ -1,0 +1,1 @@
+"""``upward match ...``: matching tools that run offline, without the services."""
