@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from upward.deploy import app as deploy_app
 from upward.stack.commands import app as stack_app
 
 app = typer.Typer(
@@ -12,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(deploy_app, name="deploy")
 
 
 if __name__ == "__main__":  # pragma: no cover
