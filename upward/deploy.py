@@ -19,12 +19,12 @@ from typing import Annotated, Any
 
 import typer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from schemas.registry import TOPIC_NAMES, dlq_topic
 from servicekit import db
 from servicekit.runtime import ServiceDefinition
-from servicekit.settings import ServiceSettings, load_settings
+from servicekit.settings import ServiceSettings, load_settings, settings_for
 
 SERVICES: dict[str, str] = {
     "matching": "services.matching.bootstrap",
@@ -164,6 +164,24 @@ def service_definition(name: str) -> ServiceDefinition:
     definition = importlib.import_module(SERVICES[name]).DEFINITION
     assert isinstance(definition, ServiceDefinition)
     return definition
+
+
+def settings_class(name: str) -> type[ServiceSettings]:
+    """The settings class service ``name`` loads (environment ``UPWARD_<NAME>_*``)."""
+    return settings_for(name)
+
+
+def known_env_names(name: str) -> set[str]:
+    """Every environment variable the settings of service ``name`` read."""
+    prefix = f"UPWARD_{name.upper()}_"
+    names: set[str] = set()
+    for field_name, info in settings_class(name).model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(a for a in alias.choices if isinstance(a, str))
+        else:
+            names.add(alias if isinstance(alias, str) else prefix + field_name.upper())
+    return names
 
 
 async def migrate(name: str) -> list[str]:
