@@ -15,11 +15,9 @@ USAGE
 command="${1:-help}"
 case "$command" in
   matching|sessions|feedback|notifications)
-    export UPWARD_SERVICE="$command"
     exec python -m "services.$command"
     ;;
   welcome)
-    export UPWARD_SERVICE=welcome
     exec python -m examples.welcome_service
     ;;
   upward)
