@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from schemas.codec import DecodedEvent, EventDecodeError, decode
 from schemas.envelope import CloudEvent
 from servicekit import inbox, metrics, outbox
+from servicekit.clock import Clock, SystemClock
 from servicekit.db import Connection
 from servicekit.dead_letters import RawRecord, send_to_dead_letters
 from servicekit.kafka import make_consumer
@@ -76,7 +77,9 @@ class RecordProcessor:
         producer: AIOKafkaProducer,
         handlers: HandlerTable,
         stop: asyncio.Event,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._settings = settings
         self._pool = pool
         self._producer = producer
@@ -198,6 +201,7 @@ class RecordProcessor:
             source=f"/upward/{self._settings.service_name}",
             region=self._settings.region,
             cause=work.event.envelope,
+            clock=self._clock,
         )
         await self._handlers[type(work.event.data)](work.event.data, uow)
         metrics.HANDLER_LATENCY.labels(work.event.data.event_type).observe(

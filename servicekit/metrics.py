@@ -31,3 +31,8 @@ OUTBOX_OLDEST_AGE = Gauge(
 CONSUMER_LAG = Gauge(
     "upward_consumer_lag_messages", "High watermark minus position", ["topic", "partition"]
 )
+TIMER_TICKS = Counter(
+    "upward_timer_ticks_total",
+    "Timer ticks, by outcome (ran, skipped, failed)",
+    ["timer", "outcome"],
+)

@@ -4,7 +4,8 @@ A service declares a :class:`ServiceDefinition` (its name, the topics it reads
 and writes, its handler table, its migrations, its routers and, optionally, its
 faust stream tables and timers); :class:`ServiceRuntime`
 starts everything, runs until SIGTERM or SIGINT, and stops in order, committing
-what was processed.
+what was processed. The runtime owns the service's clock (``UPWARD_CLOCK``):
+with a manual clock it also serves ``/ops/clock`` to move time forward.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
 
 from servicekit import db
+from servicekit.clock import Clock, ManualClock, SystemClock, clock_from_settings
 from servicekit.consumer import EventConsumer, RecordProcessor
 from servicekit.http import Probe, create_http_app, health_router
 from servicekit.kafka import ensure_topics, make_producer
@@ -32,6 +34,7 @@ from servicekit.outbox import OutboxRelay
 from servicekit.retry import Backoff, retry_transient
 from servicekit.settings import ServiceSettings
 from servicekit.streams import StreamsSetup, StreamWorker, create_stream_app
+from servicekit.timers import TickOutcome, Timer, TimerRunner, clock_router
 from servicekit.unit_of_work import HandlerTable
 
 _log = get_logger(__name__)
@@ -40,14 +43,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ServiceContext:
-    """What a service's HTTP routes may use: its pool, settings and stream views."""
+    """What a service's HTTP routes and timers may use: pool, settings, views, clock."""
 
     pool: asyncpg.Pool
     settings: ServiceSettings
     views: Any = None
+    clock: Clock = field(default_factory=SystemClock)
 
 
 RouterFactory = Callable[[ServiceContext], Sequence[APIRouter]]
+TimerFactory = Callable[[ServiceContext], Sequence[Timer]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class ServiceDefinition:
     migrations: Path
     routers: RouterFactory = field(default=lambda context: ())
     streams: StreamsSetup | None = None
+    timers: TimerFactory = field(default=lambda context: ())
 
 
 class _QuietServer(uvicorn.Server):
@@ -75,9 +81,13 @@ class _QuietServer(uvicorn.Server):
 class ServiceRuntime:
     """One running service."""
 
-    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    def __init__(
+        self, definition: ServiceDefinition, settings: ServiceSettings, clock: Clock | None = None
+    ) -> None:
         self.definition = definition
         self.settings = settings
+        self.clock = clock or clock_from_settings(settings.clock, settings.clock_start)
+        self.timer_runner: TimerRunner | None = None
         self.stop = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -112,6 +122,7 @@ class ServiceRuntime:
             app = create_stream_app(s)
             self.views = self.definition.streams(app, s)
             self._spawn("streams", StreamWorker(app).run)
+        self._start_timers()
         self._spawn("http", self._serve_http)
         _log.info("service_started", topics=topics, group=s.group_id, port=s.http_port)
 
@@ -137,6 +148,7 @@ class ServiceRuntime:
             producer=self.producer,
             handlers=self.definition.handlers,
             stop=self.stop,
+            clock=self.clock,
         )
         return EventConsumer(
             settings=self.settings, processor=processor, topics=list(self.definition.subscribes)
@@ -153,13 +165,34 @@ class ServiceRuntime:
 
         self._tasks.append(asyncio.create_task(guarded(), name=name))
 
+    def context(self) -> ServiceContext:
+        """What the service's routers and timers are built with."""
+        assert self.pool is not None
+        return ServiceContext(self.pool, self.settings, self.views, self.clock)
+
+    def _start_timers(self) -> None:
+        assert self.pool is not None
+        timers = self.definition.timers(self.context())
+        self.timer_runner = TimerRunner(
+            pool=self.pool, settings=self.settings, clock=self.clock, timers=timers
+        )
+        if timers:
+            self._spawn("timers", self.timer_runner.run)
+
+    async def run_timers(self) -> dict[str, TickOutcome]:
+        """Run every timer of the service once now (tests; the manual clock's route)."""
+        assert self.timer_runner is not None, "start the runtime first"
+        return await self.timer_runner.run_all()
+
     def http_app(self) -> FastAPI:
         """The FastAPI app of this service (routers plus operations routes)."""
-        assert self.pool is not None
+        routers = list(self.definition.routers(self.context()))
+        if isinstance(self.clock, ManualClock):
+            routers.append(clock_router(self.clock, self.timer_runner))
         return create_http_app(
             title=f"Upward {self.definition.name}",
             version=self.definition.version,
-            routers=self.definition.routers(ServiceContext(self.pool, self.settings, self.views)),
+            routers=routers,
             operations=health_router(liveness=self.alive, readiness=self._probes()),
         )
 

@@ -7,6 +7,9 @@ Shared infrastructure settings have fixed names (``UPWARD_KAFKA_BOOTSTRAP_SERVER
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -61,6 +64,16 @@ class ServiceSettings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
     log_level: str = Field(default="INFO", validation_alias=_shared("LOG_LEVEL"))
+    clock: Literal["system", "manual"] = Field(
+        default="system",
+        validation_alias=_shared("CLOCK"),
+        description="system, or manual: time moves only through POST /ops/clock (demo, tests)",
+    )
+    clock_start: datetime | None = Field(
+        default=None,
+        validation_alias=_shared("CLOCK_START"),
+        description="Start time of a manual clock (ISO 8601 with offset); default: now",
+    )
 
     @property
     def group_id(self) -> str:
@@ -76,17 +89,25 @@ class ServiceSettings(BaseSettings):
         return physical.removeprefix(self.topic_prefix)
 
 
-def settings_for(service_name: str) -> type[ServiceSettings]:
-    """Return a settings class reading ``UPWARD_<SERVICE>_*`` for service-owned fields."""
+def settings_for(
+    service_name: str, base: type[ServiceSettings] = ServiceSettings
+) -> type[ServiceSettings]:
+    """Return a settings class reading ``UPWARD_<SERVICE>_*`` for service-owned fields.
+
+    ``base`` is :class:`ServiceSettings` or a subclass adding the service's own
+    fields; they are read with the same prefix.
+    """
     prefix = f"UPWARD_{service_name.upper()}_"
 
-    class _Settings(ServiceSettings):
+    class _Settings(base):  # type: ignore[valid-type,misc]
         model_config = SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
 
     _Settings.__name__ = f"{service_name.title()}Settings"
     return _Settings
 
 
-def load_settings(service_name: str) -> ServiceSettings:
+def load_settings(
+    service_name: str, base: type[ServiceSettings] = ServiceSettings
+) -> ServiceSettings:
     """Load the settings of ``service_name`` from the environment."""
-    return settings_for(service_name)(service_name=service_name)
+    return settings_for(service_name, base)(service_name=service_name)

@@ -18,8 +18,11 @@ from schemas.base import EventData
 from schemas.codec import new_event
 from schemas.envelope import CloudEvent
 from servicekit import outbox
+from servicekit.clock import Clock, SystemClock
 from servicekit.db import Connection
 from servicekit.tracing import child_span
+
+_SYSTEM_CLOCK = SystemClock()
 
 
 class UnitOfWork:
@@ -37,9 +40,12 @@ class UnitOfWork:
         source: str,
         region: str,
         cause: CloudEvent | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.conn = conn
         self.cause = cause
+        self.now = (clock or _SYSTEM_CLOCK).now()
+        """The time when this unit of work began, from the service's clock."""
         self._source = source
         self._region = region
         self._traceparent = child_span(cause.traceparent if cause else None).traceparent
@@ -66,11 +72,16 @@ class UnitOfWork:
 
 @asynccontextmanager
 async def unit_of_work(
-    pool: asyncpg.Pool, *, source: str, region: str, max_event_bytes: int = 1_048_576
+    pool: asyncpg.Pool,
+    *,
+    source: str,
+    region: str,
+    clock: Clock | None = None,
+    max_event_bytes: int = 1_048_576,
 ) -> AsyncIterator[UnitOfWork]:
     """A transaction for a command (e.g. an HTTP request): commit with its events, or roll back."""
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, source=source, region=region)
+        uow = UnitOfWork(conn, source=source, region=region, clock=clock)
         yield uow
         await uow.flush(max_bytes=max_event_bytes)
 

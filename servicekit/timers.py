@@ -1,0 +1,153 @@
+"""Time-driven work of a service: timers that tick inside a transaction.
+
+A :class:`Timer` is what a service declares for work that no event triggers:
+acceptance timeouts, missed sessions, reminders, overdue feedback. Each tick
+runs in one transaction that first takes a transaction-scoped advisory lock
+named after the service and the timer, so with several replicas only one runs
+a given timer at a time; the others skip that round. Events the tick emits go
+to the outbox of the same transaction, like a handler's. The tick reads the
+time from ``uow.now``, so a manual clock drives it in tests and in the demo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import asyncpg
+from fastapi import APIRouter, HTTPException
+from pydantic import AwareDatetime, BaseModel, Field
+
+from servicekit import metrics
+from servicekit.clock import Clock, ManualClock
+from servicekit.logs import get_logger
+from servicekit.retry import is_transient
+from servicekit.settings import ServiceSettings
+from servicekit.unit_of_work import UnitOfWork
+
+_log = get_logger(__name__)
+_TIMER_LOCK_CLASS = "upward-timer"
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Work to run every ``interval_s`` seconds (and whenever the manual clock moves)."""
+
+    name: str
+    interval_s: float
+    tick: Callable[[UnitOfWork], Awaitable[None]]
+
+
+class TickOutcome(StrEnum):
+    """What became of one tick."""
+
+    RAN = "ran"
+    SKIPPED = "skipped"  # another replica held the timer's lock
+    FAILED = "failed"
+
+
+class TimerRunner:
+    """Runs a service's timers: on their intervals, or all at once on demand."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        settings: ServiceSettings,
+        clock: Clock,
+        timers: Sequence[Timer],
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self.timers = tuple(timers)
+        self._guard = asyncio.Lock()
+
+    async def run_once(self, timer: Timer) -> TickOutcome:
+        """Run one tick of ``timer``; failures are logged and counted, never raised."""
+        try:
+            outcome = await self._tick(timer)
+        except Exception as exc:
+            if is_transient(exc):
+                _log.warning("timer_retry_later", timer=timer.name, error=repr(exc))
+            else:
+                _log.exception("timer_failed", timer=timer.name)
+            outcome = TickOutcome.FAILED
+        metrics.TIMER_TICKS.labels(timer.name, outcome).inc()
+        return outcome
+
+    async def run_all(self) -> dict[str, TickOutcome]:
+        """Run every timer once, in declaration order."""
+        return {t.name: await self.run_once(t) for t in self.timers}
+
+    async def _tick(self, timer: Timer) -> TickOutcome:
+        s = self._settings
+        async with self._guard, self._pool.acquire() as conn, conn.transaction():
+            lock = "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2))"
+            if not await conn.fetchval(lock, _TIMER_LOCK_CLASS, f"{s.service_name}:{timer.name}"):
+                return TickOutcome.SKIPPED
+            uow = UnitOfWork(
+                conn, source=f"/upward/{s.service_name}", region=s.region, clock=self._clock
+            )
+            await timer.tick(uow)
+            await uow.flush(max_bytes=s.max_event_bytes)
+        return TickOutcome.RAN
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every timer on its interval until ``stop`` is set."""
+        await asyncio.gather(*(self._loop(t, stop) for t in self.timers))
+
+    async def _loop(self, timer: Timer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.run_once(timer)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timer.interval_s)
+
+
+class ClockMove(BaseModel):
+    """How to move a manual clock: to a time, or forward by some seconds."""
+
+    now: AwareDatetime | None = Field(default=None, description="Move the clock to this time.")
+    advance_s: float | None = Field(
+        default=None, ge=0, description="Move the clock forward by this many seconds."
+    )
+
+
+class ClockState(BaseModel):
+    """The clock's time and, after a move, what each timer did."""
+
+    now: datetime
+    timers: dict[str, TickOutcome] = Field(default_factory=dict)
+
+
+def clock_router(clock: ManualClock, runner: TimerRunner | None) -> APIRouter:
+    """``GET/POST /ops/clock``: read or move a manual clock, then run every timer once."""
+    router = APIRouter(prefix="/ops", tags=["operations"])
+
+    @router.get("/clock", summary="The service's manual clock")
+    async def read_clock() -> ClockState:
+        return ClockState(now=clock.now())
+
+    @router.post("/clock", summary="Move the manual clock forward and run every timer once")
+    async def move_clock(move: ClockMove) -> ClockState:
+        try:
+            _apply(clock, move)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        ran = await runner.run_all() if runner is not None else {}
+        return ClockState(now=clock.now(), timers=ran)
+
+    return router
+
+
+def _apply(clock: ManualClock, move: ClockMove) -> None:
+    if (move.now is None) == (move.advance_s is None):
+        raise ValueError("give exactly one of 'now' or 'advance_s'")
+    if move.now is not None:
+        clock.set(move.now)
+    else:
+        clock.advance(timedelta(seconds=move.advance_s or 0.0))

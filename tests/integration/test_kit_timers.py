@@ -1,0 +1,154 @@
+"""Kit timers and the manual clock on the real stack: one replica ticks at a time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from kafka_io import eventually
+
+from schemas.notifications import Channel, NotificationKind, NotificationSent
+from servicekit.clock import ManualClock
+from servicekit.runtime import ServiceContext, ServiceDefinition, ServiceRuntime
+from servicekit.settings import settings_for
+from servicekit.timers import TickOutcome, Timer
+from servicekit.unit_of_work import UnitOfWork
+from upward.stack import free_ports
+
+pytestmark = pytest.mark.integration
+START = datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+
+
+async def record_tick(uow: UnitOfWork) -> None:
+    """Store the clock time of the tick and announce it (through the outbox)."""
+    await uow.conn.execute("INSERT INTO ticks (at) VALUES ($1)", uow.now)
+    await uow.emit(
+        NotificationSent(
+            notification_id=f"tick-{uow.now.isoformat()}",
+            recipient_id="ops",
+            channel=Channel.EMAIL,
+            kind=NotificationKind.ELIGIBILITY,
+            sent_at=uow.now,
+        )
+    )
+
+
+def timers(context: ServiceContext) -> list[Timer]:
+    return [Timer(name="record", interval_s=3600, tick=record_tick)]
+
+
+def _definition(migrations: Path) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="ticker",
+        version="0",
+        subscribes=(),
+        publishes=("upward.notifications",),
+        handlers={},
+        migrations=migrations,
+        timers=timers,
+    )
+
+
+@pytest.fixture
+async def runtime(
+    kafka_bootstrap: str, fresh_database_url: str, tmp_path: Path
+) -> AsyncIterator[ServiceRuntime]:
+    (tmp_path / "0001_ticks.sql").write_text("CREATE TABLE ticks (at timestamptz NOT NULL);")
+    settings = settings_for("ticker")(
+        service_name="ticker",
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        http_port=free_ports(1)[0],
+        relay_poll_interval_s=0.2,
+    )
+    rt = ServiceRuntime(_definition(tmp_path), settings, clock=ManualClock(START))
+    await rt.start()
+    yield rt
+    rt.stop.set()
+    await rt.wait()
+
+
+async def _ticks(runtime: ServiceRuntime) -> list[datetime]:
+    assert runtime.pool is not None
+    return [r["at"] for r in await runtime.pool.fetch("SELECT at FROM ticks ORDER BY at")]
+
+
+async def test_timer_ticks_at_start_with_the_clock_time(runtime: ServiceRuntime) -> None:
+    ticks = await eventually(lambda: _ticks(runtime), lambda t: len(t) >= 1)
+    assert ticks == [START]
+
+
+async def test_clock_route_moves_time_and_runs_every_timer(runtime: ServiceRuntime) -> None:
+    await eventually(lambda: _ticks(runtime), lambda t: len(t) >= 1)
+    base = f"http://127.0.0.1:{runtime.settings.http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        moved = await client.post("/ops/clock", json={"advance_s": 7200})
+        backwards = await client.post("/ops/clock", json={"now": START.isoformat()})
+        both = await client.post("/ops/clock", json={"advance_s": 1, "now": START.isoformat()})
+        state = await client.get("/ops/clock")
+    assert moved.status_code == 200
+    assert moved.json()["timers"] == {"record": "ran"}
+    assert await _ticks(runtime) == [START, START + timedelta(hours=2)]
+    assert backwards.status_code == 422 and "backwards" in backwards.text
+    assert both.status_code == 422
+    assert datetime.fromisoformat(state.json()["now"]) == START + timedelta(hours=2)
+
+
+async def test_tick_is_skipped_while_another_replica_holds_the_timer(
+    runtime: ServiceRuntime, fresh_database_url: str
+) -> None:
+    await eventually(lambda: _ticks(runtime), lambda t: len(t) >= 1)
+    other = await asyncpg.connect(runtime.settings.database_url.get_secret_value())
+    try:
+        async with other.transaction():
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('upward-timer'), hashtext('ticker:record'))"
+            )
+            assert await runtime.run_timers() == {"record": TickOutcome.SKIPPED}
+        assert await runtime.run_timers() == {"record": TickOutcome.RAN}
+    finally:
+        await other.close()
+    assert len(await _ticks(runtime)) == 2
+
+
+async def test_failed_tick_rolls_back_and_the_service_keeps_running(
+    kafka_bootstrap: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "0001_ticks.sql").write_text("CREATE TABLE ticks (at timestamptz NOT NULL);")
+
+    async def broken(uow: UnitOfWork) -> None:
+        await uow.conn.execute("INSERT INTO ticks (at) VALUES ($1)", uow.now)
+        raise RuntimeError("bug in a tick")
+
+    definition = ServiceDefinition(
+        name="broken",
+        version="0",
+        subscribes=(),
+        publishes=(),
+        handlers={},
+        migrations=tmp_path,
+        timers=lambda context: [Timer(name="broken", interval_s=3600, tick=broken)],
+    )
+    settings = settings_for("broken")(
+        service_name="broken",
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        http_port=free_ports(1)[0],
+    )
+    rt = ServiceRuntime(definition, settings, clock=ManualClock(START))
+    await rt.start()
+    try:
+        assert await rt.run_timers() == {"broken": TickOutcome.FAILED}
+        assert rt.pool is not None
+        assert await rt.pool.fetchval("SELECT count(*) FROM ticks") == 0
+        assert rt.alive()
+    finally:
+        rt.stop.set()
+        await rt.wait()
