@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,18 +25,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from schemas.registry import TOPIC_NAMES, dlq_topic
 from servicekit import db
-from servicekit.runtime import ServiceDefinition
 from servicekit.settings import ServiceSettings, load_settings, settings_for
 
-SERVICES: dict[str, str] = {
-    "matching": "services.matching.bootstrap",
-    "sessions": "services.sessions.bootstrap",
-    "feedback": "services.feedback.bootstrap",
-    "notifications": "services.notifications.bootstrap",
-    "welcome": "examples.welcome_service",
-}
-"""Service name -> the module whose ``DEFINITION`` describes it (``welcome``: the kit's example)."""
+SERVICES = ("matching", "sessions", "feedback", "notifications")
+"""The four services; each is the package ``services.<name>`` (``examples.welcome_service``
+is accepted too, as ``welcome``: the kit's example)."""
 
+_EXAMPLE = "welcome"
 _TOPIC_ALREADY_EXISTS = 36
 
 
@@ -157,18 +154,34 @@ async def _partition_drift(admin: AIOKafkaAdminClient, present: list[TopicSpec])
     ]
 
 
-def service_definition(name: str) -> ServiceDefinition:
-    """The :class:`ServiceDefinition` of service ``name`` (its module's ``DEFINITION``)."""
-    if name not in SERVICES:
+def _check_known(name: str) -> None:
+    if name not in (*SERVICES, _EXAMPLE):
         raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
-    definition = importlib.import_module(SERVICES[name]).DEFINITION
-    assert isinstance(definition, ServiceDefinition)
-    return definition
+
+
+def migrations_dir(name: str) -> Path:
+    """The migrations of service ``name``: ``services/<name>/migrations``."""
+    _check_known(name)
+    if name == _EXAMPLE:
+        return Path(importlib.import_module("examples").__path__[0]) / "welcome_migrations"
+    return Path(importlib.import_module(f"services.{name}").__path__[0]) / "migrations"
 
 
 def settings_class(name: str) -> type[ServiceSettings]:
-    """The settings class service ``name`` loads (environment ``UPWARD_<NAME>_*``)."""
-    return settings_for(name)
+    """The settings class service ``name`` loads: ``services/<name>/settings.py``'s subclass
+    of :class:`ServiceSettings` (when it has one), read from ``UPWARD_<NAME>_*``."""
+    _check_known(name)
+    base = ServiceSettings
+    if name != _EXAMPLE and importlib.util.find_spec(f"services.{name}.settings"):
+        module = importlib.import_module(f"services.{name}.settings")
+        own = [
+            cls
+            for cls in vars(module).values()
+            if isinstance(cls, type) and issubclass(cls, ServiceSettings)
+            and cls.__module__ == module.__name__
+        ]  # fmt: skip
+        base = own[0] if len(own) == 1 else base
+    return settings_for(name, base)
 
 
 def known_env_names(name: str) -> set[str]:
@@ -186,12 +199,11 @@ def known_env_names(name: str) -> set[str]:
 
 async def migrate(name: str) -> list[str]:
     """Apply the kit's and service ``name``'s pending migrations to its own database."""
-    definition = service_definition(name)
     settings = load_settings(name)
     pool = await db.create_pool(settings.database_url.get_secret_value(), max_size=1)
     try:
         applied = await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
-        applied += await db.apply_migrations(pool, definition.name, definition.migrations)
+        applied += await db.apply_migrations(pool, name, migrations_dir(name))
         return applied
     finally:
         await pool.close()
@@ -226,7 +238,7 @@ def prepare(
     if not services:
         raise typer.BadParameter("name at least one --service")
     for name in services:
-        service_definition(name)  # fail before changing anything
+        migrations_dir(name)  # fail before changing anything
     if not skip_topics:
         _prepare_topics(TopicPlan.model_validate_json(topics), load_settings(services[0]))
     for name in services:
