@@ -268,3 +268,18 @@ def test_every_kind_is_rendered_somewhere(rendered: dict[str, list[Manifest]]) -
         "Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "HorizontalPodAutoscaler",
         "ServiceMonitor", "NetworkPolicy", "ConfigMap", "Secret", "Job", "ServiceAccount",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("serviceDefaults.autoscaling.mod=keda", "additional properties 'mod' not allowed"),
+        ("services.billing.enabled=true", "additional properties 'billing' not allowed"),
+        ("serviceDefaults.autoscaling.mode=vpa", "/serviceDefaults/autoscaling/mode"),
+        ("topicPrefix=eu-west", "/topicPrefix"),
+    ],
+)
+def test_values_schema_refuses_typos(helm: Path, setting: str, complaint: str) -> None:
+    result = run_helm(helm, "template", "upward", str(CHART), "--set", setting)
+    assert result.returncode != 0
+    assert complaint in result.stderr
