@@ -37,6 +37,7 @@ class NotificationKind(StrEnum):
     SESSION_CANCELLED = "session_cancelled"
     SESSION_REMINDER = "session_reminder"
     FEEDBACK_REQUEST = "feedback_request"
+    FEEDBACK_OVERDUE = "feedback_overdue"
     PAIR_AT_RISK = "pair_at_risk"
     PAIR_STALLED = "pair_stalled"
     MATCH_RUN_SUMMARY = "match_run_summary"

@@ -1,0 +1,21 @@
+"""Process entry point: ``python -m services.notifications``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from servicekit.runtime import run_service
+from servicekit.settings import load_settings
+from services.notifications.bootstrap import definition
+from services.notifications.settings import NotificationsSettings
+
+
+def main() -> None:
+    """Read the settings from the environment and run the service until SIGTERM."""
+    settings = load_settings("notifications", base=NotificationsSettings)
+    assert isinstance(settings, NotificationsSettings)
+    asyncio.run(run_service(definition(settings), settings))
+
+
+if __name__ == "__main__":
+    main()

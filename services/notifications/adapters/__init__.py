@@ -1,0 +1,1 @@
+"""Adapters of the notifications service: its store, mail and chat channels, templates."""

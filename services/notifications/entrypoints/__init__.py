@@ -1,0 +1,1 @@
+"""Entry points of the notifications service: HTTP routes and the process entry point."""

@@ -1,0 +1,50 @@
+"""Fixtures of the notifications tests: real SMTP and webhook receivers, a migrated database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import ThreadingHTTPServer
+
+import asyncpg
+import pytest
+from receivers import RunningSmtp, WebhookReceiver, handler_for, start_smtp
+
+from servicekit import db
+from services.notifications.bootstrap import MIGRATIONS
+from upward.stack import free_ports
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[RunningSmtp]:
+    controller, running = start_smtp()
+    yield running
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_server_with_auth() -> Iterator[RunningSmtp]:
+    controller, running = start_smtp(require_auth=True)
+    yield running
+    controller.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(port=free_ports(1)[0])
+    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), handler_for(receiver))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+async def notifications_pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh database with the kit's and the service's migrations applied."""
+    pool = await db.create_pool(fresh_database_url, max_size=12)
+    await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
+    await db.apply_migrations(pool, "notifications", MIGRATIONS)
+    yield pool
+    await pool.close()
