@@ -5,14 +5,16 @@ No Docker engine here: nothing is started; the file is checked against the repos
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from test_container_image import entry_names
 
-from upward.deploy import SERVICES, TopicPlan, known_env_names
+from upward.deploy import SERVICES, TopicPlan, known_env_names, settings_class
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -115,3 +117,15 @@ def test_prometheus_scrapes_each_service_and_loads_the_rules() -> None:
     assert targets == {f"upward-{name}": [f"{name}:8000"] for name in SERVICES}
     mounted = {v.split(":")[1] for v in services()["prometheus"]["volumes"]}
     assert set(config["rule_files"]) <= mounted
+
+
+def test_each_service_loads_its_compose_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SERVICES:
+        with monkeypatch.context() as env:
+            for key in [k for k in os.environ if k.startswith("UPWARD_")]:
+                env.delenv(key)
+            for key, value in services()[name]["environment"].items():
+                env.setenv(key, str(value))
+            settings = settings_class(name)(service_name=name)
+        assert settings.kafka_bootstrap_servers == "kafka:9092"
+        assert settings.http_host == "0.0.0.0"

@@ -10,6 +10,7 @@ locked-down pods, probes, companions per service, autoscaling capped at the part
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 import yaml
 from conftest import CHART, VALUES_FILES, CrdValidator, Manifest, render, run_helm
 
-from upward.deploy import TopicPlan, desired_topics, known_env_names
+from upward.deploy import TopicPlan, desired_topics, known_env_names, settings_class
 
 CUSTOM_KINDS = {"ScaledObject", "ServiceMonitor"}
 KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.utils.latest_version())
@@ -283,3 +284,21 @@ def test_values_schema_refuses_typos(helm: Path, setting: str, complaint: str) -
     result = run_helm(helm, "template", "upward", str(CHART), "--set", setting)
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_each_service_loads_its_rendered_settings(
+    rendered: dict[str, list[Manifest]], values_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMap's values pass the service's own settings validation."""
+    for name, config_map in of_kind(rendered[values_file], "ConfigMap").items():
+        service = name.removeprefix("upward-")
+        with monkeypatch.context() as env:
+            for key in [k for k in os.environ if k.startswith("UPWARD_")]:
+                env.delenv(key)
+            for key, value in config_map["data"].items():
+                env.setenv(key, value)
+            env.setenv(f"UPWARD_{service.upper()}_DATABASE_URL", "postgresql://db/x")
+            settings = settings_class(service)(service_name=service)
+        assert settings.http_host == "0.0.0.0" and settings.http_port == 8000
+        assert settings.region == values_of(values_file)["region"]
