@@ -1,10 +1,12 @@
 """Events of topic ``upward.feedback``: feedback requests, ratings and pair health.
 
 Published by the feedback service. Key: ``pair_id`` for every event of this topic.
-Confidentiality: feedback never carries free text on the wire, only ratings, and
-FeedbackSubmitted names the respondent's *side*, not their id. Individual ratings are for
-the feedback service's health model; anything shown to admins is aggregated over at least
-the program's ``k_anonymity`` people, by the feedback service, never by a subscriber.
+Confidentiality: feedback never carries free text or individual ratings on the wire.
+FeedbackSubmitted names the respondent's *side*, not their id, but pair_id + side identify
+the person to a reader of PairFormed, so it says only that a request was answered.
+Individual ratings are for the feedback service's health model; anything shown to admins
+is aggregated over at least the program's ``k_anonymity`` people, by the feedback service,
+never by a subscriber.
 """
 
 from __future__ import annotations
@@ -131,10 +133,20 @@ class FeedbackRequested(_KindOfFeedback):
 
 
 class FeedbackSubmitted(_KindOfFeedback):
-    """A feedback response: ratings only. Comments stay in the feedback service."""
+    """A request was answered. Ratings and comments stay in the feedback service.
+
+    ``pair_id`` and ``side`` name the respondent to anyone who also reads PairFormed, so
+    the feedback service does not publish the ratings (``ratings`` stays absent); it
+    publishes only that the request was answered, and whether late.
+    """
 
     side: PairSide = Field(description="Side of the respondent: mentor or mentee.")
-    ratings: Ratings = Field(description="The ratings, 1-5.")
+    ratings: Ratings | None = Field(
+        default=None,
+        description="Not published (always absent): with pair_id and side the ratings would "
+        "identify the respondent. Kept for readers of older events.",
+    )
+    late: bool = Field(default=False, description="Answered after the request's due time.")
 
     event_type: ClassVar[str] = "FeedbackSubmitted"
     subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS,)
@@ -149,7 +161,6 @@ class FeedbackSubmitted(_KindOfFeedback):
             kind=FeedbackKind.SESSION,
             session_id="ses-7f3a9c-01",
             side=PairSide.MENTEE,
-            ratings=Ratings(satisfaction=5, usefulness=4, psychological_safety=5),
         )
 
 

@@ -1,6 +1,8 @@
 """Events of topic ``upward.pairs``: proposals, acceptance and the life of a pair.
 
-Published by the matching service. Key: ``pair_id`` (``run_id`` for MatchRunCompleted).
+Published by the matching service, except PairEnded with reason ``completed``, which the
+sessions service publishes when the program's duration is over for the pair. Key:
+``pair_id`` (``run_id`` for MatchRunCompleted).
 A pair is *proposed*, both people *accept* (voluntary participation) and it is *formed*;
 either may decline, and a formed pair *ends* with a reason. Declined and ended pairs are
 never proposed again.
@@ -205,6 +207,7 @@ class PairEnded(_PairEvent):
     )
 
     event_type: ClassVar[str] = "PairEnded"
+    publishers: ClassVar[tuple[str, ...]] = (MATCHING, SESSIONS)
     subscribers: ClassVar[tuple[str, ...]] = (SESSIONS, FEEDBACK, NOTIFICATIONS, EXTERNAL)
 
     @classmethod

@@ -23,11 +23,18 @@ the change and started at v1 with ``languages``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from schemas.base import EventData, Upcaster
 from schemas.primitives import (
@@ -82,6 +89,38 @@ class Preferences(BaseModel):
     )
 
 
+class Weekday(StrEnum):
+    """A day of the week."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+class WorkingHours(BaseModel):
+    """Local working hours, in the participant's own time zone; sessions are placed inside."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    start: time = Field(description="Local start of the working day, e.g. `09:00`.")
+    end: time = Field(description="Local end of the working day, after the start, e.g. `17:00`.")
+    days: list[Weekday] = Field(
+        default_factory=lambda: [Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI],
+        min_length=1,
+        description="Working days; Monday to Friday when absent.",
+    )
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("working hours must end after they start")
+        return self
+
+
 class ParticipantProfile(EventData):
     """A participant's profile, shared by ParticipantJoined and ParticipantUpdated."""
 
@@ -114,6 +153,11 @@ class ParticipantProfile(EventData):
     )
     preferences: Preferences = Field(
         default_factory=Preferences, description="prefer / avoid lists of participant ids."
+    )
+    working_hours: WorkingHours | None = Field(
+        default=None,
+        description="Local working hours for scheduling sessions; absent: the sessions "
+        "service's default (09:00-17:00, Monday to Friday).",
     )
 
     topic: ClassVar[str] = TOPIC

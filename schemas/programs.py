@@ -106,9 +106,11 @@ class FeedbackSettings(_Frozen):
     after_each_session: bool = Field(
         default=True, description="Request feedback from both sides after every held session."
     )
-    milestone_weeks: list[int] = Field(
-        default_factory=lambda: [4, 12],
-        description="Program weeks (from pair formation) at which milestone feedback is due.",
+    milestone_weeks: list[int] | None = Field(
+        default=None,
+        description="Weeks (from the pair's kickoff) at which milestone feedback is due. "
+        "Absent: kickoff + 2 weeks, the program's midpoint and its close, from duration_weeks. "
+        "A milestone past the program's end is due at the end.",
     )
     response_days: int = Field(
         default=7, ge=1, le=60, description="Days a respondent has to answer a request."

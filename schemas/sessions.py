@@ -138,6 +138,10 @@ class SessionRescheduled(_TimedSession):
     requested_by: Identifier | None = Field(
         default=None, description="Participant who asked for the change, if one did."
     )
+    warnings: list[ShortText] = Field(
+        default_factory=list,
+        description="Scheduling compromises of the new time, e.g. outside working hours.",
+    )
 
     event_type: ClassVar[str] = "SessionRescheduled"
     subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS, EXTERNAL)

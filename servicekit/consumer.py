@@ -33,7 +33,7 @@ from servicekit.kafka import make_consumer
 from servicekit.logs import bound, get_logger
 from servicekit.retry import Backoff, is_transient, retry_transient
 from servicekit.settings import ServiceSettings
-from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
+from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork, run_committed
 
 _log = get_logger(__name__)
 T = TypeVar("T")
@@ -184,17 +184,21 @@ class RecordProcessor:
             )
             outcomes: dict[int, Outcome] = {}
             emitted: list[tuple[str, CloudEvent]] = []
+            committed: list[Callable[[], None]] = []
             for w in work:
                 if w.event.envelope.id not in fresh:
                     outcomes[w.index] = Outcome.DUPLICATE
                     continue
                 fresh.discard(w.event.envelope.id)  # a second copy in this batch is a duplicate
-                emitted += await self._run_handler(conn, w)
+                uow = await self._run_handler(conn, w)
+                emitted += uow.emitted
+                committed += uow.committed_actions
                 outcomes[w.index] = Outcome.HANDLED
             await outbox.append(conn, emitted, max_bytes=self._settings.max_event_bytes)
+        run_committed(committed)
         return outcomes
 
-    async def _run_handler(self, conn: Connection, work: Work) -> list[tuple[str, CloudEvent]]:
+    async def _run_handler(self, conn: Connection, work: Work) -> UnitOfWork:
         started = time.perf_counter()
         uow = UnitOfWork(
             conn,
@@ -207,7 +211,7 @@ class RecordProcessor:
         metrics.HANDLER_LATENCY.labels(work.event.data.event_type).observe(
             time.perf_counter() - started
         )
-        return uow.emitted
+        return uow
 
     async def _dead_letter(
         self, record: RawRecord, reason: str, detail: str, error: str

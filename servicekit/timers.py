@@ -27,7 +27,7 @@ from servicekit.clock import Clock, ManualClock
 from servicekit.logs import get_logger
 from servicekit.retry import is_transient
 from servicekit.settings import ServiceSettings
-from servicekit.unit_of_work import UnitOfWork
+from servicekit.unit_of_work import UnitOfWork, run_committed
 
 _log = get_logger(__name__)
 _TIMER_LOCK_CLASS = "upward-timer"
@@ -95,6 +95,7 @@ class TimerRunner:
             )
             await timer.tick(uow)
             await uow.flush(max_bytes=s.max_event_bytes)
+        run_committed(uow.committed_actions)
         return TickOutcome.RAN
 
     async def run(self, stop: asyncio.Event) -> None:

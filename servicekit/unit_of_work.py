@@ -50,6 +50,7 @@ class UnitOfWork:
         self._region = region
         self._traceparent = child_span(cause.traceparent if cause else None).traceparent
         self.emitted: list[tuple[str, CloudEvent]] = []
+        self.committed_actions: list[Callable[[], None]] = []
 
     async def emit(self, data: EventData) -> CloudEvent:
         """Add the event ``data`` to the outbox of this transaction."""
@@ -63,6 +64,14 @@ class UnitOfWork:
         )
         self.emitted.append((data.topic, event))
         return event
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once this transaction has committed (never on rollback).
+
+        For side effects outside the database that must not count a rolled-back
+        or replayed attempt, such as incrementing a metric.
+        """
+        self.committed_actions.append(action)
 
     async def flush(self, *, max_bytes: int) -> None:
         """Write the buffered events to the outbox (still inside the transaction)."""
@@ -84,6 +93,13 @@ async def unit_of_work(
         uow = UnitOfWork(conn, source=source, region=region, clock=clock)
         yield uow
         await uow.flush(max_bytes=max_event_bytes)
+    run_committed(uow.committed_actions)
+
+
+def run_committed(actions: list[Callable[[], None]]) -> None:
+    """Run the after-commit actions of committed units of work, in order."""
+    for action in actions:
+        action()
 
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[None]]

@@ -220,7 +220,9 @@ class DeliveryWorker:
             for d in message.deliveries:
                 if d.delivery_id in marked:
                     await uow.emit(_sent_event(d, uow.now))
-                    metrics.NOTIFICATIONS_SENT.labels(d.channel.value, d.kind.value).inc()
+                    uow.after_commit(
+                        metrics.NOTIFICATIONS_SENT.labels(d.channel.value, d.kind.value).inc
+                    )
 
     async def _failed(self, message: Message, token: str, error: SendError) -> None:
         async with self._command() as uow:
@@ -250,7 +252,9 @@ class DeliveryWorker:
         for d in deliveries:
             if d.delivery_id in failed:
                 await uow.emit(_failed_event(d, error))
-                metrics.NOTIFICATIONS_FAILED.labels(d.channel.value, d.kind.value).inc()
+                uow.after_commit(
+                    metrics.NOTIFICATIONS_FAILED.labels(d.channel.value, d.kind.value).inc
+                )
 
     def _command(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A transaction whose emitted events go to the outbox when it commits."""

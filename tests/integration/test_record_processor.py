@@ -166,3 +166,32 @@ async def test_oversized_record_is_dead_lettered_truncated(
     assert headers["dlq.reason"] == "oversized"
     assert headers["dlq.truncated"] == str(len(huge.value or b""))
     assert dead[0].value == (huge.value or b"")[:2048]
+
+
+async def test_after_commit_actions_run_once_per_committed_effect(
+    parts: tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer],
+) -> None:
+    settings, pool, producer = parts
+    topic = settings.physical_topic("upward.participants")
+    counted: list[str] = []
+
+    async def counting(data: ParticipantJoined, uow: UnitOfWork) -> None:
+        uow.after_commit(lambda: counted.append(data.participant_id))
+        await refusing_or_welcoming(data, uow)
+
+    processor = RecordProcessor(
+        settings=settings,
+        pool=pool,
+        producer=producer,
+        handlers={ParticipantJoined: counting},
+        stop=asyncio.Event(),
+    )
+    # the refused event rolls the whole batch back; it is then applied one by one
+    batch = [
+        joined_record("emp-a", 0, topic=topic)[0],
+        joined_record("refuse-b", 1, topic=topic)[0],
+        joined_record("emp-c", 2, topic=topic)[0],
+    ]
+    await processor.process_batch(batch)
+    await processor.process_batch(batch)  # redelivered: nothing new commits
+    assert counted == ["emp-a", "emp-c"]

@@ -74,7 +74,12 @@ def test_session_must_end_after_it_starts() -> None:
 def test_feedback_carries_no_free_text() -> None:
     data = FeedbackSubmitted.example().model_dump(mode="json")
     data["comment"] = "my mentor is a jerk"
-    data["ratings"]["comment"] = "confidential"
+    data["ratings"] = {  # an older producer's shape: ratings, plus a stray comment
+        "satisfaction": 5,
+        "usefulness": 4,
+        "psychological_safety": 5,
+        "comment": "confidential",
+    }
     submitted = FeedbackSubmitted.model_validate(data)
     assert "confidential" not in submitted.model_dump_json()
     assert "jerk" not in submitted.model_dump_json()
@@ -90,7 +95,7 @@ def test_feedback_kind_needs_its_reference() -> None:
 
 def test_rating_out_of_range_is_rejected() -> None:
     data = FeedbackSubmitted.example().model_dump(mode="json")
-    data["ratings"]["satisfaction"] = 6
+    data["ratings"] = {"satisfaction": 6, "usefulness": 4, "psychological_safety": 5}
     with pytest.raises(ValidationError):
         FeedbackSubmitted.model_validate(data)
 
@@ -130,3 +135,17 @@ def test_envelope_rejects_naive_time_and_bad_traceparent() -> None:
             CloudEvent.model_validate(base | changes)
     with pytest.raises(ValidationError):
         CloudEvent.model_validate(base | {"schemaversion": 0})
+
+
+def test_milestone_weeks_given_are_kept_and_absent_means_derived() -> None:
+    data = ProgramCreated.example().model_dump(mode="json")
+    data["feedback"] = {"milestone_weeks": [4, 12], "response_days": 5}
+    assert ProgramCreated.model_validate(data).feedback.milestone_weeks == [4, 12]
+    data["feedback"] = {"response_days": 5}
+    assert ProgramCreated.model_validate(data).feedback.milestone_weeks is None
+
+
+def test_feedback_submitted_no_longer_needs_ratings() -> None:
+    submitted = FeedbackSubmitted.example()
+    assert submitted.ratings is None and submitted.late is False
+    assert "ratings" not in submitted.model_dump(exclude_none=True)

@@ -1,0 +1,1 @@
+"""The feedback service's adapters: its PostgreSQL store and its metrics."""

@@ -1,0 +1,407 @@
+"""The feedback service's handlers: one function per event, command or timer tick.
+
+Each runs inside one unit of work: it loads state through the store on ``uow.conn``,
+asks the domain what follows, saves it and emits the events that result. Effects are
+idempotent by natural key (request ids derive from pair, session or week and side; a
+held session is stored once), so a *different* event carrying the same fact, e.g. a
+re-published SessionHeld, changes nothing either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from schemas.feedback import FeedbackKind, PairAtRisk, PairHealthChanged
+from schemas.pairs import PairEnded, PairFormed
+from schemas.primitives import PairSide
+from schemas.programs import ProgramClosed, ProgramCreated, ProgramUpdated
+from schemas.sessions import PairStalled, SessionHeld, SessionMissed
+from servicekit.db import Connection
+from servicekit.unit_of_work import HandlerTable, UnitOfWork
+from services.feedback.adapters.metrics import PAIR_HEALTH_PAIRS, PAIRS_AT_RISK
+from services.feedback.adapters.repository import (
+    PENDING,
+    RELEASED,
+    FeedbackStore,
+    PostgresFeedbackStore,
+)
+from services.feedback.domain import health, milestones, outcomes, privacy, requests
+from services.feedback.domain.pairs import PairRecord
+from services.feedback.domain.programs import ProgramSettings, program_settings, unknown_program
+from services.feedback.domain.requests import FeedbackRequest, PairMembers
+from services.feedback.domain.submissions import (
+    Answer,
+    StoredAnswer,
+    SubmissionRefused,
+    check_submission,
+    submitted_event,
+)
+
+StoreFactory = Callable[[Connection], FeedbackStore]
+
+
+class RequestNotFound(SubmissionRefused):
+    """No request has this id."""
+
+
+def _event_time(uow: UnitOfWork) -> datetime:
+    """When the fact happened: the cause's CloudEvents time, else the clock."""
+    return uow.cause.time if uow.cause is not None else uow.now
+
+
+async def _program_or_defaults(
+    store: FeedbackStore, program_id: str, uow: UnitOfWork
+) -> ProgramSettings:
+    found = await store.program(program_id=program_id)
+    return found or unknown_program(program_id, uow.now.date())
+
+
+async def _emit_requests(
+    store: FeedbackStore, uow: UnitOfWork, wanted: list[FeedbackRequest]
+) -> None:
+    for request in await store.add_requests(requests=wanted):
+        await uow.emit(request.to_event())
+
+
+# programs
+
+
+async def record_program(
+    data: ProgramCreated | ProgramUpdated, uow: UnitOfWork, *, store: StoreFactory
+) -> None:
+    """Keep the program's calendar, feedback settings, k and admins (latest revision)."""
+    await store(uow.conn).save_program(program=program_settings(data))
+
+
+async def record_program_closed(
+    data: ProgramClosed, uow: UnitOfWork, *, store: StoreFactory
+) -> None:
+    """Note the closing; the pairs end through PairEnded."""
+    await store(uow.conn).close_program(program_id=data.program_id, closed_at=data.closed_at)
+
+
+# pairs
+
+
+async def record_pair_formed(data: PairFormed, uow: UnitOfWork, *, store: StoreFactory) -> None:
+    """Start following a pair; ask about sessions that were held before we knew it."""
+    s = store(uow.conn)
+    members = PairMembers(data.pair_id, data.program_id, data.mentor_id, data.mentee_id)
+    if not await s.add_pair(members=members, formed_at=_event_time(uow)):
+        return
+    for session_id in await s.held_sessions(pair_id=data.pair_id):
+        await _request_session_feedback(s, uow, members, session_id)
+    await reassess_pair(s, uow, data.pair_id)
+
+
+async def record_pair_ended(data: PairEnded, uow: UnitOfWork, *, store: StoreFactory) -> None:
+    """Stop following a pair; a pair that stayed to the end gets its close survey now."""
+    s = store(uow.conn)
+    ended = await s.end_pair(pair_id=data.pair_id, reason=data.reason, ended_at=_event_time(uow))
+    if ended and data.reason in outcomes.STAYED_REASONS:
+        await _request_close_survey(s, uow, data.pair_id, data.program_id)
+
+
+async def _request_close_survey(
+    s: FeedbackStore, uow: UnitOfWork, pair_id: str, program_id: str
+) -> None:
+    record = await s.pair(pair_id=pair_id)
+    program = await s.program(program_id=program_id)
+    if record is None or program is None:
+        return
+    schedule = milestones.milestone_schedule(formed_at=record.formed_at, calendar=program.calendar)
+    close = milestones.closing_milestone(schedule)
+    if close is not None:
+        wanted = requests.milestone_requests(
+            record.members, week=close.week, now=uow.now, response_days=program.response_days
+        )
+        await _emit_requests(s, uow, wanted)
+
+
+# sessions
+
+
+async def record_session_held(data: SessionHeld, uow: UnitOfWork, *, store: StoreFactory) -> None:
+    """Ask both people for feedback; a held session clears misses and a stall."""
+    s = store(uow.conn)
+    held = await s.record_held_session(
+        pair_id=data.pair_id,
+        program_id=data.program_id,
+        session_id=data.session_id,
+        held_at=data.held_at,
+    )
+    if not held:
+        return
+    await s.set_attendance(pair_id=data.pair_id, consecutive_missed=0, stalled=False)
+    record = await s.pair(pair_id=data.pair_id)
+    if record is None:
+        return  # the requests follow when PairFormed arrives
+    await _request_session_feedback(s, uow, record.members, data.session_id)
+    await reassess_pair(s, uow, data.pair_id)
+
+
+async def _request_session_feedback(
+    s: FeedbackStore, uow: UnitOfWork, members: PairMembers, session_id: str
+) -> None:
+    program = await _program_or_defaults(s, members.program_id, uow)
+    if program.after_each_session:
+        wanted = requests.session_requests(
+            members, session_id=session_id, now=uow.now, response_days=program.response_days
+        )
+        await _emit_requests(s, uow, wanted)
+
+
+async def record_session_missed(
+    data: SessionMissed, uow: UnitOfWork, *, store: StoreFactory
+) -> None:
+    """Count the misses in a row; they lower the pair's health."""
+    s = store(uow.conn)
+    await s.set_attendance(
+        pair_id=data.pair_id, consecutive_missed=data.consecutive_missed, stalled=None
+    )
+    await reassess_pair(s, uow, data.pair_id)
+
+
+async def record_pair_stalled(data: PairStalled, uow: UnitOfWork, *, store: StoreFactory) -> None:
+    """A stalled pair loses health until a session is held."""
+    s = store(uow.conn)
+    await s.set_attendance(
+        pair_id=data.pair_id, consecutive_missed=data.consecutive_missed, stalled=True
+    )
+    await reassess_pair(s, uow, data.pair_id)
+
+
+# pair health
+
+
+async def reassess_pair(s: FeedbackStore, uow: UnitOfWork, pair_id: str) -> None:
+    """Score an open pair again; announce a band change, and a crossing into at_risk."""
+    record = await s.pair(pair_id=pair_id, for_update=True)
+    if record is None or not record.open:
+        return
+    program = await _program_or_defaults(s, record.members.program_id, uow)
+    assessment = health.assess(await _health_inputs(s, record), threshold=program.at_risk_threshold)
+    await s.save_health(pair_id=pair_id, assessment=assessment)
+    change = health.change_between(record.health_band, assessment)
+    if change is None:
+        return
+    await uow.emit(_health_changed(record, change))
+    if change.now_at_risk:
+        await uow.emit(_at_risk(record, assessment, program.at_risk_threshold))
+        uow.after_commit(PAIRS_AT_RISK.inc)
+
+
+async def _health_inputs(s: FeedbackStore, record: PairRecord) -> health.HealthInputs:
+    return health.HealthInputs(
+        answers=await s.recent_answers(pair_id=record.pair_id, limit=health.RATING_WINDOW),
+        consecutive_missed=record.consecutive_missed,
+        stalled=record.stalled,
+        closed_requests_missing=await s.closed_request_outcomes(
+            pair_id=record.pair_id, limit=health.NO_FEEDBACK_WINDOW
+        ),
+    )
+
+
+def _health_changed(record: PairRecord, change: health.HealthChange) -> PairHealthChanged:
+    return PairHealthChanged(
+        pair_id=record.pair_id,
+        program_id=record.members.program_id,
+        health=change.assessment.band,
+        previous_health=change.previous,
+        score=change.assessment.score,
+        signals=list(change.assessment.signals),
+    )
+
+
+def _at_risk(
+    record: PairRecord, assessment: health.HealthAssessment, threshold: float
+) -> PairAtRisk:
+    return PairAtRisk(
+        pair_id=record.pair_id,
+        program_id=record.members.program_id,
+        mentor_id=record.members.mentor_id,
+        mentee_id=record.members.mentee_id,
+        score=assessment.score,
+        threshold=threshold,
+        signals=list(assessment.signals),
+        recommended_action=health.recommended_action(assessment, threshold=threshold),
+    )
+
+
+# the submission command (HTTP)
+
+
+@dataclass(frozen=True)
+class SubmitAnswer:
+    """A participant answers one of their requests."""
+
+    request_id: str
+    caller_id: str
+    answer: Answer
+
+
+async def submit_answer(
+    command: SubmitAnswer, uow: UnitOfWork, *, store: StoreFactory
+) -> StoredAnswer:
+    """Accept an answer (late ones too, flagged), feed the report tables and the health."""
+    s = store(uow.conn)
+    state = await s.request(request_id=command.request_id)
+    if state is None:
+        raise RequestNotFound(f"no feedback request {command.request_id}")
+    request = state.request
+    program = await s.program(program_id=request.program_id)
+    catalogue = program.topics if program is not None else None
+    check_submission(
+        request, state.status, command.answer, caller_id=command.caller_id, catalogue=catalogue
+    )
+    late = requests.is_late(due_at=request.due_at, submitted_at=uow.now)
+    stored = StoredAnswer(request, command.answer, uow.now, late)
+    await s.save_answer(stored=stored)
+    await _add_to_reports(s, stored)
+    await release_outcomes(s, uow, request.program_id)
+    await uow.emit(submitted_event(request, late=late))
+    await reassess_pair(s, uow, request.pair_id)
+    return stored
+
+
+async def _add_to_reports(s: FeedbackStore, stored: StoredAnswer) -> None:
+    r = stored.request
+    await s.add_contribution(
+        program_id=r.program_id,
+        atom=(r.side.value, r.kind.value),
+        person_id=r.participant_id,
+        totals=outcomes.RatingTotals.of(stored.answer),
+    )
+    for skill in stored.answer.skills:
+        await s.add_skill(program_id=r.program_id, mentee_id=r.participant_id, skill=skill)
+
+
+async def release_outcomes(s: FeedbackStore, uow: UnitOfWork, program_id: str) -> None:
+    """Move pending answers into the admins' figures when k-anonymity allows it."""
+    await s.lock_outcomes(program_id=program_id)
+    program = await _program_or_defaults(s, program_id, uow)
+    k = program.k_anonymity
+    atoms = privacy.releasable_pending(
+        outcomes.FEEDBACK_DIMENSIONS,
+        released=await s.contribution_people(program_id=program_id, stage=RELEASED),
+        pending=await s.contribution_people(program_id=program_id, stage=PENDING),
+        k=k,
+    )
+    if atoms:
+        await s.release_contributions(program_id=program_id, atoms=atoms, released_at=uow.now)
+    topics = outcomes.topics_to_release(await s.pending_skill_mentees(program_id=program_id), k=k)
+    if topics:
+        await s.release_skills(program_id=program_id, topics=topics)
+
+
+# queries (admins' outcomes)
+
+
+@dataclass(frozen=True)
+class OutcomeReport:
+    """A program's outcomes as admins may see them (every figure k-checked)."""
+
+    program_id: str
+    k: int
+    figures_as_of: datetime | None
+    feedback: list[outcomes.FeedbackCell]
+    skills: list[outcomes.SkillGrowth]
+    retention: list[outcomes.RetentionCell]
+    sessions: outcomes.SessionFigures
+
+
+async def program_outcomes(
+    s: FeedbackStore,
+    program: ProgramSettings,
+    *,
+    side: PairSide | None = None,
+    kind: FeedbackKind | None = None,
+) -> OutcomeReport:
+    """The released figures of a program, for one filter combination or all of them."""
+    k, program_id = program.k_anonymity, program.program_id
+    filtered = side is not None or kind is not None
+    cell = (side.value if side else None, kind.value if kind else None) if filtered else None
+    totals = await s.released_totals(program_id=program_id)
+    taking_part = await s.participation(program_id=program_id)
+    status = {key: outcomes.participation(reasons) for key, reasons in taking_part.items()}
+    retention = outcomes.retention_table(status, k=k)
+    people = frozenset(person for _, person in taking_part)
+    skills = outcomes.skill_table(await s.released_skills(program_id=program_id), k=k)
+    return OutcomeReport(
+        program_id=program_id,
+        k=k,
+        figures_as_of=await s.last_release(program_id=program_id),
+        feedback=outcomes.feedback_table(totals, k=k, cell=cell),
+        skills=skills if side in (None, PairSide.MENTEE) else [],
+        retention=[c for c in retention if side is None or c.side == side.value],
+        sessions=outcomes.session_figures(
+            await s.sessions_by_pair(program_id=program_id), people, k=k
+        ),
+    )
+
+
+# timers
+
+
+async def request_due_milestones(uow: UnitOfWork, *, store: StoreFactory) -> None:
+    """Send the milestone surveys that fell due, to both people of each open pair."""
+    s = store(uow.conn)
+    requested = await s.requested_milestones()
+    programs: dict[str, ProgramSettings | None] = {}
+    for record in await s.open_pairs():
+        program_id = record.members.program_id
+        if program_id not in programs:
+            programs[program_id] = await s.program(program_id=program_id)
+        program = programs[program_id]
+        if program is not None:
+            await _request_milestones(
+                s, uow, record, program, requested.get(record.pair_id, frozenset())
+            )
+
+
+async def _request_milestones(
+    s: FeedbackStore,
+    uow: UnitOfWork,
+    record: PairRecord,
+    program: ProgramSettings,
+    requested: frozenset[int],
+) -> None:
+    schedule = milestones.milestone_schedule(formed_at=record.formed_at, calendar=program.calendar)
+    for due in milestones.due_milestones(schedule, requested_weeks=requested, now=uow.now):
+        wanted = requests.milestone_requests(
+            record.members, week=due.week, now=uow.now, response_days=program.response_days
+        )
+        await _emit_requests(s, uow, wanted)
+
+
+async def mark_overdue_requests(uow: UnitOfWork, *, store: StoreFactory) -> None:
+    """Requests past due without an answer become missing (a late answer is still taken)."""
+    s = store(uow.conn)
+    for pair_id in await s.mark_missing(now=uow.now):
+        await reassess_pair(s, uow, pair_id)
+
+
+async def refresh_health_gauge(uow: UnitOfWork, *, store: StoreFactory) -> None:
+    """Set ``upward_pair_health_pairs{band}`` from the store."""
+    for band, count in (await store(uow.conn).health_bands()).items():
+        PAIR_HEALTH_PAIRS.labels(band.value).set(count)
+
+
+def handler_table(store: StoreFactory) -> HandlerTable:
+    """The one table of event handlers, bound to a store."""
+    return {
+        ProgramCreated: partial(record_program, store=store),
+        ProgramUpdated: partial(record_program, store=store),
+        ProgramClosed: partial(record_program_closed, store=store),
+        PairFormed: partial(record_pair_formed, store=store),
+        PairEnded: partial(record_pair_ended, store=store),
+        SessionHeld: partial(record_session_held, store=store),
+        SessionMissed: partial(record_session_missed, store=store),
+        PairStalled: partial(record_pair_stalled, store=store),
+    }
+
+
+HANDLERS: HandlerTable = handler_table(PostgresFeedbackStore)

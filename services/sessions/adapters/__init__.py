@@ -1,0 +1,1 @@
+"""The sessions service's adapters: its PostgreSQL store, iCalendar and metrics."""

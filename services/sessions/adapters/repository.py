@@ -1,0 +1,591 @@
+"""The sessions service's store: the abstract port and its asyncpg implementation.
+
+Every method takes keyword-only arguments. Handlers get a repository bound to the
+connection of their unit of work, so reads and writes join its transaction. Changes to
+one pair are serialised by locking the pair's row first (``get_pair(lock=True)``);
+every change to a session happens while its pair is locked.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import asyncpg
+
+from servicekit.db import Connection
+from services.sessions.domain.agenda import Topic
+from services.sessions.domain.model import (
+    Note,
+    Pair,
+    PairStatus,
+    Participant,
+    Program,
+    Session,
+    SessionStatus,
+)
+from services.sessions.domain.slots import Interval, WorkingHours
+
+
+class SessionsRepository(ABC):
+    """Port: what the handlers need from the store."""
+
+    # Programs -----------------------------------------------------------------------
+    @abstractmethod
+    async def save_program(self, *, program: Program) -> bool:
+        """Insert or replace a program unless its revision is not newer; True if saved."""
+
+    @abstractmethod
+    async def get_program(self, *, program_id: str) -> Program | None:
+        """The program, or None when it is not known yet."""
+
+    @abstractmethod
+    async def close_program(self, *, program_id: str) -> None:
+        """Mark the program closed: its pairs get no new sessions."""
+
+    @abstractmethod
+    async def move_pair_ends(self, *, program_id: str, duration: timedelta) -> int:
+        """Set ``ends_at = formed_at + duration`` on the program's active pairs."""
+
+    # Participants -------------------------------------------------------------------
+    @abstractmethod
+    async def save_participant(self, *, participant: Participant, program_id: str) -> None:
+        """Insert or replace a directory entry and the person's wants in ``program_id``."""
+
+    @abstractmethod
+    async def get_participant(self, *, participant_id: str, program_id: str) -> Participant | None:
+        """The directory entry with the wants of ``program_id``, or None."""
+
+    @abstractmethod
+    async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
+        """Erase the person's directory entry, wants and notes; return rows erased."""
+
+    @abstractmethod
+    async def is_forgotten(self, *, participant_id: str) -> bool:
+        """True once the person asked to be forgotten."""
+
+    # Pairs --------------------------------------------------------------------------
+    @abstractmethod
+    async def add_pair(self, *, pair: Pair) -> bool:
+        """Insert a pair; False (and no change) when the pair id is already known."""
+
+    @abstractmethod
+    async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
+        """The pair; ``lock`` holds its row until the transaction ends."""
+
+    @abstractmethod
+    async def save_pair(self, *, pair: Pair) -> None:
+        """Store the pair's new state."""
+
+    @abstractmethod
+    async def pair_ids(
+        self,
+        *,
+        statuses: Sequence[PairStatus],
+        program_id: str | None = None,
+        participant_id: str | None = None,
+    ) -> list[str]:
+        """Ids of the pairs in ``statuses``, of a program and/or with a participant."""
+
+    @abstractmethod
+    async def pairs(
+        self, *, participant_id: str | None = None, program_id: str | None = None, limit: int = 100
+    ) -> list[Pair]:
+        """Pairs of a participant and/or program, most recently formed first."""
+
+    @abstractmethod
+    async def pairs_to_complete(self, *, now: datetime, limit: int) -> list[str]:
+        """Active pairs whose program duration is over at ``now``."""
+
+    @abstractmethod
+    async def pairs_to_check_for_stall(self, *, now: datetime, limit: int) -> list[str]:
+        """Active, not yet stalled pairs that may have hit a stall rule at ``now``."""
+
+    # Sessions -----------------------------------------------------------------------
+    @abstractmethod
+    async def add_session(self, *, session: Session) -> bool:
+        """Insert a session; False when the pair already has one with that number."""
+
+    @abstractmethod
+    async def get_session(self, *, session_id: str) -> Session | None:
+        """The session, or None."""
+
+    @abstractmethod
+    async def save_session(self, *, session: Session) -> None:
+        """Store the session's new state."""
+
+    @abstractmethod
+    async def sessions_of_pair(self, *, pair_id: str) -> list[Session]:
+        """Every session of the pair, by number."""
+
+    @abstractmethod
+    async def busy(
+        self, *, participant_ids: Sequence[str], window: Interval, exclude: str | None = None
+    ) -> list[Interval]:
+        """Scheduled sessions of these people overlapping ``window`` (except ``exclude``)."""
+
+    @abstractmethod
+    async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
+        """Hold these people's calendars until the transaction ends (no double booking)."""
+
+    @abstractmethod
+    async def overdue_sessions(self, *, ended_before: datetime, limit: int) -> list[Session]:
+        """Scheduled sessions that ended before ``ended_before``, oldest first."""
+
+    @abstractmethod
+    async def sessions(
+        self,
+        *,
+        participant_id: str | None = None,
+        pair_id: str | None = None,
+        status: SessionStatus | None = None,
+        limit: int = 100,
+    ) -> list[Session]:
+        """Sessions of a participant's pairs and/or of a pair, by start time."""
+
+    # Notes --------------------------------------------------------------------------
+    @abstractmethod
+    async def add_note(self, *, note: Note) -> None:
+        """Keep a private note."""
+
+    @abstractmethod
+    async def notes(self, *, session_id: str) -> list[Note]:
+        """The notes of a session, oldest first."""
+
+
+_PAIR_COLUMNS = (
+    "pair_id, program_id, mentor_id, mentee_id, topics, formed_at, status, first_due,"
+    " ends_at, consecutive_missed, last_held_at, stalled, end_reason"
+)
+_SESSION_COLUMNS = (
+    "session_id, pair_id, program_id, number, due_at, starts_at, ends_at, agenda, warnings,"
+    " status, ical_sequence, attendees, absent, duration_minutes, topics_covered,"
+    " cancel_reason, updated_at"
+)
+_S_SESSION_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _SESSION_COLUMNS.split(","))
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(f"${i}" for i in range(1, count + 1))
+
+
+def _affected(status: str) -> int:
+    """Rows affected, from a command status such as ``DELETE 3``."""
+    return int(status.split()[-1])
+
+
+class PostgresSessionsRepository(SessionsRepository):
+    """The port on PostgreSQL, through one asyncpg connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def save_program(self, *, program: Program) -> bool:
+        """Insert or replace a program unless its revision is not newer; True if saved."""
+        saved = await self._conn.fetchval(
+            "INSERT INTO programs (program_id, name, cadence_days, duration_weeks,"
+            " session_minutes, max_missed_sessions, max_days_without_session, catalogue,"
+            " revision, closed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)"
+            " ON CONFLICT (program_id) DO UPDATE SET name = EXCLUDED.name,"
+            " cadence_days = EXCLUDED.cadence_days, duration_weeks = EXCLUDED.duration_weeks,"
+            " session_minutes = EXCLUDED.session_minutes,"
+            " max_missed_sessions = EXCLUDED.max_missed_sessions,"
+            " max_days_without_session = EXCLUDED.max_days_without_session,"
+            " catalogue = EXCLUDED.catalogue, revision = EXCLUDED.revision"
+            " WHERE programs.revision < EXCLUDED.revision RETURNING true",
+            *_program_row(program),
+        )
+        return bool(saved)
+
+    async def get_program(self, *, program_id: str) -> Program | None:
+        """The program, or None when it is not known yet."""
+        row = await self._conn.fetchrow("SELECT * FROM programs WHERE program_id = $1", program_id)
+        return None if row is None else _program(row)
+
+    async def close_program(self, *, program_id: str) -> None:
+        """Mark the program closed: its pairs get no new sessions."""
+        await self._conn.execute(
+            "UPDATE programs SET closed = true WHERE program_id = $1", program_id
+        )
+
+    async def move_pair_ends(self, *, program_id: str, duration: timedelta) -> int:
+        """Set ``ends_at = formed_at + duration`` on the program's active pairs."""
+        status = await self._conn.execute(
+            "UPDATE pairs SET ends_at = formed_at + $2 WHERE program_id = $1 AND status = 'active'",
+            program_id,
+            duration,
+        )
+        return _affected(status)
+
+    async def save_participant(self, *, participant: Participant, program_id: str) -> None:
+        """Insert or replace a directory entry and the person's wants in ``program_id``."""
+        await self._conn.execute(
+            "INSERT INTO participants (participant_id, display_name, email, timezone,"
+            " working_hours) VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (participant_id)"
+            " DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email,"
+            " timezone = EXCLUDED.timezone, working_hours = EXCLUDED.working_hours",
+            participant.participant_id,
+            participant.display_name,
+            participant.email,
+            participant.timezone,
+            _hours_json(participant.working_hours),
+        )
+        await self._conn.execute(
+            "INSERT INTO participant_wants (participant_id, program_id, wants)"
+            " VALUES ($1, $2, $3::jsonb) ON CONFLICT (participant_id, program_id)"
+            " DO UPDATE SET wants = EXCLUDED.wants",
+            participant.participant_id,
+            program_id,
+            json.dumps(participant.wants or {}),
+        )
+
+    async def get_participant(self, *, participant_id: str, program_id: str) -> Participant | None:
+        """The directory entry with the wants of ``program_id``, or None."""
+        row = await self._conn.fetchrow(
+            "SELECT p.*, w.wants FROM participants p LEFT JOIN participant_wants w"
+            " ON w.participant_id = p.participant_id AND w.program_id = $2"
+            " WHERE p.participant_id = $1",
+            participant_id,
+            program_id,
+        )
+        return None if row is None else _participant(row)
+
+    async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
+        """Erase the person's directory entry, wants and notes; return rows erased."""
+        erased = 0
+        for statement in (
+            "DELETE FROM participants WHERE participant_id = $1",
+            "DELETE FROM participant_wants WHERE participant_id = $1",
+            "DELETE FROM session_notes WHERE author_id = $1",
+        ):
+            erased += _affected(await self._conn.execute(statement, participant_id))
+        await self._conn.execute(
+            "INSERT INTO forgotten_participants (participant_id, forgotten_at) VALUES ($1, $2)"
+            " ON CONFLICT (participant_id) DO NOTHING",
+            participant_id,
+            now,
+        )
+        return erased
+
+    async def is_forgotten(self, *, participant_id: str) -> bool:
+        """True once the person asked to be forgotten."""
+        found = await self._conn.fetchval(
+            "SELECT true FROM forgotten_participants WHERE participant_id = $1", participant_id
+        )
+        return bool(found)
+
+    async def add_pair(self, *, pair: Pair) -> bool:
+        """Insert a pair; False (and no change) when the pair id is already known."""
+        added = await self._conn.fetchval(
+            f"INSERT INTO pairs ({_PAIR_COLUMNS}) VALUES ({_placeholders(13)})"
+            " ON CONFLICT (pair_id) DO NOTHING RETURNING true",
+            *_pair_row(pair),
+        )
+        return bool(added)
+
+    async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
+        """The pair; ``lock`` holds its row until the transaction ends."""
+        suffix = " FOR UPDATE" if lock else ""
+        row = await self._conn.fetchrow(
+            f"SELECT {_PAIR_COLUMNS} FROM pairs WHERE pair_id = $1{suffix}", pair_id
+        )
+        return None if row is None else _pair(row)
+
+    async def save_pair(self, *, pair: Pair) -> None:
+        """Store the pair's new state."""
+        await self._conn.execute(
+            "UPDATE pairs SET status = $2, first_due = $3, ends_at = $4,"
+            " consecutive_missed = $5, last_held_at = $6, stalled = $7, end_reason = $8"
+            " WHERE pair_id = $1",
+            pair.pair_id,
+            str(pair.status),
+            pair.first_due,
+            pair.ends_at,
+            pair.consecutive_missed,
+            pair.last_held_at,
+            pair.stalled,
+            pair.end_reason,
+        )
+
+    async def pair_ids(
+        self,
+        *,
+        statuses: Sequence[PairStatus],
+        program_id: str | None = None,
+        participant_id: str | None = None,
+    ) -> list[str]:
+        """Ids of the pairs in ``statuses``, of a program and/or with a participant."""
+        rows = await self._conn.fetch(
+            "SELECT pair_id FROM pairs WHERE status = ANY($1::text[])"
+            " AND ($2::text IS NULL OR program_id = $2)"
+            " AND ($3::text IS NULL OR $3 IN (mentor_id, mentee_id)) ORDER BY pair_id",
+            [str(s) for s in statuses],
+            program_id,
+            participant_id,
+        )
+        return [r["pair_id"] for r in rows]
+
+    async def pairs(
+        self, *, participant_id: str | None = None, program_id: str | None = None, limit: int = 100
+    ) -> list[Pair]:
+        """Pairs of a participant and/or program, most recently formed first."""
+        rows = await self._conn.fetch(
+            f"SELECT {_PAIR_COLUMNS} FROM pairs WHERE ($1::text IS NULL OR program_id = $1)"
+            " AND ($2::text IS NULL OR $2 IN (mentor_id, mentee_id))"
+            " ORDER BY formed_at DESC, pair_id LIMIT $3",
+            program_id,
+            participant_id,
+            limit,
+        )
+        return [_pair(r) for r in rows]
+
+    async def pairs_to_complete(self, *, now: datetime, limit: int) -> list[str]:
+        """Active pairs whose program duration is over at ``now``."""
+        rows = await self._conn.fetch(
+            "SELECT pair_id FROM pairs WHERE status = 'active' AND ends_at <= $1"
+            " ORDER BY ends_at, pair_id LIMIT $2",
+            now,
+            limit,
+        )
+        return [r["pair_id"] for r in rows]
+
+    async def pairs_to_check_for_stall(self, *, now: datetime, limit: int) -> list[str]:
+        """Active, not yet stalled pairs that may have hit a stall rule at ``now``."""
+        rows = await self._conn.fetch(
+            "SELECT p.pair_id FROM pairs p JOIN programs g ON g.program_id = p.program_id"
+            " WHERE p.status = 'active' AND NOT p.stalled AND ("
+            " p.consecutive_missed >= g.max_missed_sessions OR"
+            " coalesce(p.last_held_at, p.formed_at)"
+            " + make_interval(days => g.max_days_without_session) <= $1)"
+            " ORDER BY p.pair_id LIMIT $2",
+            now,
+            limit,
+        )
+        return [r["pair_id"] for r in rows]
+
+    async def add_session(self, *, session: Session) -> bool:
+        """Insert a session; False when the pair already has one with that number."""
+        added = await self._conn.fetchval(
+            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({_placeholders(17)})"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            *_session_row(session),
+        )
+        return bool(added)
+
+    async def get_session(self, *, session_id: str) -> Session | None:
+        """The session, or None."""
+        row = await self._conn.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
+        )
+        return None if row is None else _session(row)
+
+    async def save_session(self, *, session: Session) -> None:
+        """Store the session's new state."""
+        await self._conn.execute(
+            "UPDATE sessions SET starts_at = $2, ends_at = $3, agenda = $4, warnings = $5,"
+            " status = $6, ical_sequence = $7, attendees = $8, absent = $9,"
+            " duration_minutes = $10, topics_covered = $11, cancel_reason = $12,"
+            " updated_at = $13 WHERE session_id = $1",
+            session.session_id,
+            *_session_row(session)[5:],
+        )
+
+    async def sessions_of_pair(self, *, pair_id: str) -> list[Session]:
+        """Every session of the pair, by number."""
+        rows = await self._conn.fetch(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE pair_id = $1 ORDER BY number",
+            pair_id,
+        )
+        return [_session(r) for r in rows]
+
+    async def busy(
+        self, *, participant_ids: Sequence[str], window: Interval, exclude: str | None = None
+    ) -> list[Interval]:
+        """Scheduled sessions of these people overlapping ``window`` (except ``exclude``)."""
+        rows = await self._conn.fetch(
+            "SELECT s.starts_at, s.ends_at FROM sessions s JOIN pairs p ON p.pair_id = s.pair_id"
+            " WHERE s.status = 'scheduled' AND s.starts_at < $3 AND s.ends_at > $2"
+            " AND (p.mentor_id = ANY($1::text[]) OR p.mentee_id = ANY($1::text[]))"
+            " AND s.session_id IS DISTINCT FROM $4 ORDER BY s.starts_at",
+            list(participant_ids),
+            window.start,
+            window.end,
+            exclude,
+        )
+        return [Interval(r["starts_at"], r["ends_at"]) for r in rows]
+
+    async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
+        """Hold these people's calendars until the transaction ends (no double booking).
+
+        Transaction-scoped advisory locks, taken in id order so two planners wait for
+        each other instead of both booking the same free hour of a shared mentor.
+        """
+        for participant_id in sorted(set(participant_ids)):
+            await self._conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('upward-sessions-calendar'), hashtext($1))",
+                participant_id,
+            )
+
+    async def overdue_sessions(self, *, ended_before: datetime, limit: int) -> list[Session]:
+        """Scheduled sessions that ended before ``ended_before``, oldest first."""
+        rows = await self._conn.fetch(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE status = 'scheduled'"
+            " AND ends_at < $1 ORDER BY ends_at, session_id LIMIT $2",
+            ended_before,
+            limit,
+        )
+        return [_session(r) for r in rows]
+
+    async def sessions(
+        self,
+        *,
+        participant_id: str | None = None,
+        pair_id: str | None = None,
+        status: SessionStatus | None = None,
+        limit: int = 100,
+    ) -> list[Session]:
+        """Sessions of a participant's pairs and/or of a pair, by start time."""
+        rows = await self._conn.fetch(
+            f"SELECT {_S_SESSION_COLUMNS} FROM sessions s JOIN pairs p ON p.pair_id = s.pair_id"
+            " WHERE ($1::text IS NULL OR $1 IN (p.mentor_id, p.mentee_id))"
+            " AND ($2::text IS NULL OR s.pair_id = $2) AND ($3::text IS NULL OR s.status = $3)"
+            " ORDER BY s.starts_at, s.session_id LIMIT $4",
+            participant_id,
+            pair_id,
+            None if status is None else str(status),
+            limit,
+        )
+        return [_session(r) for r in rows]
+
+    async def add_note(self, *, note: Note) -> None:
+        """Keep a private note."""
+        await self._conn.execute(
+            "INSERT INTO session_notes (session_id, pair_id, author_id, body, written_at)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            note.session_id,
+            note.pair_id,
+            note.author_id,
+            note.body,
+            note.written_at,
+        )
+
+    async def notes(self, *, session_id: str) -> list[Note]:
+        """The notes of a session, oldest first."""
+        rows = await self._conn.fetch(
+            "SELECT session_id, pair_id, author_id, body, written_at FROM session_notes"
+            " WHERE session_id = $1 ORDER BY written_at, note_id",
+            session_id,
+        )
+        return [Note(**dict(r)) for r in rows]
+
+
+def _program_row(program: Program) -> tuple[Any, ...]:
+    catalogue = [
+        {"key": t.key, "title": t.title, "difficulty": t.difficulty} for t in program.catalogue
+    ]
+    return (
+        program.program_id,
+        program.name,
+        program.cadence_days,
+        program.duration_weeks,
+        program.session_minutes,
+        program.max_missed_sessions,
+        program.max_days_without_session,
+        json.dumps(catalogue),
+        program.revision,
+        program.closed,
+    )
+
+
+def _program(row: asyncpg.Record) -> Program:
+    data = dict(row)
+    data["catalogue"] = tuple(Topic(**t) for t in json.loads(data["catalogue"]))
+    return Program(**data)
+
+
+def _hours_json(hours: WorkingHours | None) -> str | None:
+    if hours is None:
+        return None
+    weekdays = sorted(hours.weekdays)
+    return json.dumps(
+        {"start": f"{hours.start:%H:%M}", "end": f"{hours.end:%H:%M}", "weekdays": weekdays}
+    )
+
+
+def _hours(text: str | None) -> WorkingHours | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    return WorkingHours(
+        start=time.fromisoformat(data["start"]),
+        end=time.fromisoformat(data["end"]),
+        weekdays=frozenset(data["weekdays"]),
+    )
+
+
+def _participant(row: asyncpg.Record) -> Participant:
+    data = dict(row)
+    data["working_hours"] = _hours(data["working_hours"])
+    data["wants"] = None if data["wants"] is None else json.loads(data["wants"])
+    return Participant(**data)
+
+
+def _pair_row(pair: Pair) -> tuple[Any, ...]:
+    return (
+        pair.pair_id,
+        pair.program_id,
+        pair.mentor_id,
+        pair.mentee_id,
+        list(pair.topics),
+        pair.formed_at,
+        str(pair.status),
+        pair.first_due,
+        pair.ends_at,
+        pair.consecutive_missed,
+        pair.last_held_at,
+        pair.stalled,
+        pair.end_reason,
+    )
+
+
+def _pair(row: asyncpg.Record) -> Pair:
+    data = dict(row)
+    data["topics"] = tuple(data["topics"])
+    data["status"] = PairStatus(data["status"])
+    return Pair(**data)
+
+
+def _session_row(session: Session) -> tuple[Any, ...]:
+    return (
+        session.session_id,
+        session.pair_id,
+        session.program_id,
+        session.number,
+        session.due_at,
+        session.starts_at,
+        session.ends_at,
+        list(session.agenda),
+        list(session.warnings),
+        str(session.status),
+        session.ical_sequence,
+        list(session.attendees),
+        list(session.absent),
+        session.duration_minutes,
+        list(session.topics_covered),
+        session.cancel_reason,
+        session.updated_at,
+    )
+
+
+_TUPLE_COLUMNS = ("agenda", "warnings", "attendees", "absent", "topics_covered")
+
+
+def _session(row: asyncpg.Record) -> Session:
+    data = dict(row)
+    for name in _TUPLE_COLUMNS:
+        data[name] = tuple(data[name])
+    data["status"] = SessionStatus(data["status"])
+    return Session(**data)

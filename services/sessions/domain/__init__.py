@@ -1,0 +1,1 @@
+"""Pure rules of the sessions service: no I/O, no asyncio."""

@@ -1,0 +1,1 @@
+"""The sessions service's entry points: its HTTP API and its process."""

@@ -1,0 +1,411 @@
+"""The sessions handlers end to end on the fake store: events in, events out, time moved."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import icalendar
+import pytest
+from prometheus_client import REGISTRY
+from sessions_harness import START, Harness, ended, formed, participant, program
+
+from schemas.pairs import PairEnded, PairEndReason
+from schemas.participants import ErasureCompleted, ParticipantForgotten, ParticipantUpdated
+from schemas.programs import ProgramClosed, ProgramClosedReason, ProgramUpdated
+from schemas.sessions import (
+    CancelReason,
+    PairStalled,
+    SessionCancelled,
+    SessionHeld,
+    SessionMissed,
+    SessionRescheduled,
+    SessionScheduled,
+    StallReason,
+)
+from services.sessions.domain.commands import Actor, Cancel, RecordHeld, RecordMissed, Reschedule
+from services.sessions.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from services.sessions.domain.model import PairStatus, SessionStatus
+from services.sessions.handlers import (
+    cancel_session,
+    record_session_held,
+    record_session_missed,
+    reschedule_session,
+)
+
+MENTOR, MENTEE = Actor("emp-m"), Actor("emp-e")
+ADMIN = Actor("emp-00017", is_admin=True)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def method(ics: str) -> str:
+    return str(icalendar.Calendar.from_ical(ics)["METHOD"])
+
+
+def sequence(ics: str) -> int:
+    return int(next(iter(icalendar.Calendar.from_ical(ics).walk("VEVENT")))["SEQUENCE"])
+
+
+async def held(h: Harness, number: int, topics: tuple[str, ...] = ()) -> None:
+    session = h.of(SessionScheduled)[number - 1]
+    h.clock.set(max(h.clock.now(), session.starts_at + timedelta(minutes=5)))
+    command = RecordHeld(session.session_id, MENTEE, ("emp-m", "emp-e"), 55, topics, "private!")
+    await h.run(record_session_held, command)
+
+
+async def test_pair_formed_first_waits_for_program_and_people() -> None:
+    h = Harness()
+    await h.send(formed())
+    await h.send(program(), participant("emp-m", "Europe/London"))
+    assert h.events == []
+    pending = await h.repo.get_pair(pair_id="pair-1")
+    assert pending is not None and pending.status is PairStatus.PENDING
+    await h.send(participant("emp-e", "Europe/London"))
+    assert [e.sequence for e in h.of(SessionScheduled)] == [1, 2]
+
+
+async def test_first_sessions_follow_the_cadence_inside_working_hours() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first, second = h.of(SessionScheduled)
+    assert first.starts_at == utc(2025, 3, 5, 9)  # 48 h after forming, first working hour
+    assert second.starts_at == utc(2025, 3, 19, 9)  # 14 days later
+    assert first.ends_at - first.starts_at == timedelta(minutes=60)
+    assert (first.mentor_id, first.mentee_id) == ("emp-m", "emp-e") and first.warnings == []
+    assert first.agenda == ["social-media"] and second.agenda == ["genai-tools"]
+    assert method(first.ics) == "REQUEST" and sequence(first.ics) == 0
+    assert "mailto:emp-e@example.com" in first.ics.replace("\r\n ", "")
+
+
+async def test_pairs_far_apart_get_a_warning() -> None:
+    h = Harness()
+    await h.ready_pair("America/New_York", "Asia/Manila")
+    first = h.of(SessionScheduled)[0]
+    assert first.warnings and "Asia/Manila" in first.warnings[0]
+
+
+async def test_redelivered_pair_formed_schedules_nothing_twice() -> None:
+    h = Harness()
+    await h.ready_pair()
+    await h.send(formed(), formed())
+    assert len(h.of(SessionScheduled)) == 2
+    await h.send(participant("emp-e", "Europe/London"), program())
+    assert len(h.of(SessionScheduled)) == 2
+
+
+async def test_a_mentor_with_two_mentees_never_has_two_sessions_at_once() -> None:
+    h = Harness()
+    await h.ready_pair()
+    await h.send(participant("emp-x", "Europe/London"), formed("pair-2", "emp-m", "emp-x"))
+    sessions = h.of(SessionScheduled)
+    assert len(sessions) == 4
+    slots = sorted((s.starts_at, s.ends_at) for s in sessions)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(slots))
+
+
+async def test_held_session_keeps_notes_private_and_schedules_the_next() -> None:
+    h = Harness()
+    await h.ready_pair()
+    await held(h, 1, ("social-media",))
+    (event,) = h.of(SessionHeld)
+    assert event.attendees == ["emp-m", "emp-e"] and event.topics_covered == ["social-media"]
+    assert "private!" not in event.model_dump_json()
+    notes = await h.repo.notes(session_id=event.session_id)
+    assert [(n.author_id, n.body) for n in notes] == [("emp-e", "private!")]
+    third = h.of(SessionScheduled)[2]
+    assert third.sequence == 3 and third.starts_at == utc(2025, 4, 2, 8)  # London on BST now
+    assert "social-media" not in third.agenda
+
+
+async def test_recording_held_twice_or_too_early_is_refused() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first = h.of(SessionScheduled)[0]
+    early = RecordHeld(first.session_id, MENTOR, ("emp-m",), 30)
+    with pytest.raises(Conflict):
+        await h.run(record_session_held, early)
+    await held(h, 1)
+    with pytest.raises(Conflict):
+        await h.run(record_session_held, early)
+
+
+async def test_only_the_pair_records_what_happened() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first = h.of(SessionScheduled)[0]
+    h.clock.set(first.starts_at + timedelta(minutes=1))
+    with pytest.raises(Forbidden):
+        await h.run(
+            record_session_held, RecordHeld(first.session_id, Actor("emp-x"), ("emp-x",), 30)
+        )
+    with pytest.raises(Forbidden):
+        await h.run(record_session_held, RecordHeld(first.session_id, ADMIN, ("emp-m",), 30))
+    with pytest.raises(Invalid):
+        await h.run(record_session_held, RecordHeld(first.session_id, MENTOR, ("emp-x",), 30))
+    with pytest.raises(NotFound):
+        await h.run(record_session_held, RecordHeld("ses-nope", MENTOR, ("emp-m",), 30))
+
+
+async def test_unrecorded_sessions_become_missed_after_the_grace_period() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first = h.of(SessionScheduled)[0]
+    h.clock.set(first.ends_at + timedelta(minutes=59))
+    await h.tick()
+    assert h.of(SessionMissed) == []
+    await h.advance(timedelta(minutes=2))
+    (missed,) = h.of(SessionMissed)
+    assert missed.session_id == first.session_id and missed.consecutive_missed == 1
+    assert len(h.of(SessionScheduled)) == 3  # the next one is planned
+    assert h.of(PairStalled) == []
+
+
+async def test_the_grace_period_is_a_setting() -> None:
+    h = Harness(missed_grace_minutes=5)
+    await h.ready_pair()
+    h.clock.set(h.of(SessionScheduled)[0].ends_at + timedelta(minutes=6))
+    await h.tick()
+    assert len(h.of(SessionMissed)) == 1
+
+
+async def test_two_missed_in_a_row_stall_the_pair_once() -> None:
+    h = Harness()
+    await h.ready_pair()
+    second = h.of(SessionScheduled)[1]
+    h.clock.set(second.ends_at + timedelta(hours=2))
+    await h.tick()
+    assert [m.consecutive_missed for m in h.of(SessionMissed)] == [1, 2]
+    (stalled,) = h.of(PairStalled)
+    assert stalled.reason is StallReason.MISSED_SESSIONS and stalled.consecutive_missed == 2
+    assert stalled.last_held_at is None
+    await h.advance(timedelta(days=20))
+    assert len(h.of(PairStalled)) == 1
+
+
+async def test_days_without_a_held_session_stall_the_pair() -> None:
+    h = Harness()
+    rules = {"stall_rules": {"max_missed_sessions": 20, "max_days_without_session": 10}}
+    await h.send(
+        program(**rules),
+        participant("emp-m", "Europe/London"),
+        participant("emp-e", "Europe/London"),
+        formed(),
+    )
+    await h.advance(timedelta(days=9, hours=23))
+    assert h.of(PairStalled) == []
+    await h.advance(timedelta(hours=1))
+    (stalled,) = h.of(PairStalled)
+    assert stalled.reason is StallReason.NO_SESSION_HELD and stalled.days_without_session == 10
+
+
+async def test_a_held_session_clears_the_stall() -> None:
+    h = Harness()
+    await h.ready_pair()
+    h.clock.set(h.of(SessionScheduled)[1].ends_at + timedelta(hours=2))
+    await h.tick()
+    await held(h, 3)
+    pair = await h.repo.get_pair(pair_id="pair-1")
+    assert pair is not None and not pair.stalled and pair.consecutive_missed == 0
+
+
+async def test_participant_reports_a_no_show() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first = h.of(SessionScheduled)[0]
+    h.clock.set(first.starts_at + timedelta(minutes=20))
+    session = await h.run(record_session_missed, RecordMissed(first.session_id, MENTOR, ("emp-e",)))
+    assert session.status is SessionStatus.MISSED
+    assert h.of(SessionMissed)[0].absent == ["emp-e"]
+    with pytest.raises(Invalid):
+        await h.run(
+            record_session_missed,
+            RecordMissed(h.of(SessionScheduled)[1].session_id, MENTOR, ("x",)),
+        )
+
+
+async def test_reschedule_to_a_given_time_reissues_the_invite() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first = h.of(SessionScheduled)[0]
+    new_start = utc(2025, 3, 6, 20)  # evening: outside working hours
+    moved = await h.run(reschedule_session, Reschedule(first.session_id, MENTEE, new_start))
+    assert moved.starts_at == new_start and moved.ical_sequence == 1
+    (event,) = h.of(SessionRescheduled)
+    assert event.previous_starts_at == first.starts_at and event.requested_by == "emp-e"
+    assert sequence(event.ics) == 1 and method(event.ics) == "REQUEST"
+    assert len(event.warnings) == 2
+
+
+async def test_reschedule_refuses_clashes_and_the_past() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first, second = h.of(SessionScheduled)
+    with pytest.raises(Conflict):
+        await h.run(reschedule_session, Reschedule(first.session_id, MENTOR, second.starts_at))
+    with pytest.raises(Invalid):
+        await h.run(reschedule_session, Reschedule(first.session_id, MENTOR, START - timedelta(1)))
+    with pytest.raises(Invalid):
+        after_end = START + timedelta(weeks=30)
+        await h.run(reschedule_session, Reschedule(first.session_id, MENTOR, after_end))
+
+
+async def test_reschedule_without_a_time_finds_the_next_good_slot() -> None:
+    h = Harness()
+    await h.ready_pair()
+    h.clock.set(utc(2025, 3, 4, 12))
+    first = h.of(SessionScheduled)[0]
+    moved = await h.run(reschedule_session, Reschedule(first.session_id, ADMIN))
+    assert moved.starts_at == utc(2025, 3, 5, 12, 0)  # 24 h notice, then the first free slot
+    assert h.of(SessionRescheduled)[0].requested_by is None
+
+
+async def test_cancel_by_a_participant_then_the_next_is_planned() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first = h.of(SessionScheduled)[0]
+    cancelled = await h.run(cancel_session, Cancel(first.session_id, MENTOR))
+    assert cancelled.status is SessionStatus.CANCELLED
+    (event,) = h.of(SessionCancelled)
+    assert event.reason is CancelReason.PARTICIPANT_REQUEST and event.cancelled_by == "emp-m"
+    assert method(event.ics) == "CANCEL" and sequence(event.ics) == 1
+    assert [s.sequence for s in h.of(SessionScheduled)] == [1, 2, 3]
+    admin_cancel = await h.run(cancel_session, Cancel(h.of(SessionScheduled)[1].session_id, ADMIN))
+    assert admin_cancel.cancel_reason == "admin"
+    with pytest.raises(Conflict):
+        await h.run(cancel_session, Cancel(first.session_id, MENTOR))
+
+
+async def test_pair_ended_cancels_future_sessions_with_method_cancel() -> None:
+    h = Harness()
+    await h.ready_pair()
+    end = ended("emp-e")
+    await h.send(end)
+    cancelled = h.of(SessionCancelled)
+    assert len(cancelled) == 2
+    assert {c.reason for c in cancelled} == {CancelReason.PAIR_ENDED}
+    assert all(method(c.ics) == "CANCEL" for c in cancelled)
+    await h.send(end)
+    await h.advance(timedelta(days=60))
+    assert len(h.of(SessionCancelled)) == 2 and h.of(SessionScheduled)[2:] == []
+
+
+async def test_program_duration_over_ends_the_pair_completed() -> None:
+    h = Harness()
+    await h.send(
+        program(duration_weeks=4),
+        participant("emp-m", "Europe/London"),
+        participant("emp-e", "Europe/London"),
+        formed(),
+    )
+    assert len(h.of(SessionScheduled)) == 2
+    await held(h, 1)
+    await held(h, 2)
+    assert len(h.of(SessionScheduled)) == 2  # no third session fits in 4 weeks
+    await h.advance(timedelta(weeks=4))
+    (completed,) = h.of(PairEnded)
+    assert completed.reason is PairEndReason.COMPLETED and completed.pair_id == "pair-1"
+    await h.send(completed)  # our own PairEnded comes back from upward.pairs
+    await h.advance(timedelta(days=1))
+    assert len(h.of(PairEnded)) == 1
+
+
+async def test_completion_cancels_what_is_left() -> None:
+    h = Harness(sessions_ahead=3)
+    await h.send(
+        program(duration_weeks=4, cadence_days=7),
+        participant("emp-m", "Europe/London"),
+        participant("emp-e", "Europe/London"),
+        formed(),
+    )
+    await h.send(
+        ProgramUpdated.model_validate(
+            program(duration_weeks=2).model_dump()
+            | {"revision": 2, "changed_fields": ["duration_weeks"]}
+        )
+    )
+    h.clock.set(START + timedelta(weeks=2))
+    await h.tick()
+    assert h.of(PairEnded)[0].reason is PairEndReason.COMPLETED
+    assert {c.reason for c in h.of(SessionCancelled)} == {CancelReason.PAIR_ENDED}
+    assert len(h.of(SessionCancelled)) == 1
+
+
+async def test_forgotten_participant_is_erased_and_their_sessions_cancelled() -> None:
+    h = Harness()
+    await h.ready_pair()
+    await h.send(ParticipantForgotten(participant_id="emp-e", requested_at=START))
+    (erasure,) = h.of(ErasureCompleted)
+    assert erasure.participant_id == "emp-e" and erasure.records_erased == 2
+    cancelled = h.of(SessionCancelled)
+    assert {c.reason for c in cancelled} == {CancelReason.PARTICIPANT_FORGOTTEN}
+    assert all("emp-e@example.com" not in c.ics for c in cancelled)
+    assert await h.repo.get_participant(participant_id="emp-e", program_id="x") is None
+    update = ParticipantUpdated.model_validate(
+        participant("emp-e", "Europe/Paris").model_dump() | {"changed_fields": ["timezone"]}
+    )
+    await h.send(update)
+    assert await h.repo.get_participant(participant_id="emp-e", program_id="x") is None
+
+
+async def test_program_closed_cancels_and_ends_its_pairs() -> None:
+    h = Harness()
+    await h.ready_pair()
+    await h.send(
+        ProgramClosed(
+            program_id="prg-2025-digital",
+            reason=ProgramClosedReason.CANCELLED,
+            closed_at=START,
+            closed_by="emp-00017",
+        )
+    )
+    assert {c.reason for c in h.of(SessionCancelled)} == {CancelReason.PROGRAM_CLOSED}
+    pair = await h.repo.get_pair(pair_id="pair-1")
+    assert pair is not None and pair.status is PairStatus.ENDED
+    await h.send(formed("pair-2"))
+    assert len(h.of(SessionScheduled)) == 2  # a closed program schedules nothing new
+
+
+async def test_personal_working_hours_from_the_profile() -> None:
+    h = Harness()
+    early = {"working_hours": {"start": "06:00", "end": "10:00", "days": ["tue"]}}
+    await h.send(
+        program(),
+        participant("emp-m", "UTC", **early),
+        participant("emp-e", "UTC"),
+        formed(),
+    )
+    first = h.of(SessionScheduled)[0]
+    assert first.starts_at == utc(2025, 3, 11, 9) and first.warnings == []
+
+
+async def test_planning_locks_both_calendars() -> None:
+    h = Harness()
+    await h.ready_pair()
+    assert h.repo.locked_calendars == [("emp-e", "emp-m")]
+
+
+def counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("upward_sessions_total", {"outcome": outcome}) or 0.0
+
+
+async def test_outcomes_are_counted_in_metrics() -> None:
+    before = {o: counted(o) for o in ("scheduled", "held", "missed", "cancelled")}
+    stalled_before = REGISTRY.get_sample_value("upward_pairs_stalled_total") or 0.0
+    h = Harness()
+    await h.ready_pair()
+    await held(h, 1)
+    await h.run(cancel_session, Cancel(h.of(SessionScheduled)[1].session_id, MENTOR))
+    h.clock.set(h.of(SessionScheduled)[3].ends_at + timedelta(hours=2))
+    await h.tick()
+    after = {o: counted(o) - before[o] for o in before}
+    assert after == {
+        "scheduled": len(h.of(SessionScheduled)),
+        "held": 1,
+        "missed": len(h.of(SessionMissed)),
+        "cancelled": 1,
+    }
+    stalled_now = REGISTRY.get_sample_value("upward_pairs_stalled_total") or 0.0
+    assert stalled_now - stalled_before == len(h.of(PairStalled)) == 1
