@@ -153,7 +153,7 @@ class FeedbackSubmitted(_KindOfFeedback):
 
     @classmethod
     def example(cls) -> Self:
-        """Return the mentee's ratings of the first session."""
+        """Return the notice that the mentee answered about the first session."""
         return cls(
             pair_id=_PAIR,
             program_id=_PROGRAM,

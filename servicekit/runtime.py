@@ -34,7 +34,7 @@ from servicekit.outbox import OutboxRelay
 from servicekit.retry import Backoff, retry_transient
 from servicekit.settings import ServiceSettings
 from servicekit.streams import StreamsSetup, StreamWorker, create_stream_app
-from servicekit.timers import TickOutcome, Timer, TimerRunner, clock_router
+from servicekit.timers import AnyTimer, TickOutcome, TimerRunner, clock_router
 from servicekit.unit_of_work import HandlerTable
 
 _log = get_logger(__name__)
@@ -52,7 +52,7 @@ class ServiceContext:
 
 
 RouterFactory = Callable[[ServiceContext], Sequence[APIRouter]]
-TimerFactory = Callable[[ServiceContext], Sequence[Timer]]
+TimerFactory = Callable[[ServiceContext], Sequence[AnyTimer]]
 
 
 @dataclass(frozen=True)

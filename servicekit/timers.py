@@ -7,6 +7,11 @@ named after the service and the timer, so with several replicas only one runs
 a given timer at a time; the others skip that round. Events the tick emits go
 to the outbox of the same transaction, like a handler's. The tick reads the
 time from ``uow.now``, so a manual clock drives it in tests and in the demo.
+
+Work with network I/O in it (sending e-mail) must not hold a transaction open
+while it waits on the network: declare it as an :class:`ExclusiveTimer`. Its
+round runs with the same lock held at session level on a connection of its
+own, with no transaction open, and commits its own short transactions.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ class Timer:
     tick: Callable[[UnitOfWork], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class ExclusiveTimer:
+    """Work to run on one replica at a time, outside any transaction of the runner's.
+
+    ``run`` is called every ``interval_s`` seconds (and whenever the manual clock moves)
+    while the timer's advisory lock is held at session level; no transaction is open,
+    so ``run`` opens its own (``unit_of_work``) around its database work and does its
+    network I/O between them.
+    """
+
+    name: str
+    interval_s: float
+    run: Callable[[], Awaitable[None]]
+
+
+AnyTimer = Timer | ExclusiveTimer
+
+
 class TickOutcome(StrEnum):
     """What became of one tick."""
 
@@ -59,7 +82,7 @@ class TimerRunner:
         pool: asyncpg.Pool,
         settings: ServiceSettings,
         clock: Clock,
-        timers: Sequence[Timer],
+        timers: Sequence[AnyTimer],
     ) -> None:
         self._pool = pool
         self._settings = settings
@@ -67,7 +90,7 @@ class TimerRunner:
         self.timers = tuple(timers)
         self._guard = asyncio.Lock()
 
-    async def run_once(self, timer: Timer) -> TickOutcome:
+    async def run_once(self, timer: AnyTimer) -> TickOutcome:
         """Run one tick of ``timer``; failures are logged and counted, never raised."""
         try:
             outcome = await self._tick(timer)
@@ -84,11 +107,16 @@ class TimerRunner:
         """Run every timer once, in declaration order."""
         return {t.name: await self.run_once(t) for t in self.timers}
 
-    async def _tick(self, timer: Timer) -> TickOutcome:
+    def _lock_key(self, timer: AnyTimer) -> tuple[str, str]:
+        return _TIMER_LOCK_CLASS, f"{self._settings.service_name}:{timer.name}"
+
+    async def _tick(self, timer: AnyTimer) -> TickOutcome:
+        if isinstance(timer, ExclusiveTimer):
+            return await self._run_exclusive(timer)
         s = self._settings
         async with self._guard, self._pool.acquire() as conn, conn.transaction():
             lock = "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2))"
-            if not await conn.fetchval(lock, _TIMER_LOCK_CLASS, f"{s.service_name}:{timer.name}"):
+            if not await conn.fetchval(lock, *self._lock_key(timer)):
                 return TickOutcome.SKIPPED
             uow = UnitOfWork(
                 conn, source=f"/upward/{s.service_name}", region=s.region, clock=self._clock
@@ -98,11 +126,29 @@ class TimerRunner:
         run_committed(uow.committed_actions)
         return TickOutcome.RAN
 
+    async def _run_exclusive(self, timer: ExclusiveTimer) -> TickOutcome:
+        """The session-level lock, then ``run`` with no transaction open.
+
+        The lock shares its key with a transactional timer of the same name, so replicas
+        of two versions still exclude each other. A connection returned to the pool
+        without the unlock (cancelled) is reset by asyncpg, which releases the lock.
+        """
+        key = self._lock_key(timer)
+        async with self._guard, self._pool.acquire() as conn:
+            lock = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))"
+            if not await conn.fetchval(lock, *key):
+                return TickOutcome.SKIPPED
+            try:
+                await timer.run()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", *key)
+        return TickOutcome.RAN
+
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every timer on its interval until ``stop`` is set."""
         await asyncio.gather(*(self._loop(t, stop) for t in self.timers))
 
-    async def _loop(self, timer: Timer, stop: asyncio.Event) -> None:
+    async def _loop(self, timer: AnyTimer, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.run_once(timer)
             with contextlib.suppress(TimeoutError):
@@ -139,6 +185,9 @@ def clock_router(clock: ManualClock, runner: TimerRunner | None) -> APIRouter:
             _apply(clock, move)
         except ValueError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
+        except OverflowError as exc:
+            detail = "the clock cannot move that far (past year 9999)"
+            raise HTTPException(status_code=422, detail=detail) from exc
         ran = await runner.run_all() if runner is not None else {}
         return ClockState(now=clock.now(), timers=ran)
 

@@ -54,8 +54,8 @@ def timers(context: ServiceContext) -> list[Timer]:
 DEFINITION = ServiceDefinition(
     name="feedback",
     version="0.1.0",
-    subscribes=("upward.programs", "upward.pairs", "upward.sessions"),
-    publishes=("upward.feedback",),
+    subscribes=("upward.programs", "upward.participants", "upward.pairs", "upward.sessions"),
+    publishes=("upward.feedback", "upward.participants"),
     handlers=HANDLERS,
     migrations=MIGRATIONS,
     routers=routes,

@@ -9,6 +9,7 @@ re-published SessionHeld, changes nothing either.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,8 @@ from functools import partial
 
 from schemas.feedback import FeedbackKind, PairAtRisk, PairHealthChanged
 from schemas.pairs import PairEnded, PairFormed
-from schemas.primitives import PairSide
+from schemas.participants import ErasureCompleted, ParticipantForgotten
+from schemas.primitives import PairSide, ServiceName
 from schemas.programs import ProgramClosed, ProgramCreated, ProgramUpdated
 from schemas.sessions import PairStalled, SessionHeld, SessionMissed
 from servicekit.db import Connection
@@ -83,6 +85,32 @@ async def record_program_closed(
     await store(uow.conn).close_program(program_id=data.program_id, closed_at=data.closed_at)
 
 
+# participants
+
+
+async def forget_participant(
+    data: ParticipantForgotten, uow: UnitOfWork, *, store: StoreFactory
+) -> None:
+    """Erase the person's comments, replace their id by a pseudonym, confirm the erasure.
+
+    Ratings stay, under the pseudonym: they are in released figures, and taking them out
+    would move those figures by one person's answers. The pseudonym is random and not
+    kept, so nothing here links it back to the person.
+    """
+    pseudonym = f"forgotten-{uuid.uuid4().hex}"
+    erased = await store(uow.conn).forget_participant(
+        participant_id=data.participant_id, pseudonym=pseudonym, now=uow.now
+    )
+    await uow.emit(
+        ErasureCompleted(
+            participant_id=data.participant_id,
+            service=ServiceName.FEEDBACK,
+            completed_at=uow.now,
+            records_erased=erased,
+        )
+    )
+
+
 # pairs
 
 
@@ -90,6 +118,8 @@ async def record_pair_formed(data: PairFormed, uow: UnitOfWork, *, store: StoreF
     """Start following a pair; ask about sessions that were held before we knew it."""
     s = store(uow.conn)
     members = PairMembers(data.pair_id, data.program_id, data.mentor_id, data.mentee_id)
+    if await s.is_forgotten(participant_ids=(data.mentor_id, data.mentee_id)):
+        return  # formed before the erasure, delivered after it: ends anyway
     if not await s.add_pair(members=members, formed_at=_event_time(uow)):
         return
     for session_id in await s.held_sessions(pair_id=data.pair_id):
@@ -401,6 +431,7 @@ def handler_table(store: StoreFactory) -> HandlerTable:
         SessionHeld: partial(record_session_held, store=store),
         SessionMissed: partial(record_session_missed, store=store),
         PairStalled: partial(record_pair_stalled, store=store),
+        ParticipantForgotten: partial(forget_participant, store=store),
     }
 
 

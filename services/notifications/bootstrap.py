@@ -17,8 +17,7 @@ from schemas.participants import TOPIC as PARTICIPANTS
 from schemas.programs import TOPIC as PROGRAMS
 from schemas.sessions import TOPIC as SESSIONS
 from servicekit.runtime import ServiceContext, ServiceDefinition
-from servicekit.timers import Timer
-from servicekit.unit_of_work import UnitOfWork
+from servicekit.timers import ExclusiveTimer
 from services.notifications.adapters.channels import MessageChannel, SmtpChannel, WebhookChannel
 from services.notifications.adapters.repository import PostgresNotificationsRepository
 from services.notifications.adapters.templates import TemplateRenderer
@@ -64,20 +63,22 @@ def delivery_worker(
     )
 
 
-def timers(context: ServiceContext) -> list[Timer]:
+def timers(context: ServiceContext) -> list[ExclusiveTimer]:
     """One timer: the delivery worker's round.
 
-    The tick's own transaction only holds the timer's advisory lock (one replica sends
-    at a time); the worker commits its claims and completions in transactions of its own.
+    An :class:`ExclusiveTimer`: the runtime holds the timer's advisory lock (one replica
+    sends at a time) with no transaction open, so no transaction waits on an SMTP server
+    or a webhook; the worker commits its claims and completions in short transactions of
+    its own.
     """
     worker = delivery_worker(context)
     settings = context.settings
     assert isinstance(settings, NotificationsSettings)
 
-    async def deliver_due(uow: UnitOfWork) -> None:
+    async def deliver_due() -> None:
         await worker.run_round()
 
-    return [Timer(DELIVERY_TIMER, settings.delivery_interval_s, deliver_due)]
+    return [ExclusiveTimer(DELIVERY_TIMER, settings.delivery_interval_s, deliver_due)]
 
 
 def definition(settings: NotificationsSettings) -> ServiceDefinition:

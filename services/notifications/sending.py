@@ -1,6 +1,7 @@
 """The delivery worker: sends due deliveries, at least once on the wire, once in effect.
 
-Each round (a kit Timer tick, see bootstrap.py):
+Each round (a kit ExclusiveTimer, see bootstrap.py: one replica at a time, no
+transaction open around the round):
 
 1. **Claim** (one committed transaction): lock due deliveries with ``FOR UPDATE SKIP
    LOCKED``, group a person's digest deliveries into one message, hold back what quiet
@@ -99,8 +100,13 @@ class DeliveryWorker:
             async with limit:
                 await self.deliver(message, claim)
 
-        await asyncio.gather(*(deliver(m) for m in claim.messages))
+        outcomes = await asyncio.gather(
+            *(deliver(m) for m in claim.messages), return_exceptions=True
+        )
         await self.refresh_pending()
+        for outcome in outcomes:  # every message was completed or left leased; now report
+            if isinstance(outcome, BaseException):
+                raise outcome
         return len(claim.messages)
 
     async def claim(self) -> Claim:
@@ -164,6 +170,11 @@ class DeliveryWorker:
         except SendError as error:
             _log.warning("delivery_failed", message_id=message.message_id, error=str(error))
             await self._failed(message, claim.token, error)
+            return
+        except Exception as exc:  # a bug, not the receiver: retried, then reported failed
+            _log.exception("delivery_crashed", message_id=message.message_id)
+            crash = SendError("internal_error", transient=True, detail=repr(exc))
+            await self._failed(message, claim.token, crash)
             return
         await self._sent(message, claim.token)
 

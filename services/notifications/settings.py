@@ -27,6 +27,11 @@ class NotificationsSettings(ServiceSettings):
     smtp_username: str | None = Field(default=None, description="SMTP AUTH user (optional)")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password")
     smtp_validate_certs: bool = Field(default=True, description="Check the server certificate")
+    smtp_cert_bundle: str | None = Field(
+        default=None,
+        description="PEM file of CA certificates to trust for the SMTP server (e.g. an"
+        " internal CA); default: the system's",
+    )
     smtp_timeout_s: float = Field(default=30.0, gt=0, description="SMTP connect/command timeout")
     mail_from: str = Field(
         default="Upward <no-reply@upward.example>", description="From: header of every e-mail"

@@ -1,9 +1,10 @@
 """One small function per event, command and timer tick, and the HANDLERS table.
 
 Events: programs and participants feed the service's projections (a pair waits until
-its program and both people are known); PairFormed starts a pair's calendar and
-PairEnded stops it. Commands come from the HTTP API. Timer ticks notice missed
-sessions, stalled pairs and pairs whose program is over.
+its program and both people are known); PairFormed starts a pair's calendar;
+PairEnded, ParticipantLeft, ProgramClosed and ParticipantForgotten stop it. Commands
+come from the HTTP API. Timer ticks notice missed sessions, stalled pairs and pairs
+whose program is over.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from schemas.pairs import PairEnded, PairEndReason, PairFormed
 from schemas.participants import (
     ParticipantForgotten,
     ParticipantJoined,
+    ParticipantLeft,
     ParticipantProfile,
     ParticipantUpdated,
 )
 from schemas.programs import ProgramClosed, ProgramCreated, ProgramDefinition, ProgramUpdated
 from schemas.sessions import CancelReason
-from servicekit.unit_of_work import HandlerTable, UnitOfWork
+from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
 from services.sessions import publishing
 from services.sessions.adapters import metrics
 from services.sessions.adapters.calendar import invite
@@ -71,11 +73,22 @@ async def define_program(
     """Keep the program's definition; start the pairs that were waiting for it."""
     scope = open_scope(uow, deps)
     program = program_from(data)
+    before = await scope.repo.get_program(program_id=program.program_id)
     if not await scope.repo.save_program(program=program):
         return
     duration = timedelta(weeks=program.duration_weeks)
     await scope.repo.move_pair_ends(program_id=program.program_id, duration=duration)
     await activate_waiting(scope, program_id=program.program_id)
+    if before is not None and before.duration_weeks < program.duration_weeks:
+        await _top_up_program(scope, program.program_id)
+
+
+async def _top_up_program(scope: Scope, program_id: str) -> None:
+    """A longer program: pairs that had reached the old end get their next sessions."""
+    for pair_id in await scope.repo.pair_ids(statuses=[PairStatus.ACTIVE], program_id=program_id):
+        facts = await lock_pair(scope, pair_id)
+        if facts is not None:
+            await top_up(scope, facts)
 
 
 def program_from(data: ProgramDefinition) -> Program:
@@ -129,6 +142,22 @@ def participant_from(data: ParticipantProfile) -> Participant:
     )
 
 
+async def leave_program(data: ParticipantLeft, uow: UnitOfWork, *, deps: Dependencies) -> None:
+    """The person left the program: their pairs in it end here, future sessions cancelled.
+
+    Matching publishes the pairs' PairEnded (``participant_left``); when it arrives the
+    pairs are already ended here and it changes nothing.
+    """
+    scope = open_scope(uow, deps)
+    pair_ids = await scope.repo.pair_ids(
+        statuses=_OPEN, program_id=data.program_id, participant_id=data.participant_id
+    )
+    for pair_id in pair_ids:
+        await _end_here(
+            scope, pair_id, PairEndReason.PARTICIPANT_LEFT, ended_by=data.participant_id
+        )
+
+
 async def forget_participant(
     data: ParticipantForgotten, uow: UnitOfWork, *, deps: Dependencies
 ) -> None:
@@ -151,6 +180,8 @@ async def _end_here(
 
 async def start_pair(data: PairFormed, uow: UnitOfWork, *, deps: Dependencies) -> None:
     """Record the pair and schedule its first sessions (or wait for what is missing)."""
+    if data.mentor_id == data.mentee_id:
+        raise Rejected("a pair needs two different people: mentor_id equals mentee_id")
     scope = open_scope(uow, deps)
     pair = Pair(
         pair_id=data.pair_id,
@@ -244,6 +275,8 @@ async def _new_slot(
     ends_at = facts.pair.ends_at or session.ends_at
     if starts_at is None:
         return await _next_free_slot(scope, facts, session, length=length, ends_at=ends_at)
+    if starts_at <= scope.now:
+        raise Invalid("a session can only be moved to a time in the future")
     if starts_at >= ends_at:
         raise Invalid("the new time is after the end of the pair's program")
     wanted = Interval(starts_at, starts_at + length)
@@ -256,7 +289,8 @@ async def _new_slot(
 async def _next_free_slot(
     scope: Scope, facts: PairFacts, session: Session, *, length: timedelta, ends_at: datetime
 ) -> Slot:
-    start = scope.now + scope.policy.min_notice
+    """The least-bad free time within a week after the session (and the notice period)."""
+    start = max(scope.now + scope.policy.min_notice, session.ends_at)
     window = Interval(start, min(start + timedelta(days=7), ends_at))
     slot = None
     if window.start < window.end:
@@ -264,7 +298,7 @@ async def _next_free_slot(
             scope, facts, window=window, length=length, exclude=session.session_id
         )
     if slot is None:
-        raise Conflict("no free time left before the end of the pair's program")
+        raise Conflict("no free time in the week after the session, before the pair's end")
     return slot
 
 
@@ -340,6 +374,7 @@ def build_handlers(deps: Dependencies) -> HandlerTable:
         ProgramClosed: partial(close_program, deps=deps),
         ParticipantJoined: partial(record_participant, deps=deps),
         ParticipantUpdated: partial(record_participant, deps=deps),
+        ParticipantLeft: partial(leave_program, deps=deps),
         ParticipantForgotten: partial(forget_participant, deps=deps),
         PairFormed: partial(start_pair, deps=deps),
         PairEnded: partial(stop_pair, deps=deps),

@@ -202,8 +202,7 @@ async def plan_next(scope: Scope, facts: PairFacts, sessions: Sequence[Session])
     due = next_due(pair, sessions, cadence=cadence, earliest=earliest)
     if due is None or pair.ends_at is None:
         return None
-    window = search_window(due, cadence=cadence, ends_at=pair.ends_at)
-    slot = await free_slot(scope, facts, window=window, length=_length(program))
+    slot = await _first_free_slot(scope, facts, due, cadence=cadence, ends_at=pair.ends_at)
     if slot is None:
         return None
     number = len(sessions) + 1
@@ -223,6 +222,24 @@ async def plan_next(scope: Scope, facts: PairFacts, sessions: Sequence[Session])
 
 def _length(program: Program) -> timedelta:
     return timedelta(minutes=program.session_minutes)
+
+
+async def _first_free_slot(
+    scope: Scope, facts: PairFacts, due: datetime, *, cadence: timedelta, ends_at: datetime
+) -> Slot | None:
+    """The least-bad free slot of the session's window, or of the next window, and so on.
+
+    Only when every candidate of a window clashes does the search move on; None when
+    nothing is free before the pair's end.
+    """
+    length = _length(facts.require_program())
+    window = search_window(due, cadence=cadence, ends_at=ends_at)
+    while window.start < window.end:
+        slot = await free_slot(scope, facts, window=window, length=length)
+        if slot is not None:
+            return slot
+        window = search_window(window.end, cadence=cadence, ends_at=ends_at)
+    return None
 
 
 async def free_slot(

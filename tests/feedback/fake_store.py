@@ -44,6 +44,7 @@ class FakeState:
     contributions: dict[tuple[str, Atom, str, str], RatingTotals] = field(default_factory=dict)
     skills: dict[tuple[str, str, str], _Skill] = field(default_factory=dict)
     releases: dict[str, datetime] = field(default_factory=dict)
+    forgotten: dict[str, datetime] = field(default_factory=dict)
 
 
 class FakeFeedbackStore(FeedbackStore):
@@ -71,6 +72,45 @@ class FakeFeedbackStore(FeedbackStore):
             return False
         self.state.pairs[members.pair_id] = PairRecord(members=members, formed_at=formed_at)
         return True
+
+    async def forget_participant(
+        self, *, participant_id: str, pseudonym: str, now: datetime
+    ) -> int:
+        """Erase the person's comments, put ``pseudonym`` in place of their id; rows changed."""
+        self.state.forgotten.setdefault(participant_id, now)
+        st, changed = self.state, 0
+        for request_id, a in list(st.answers.items()):
+            if a.request.participant_id == participant_id and a.answer.comment is not None:
+                st.answers[request_id] = replace(a, answer=replace(a.answer, comment=None))
+                changed += 1
+
+        def rename(person: str) -> str:
+            nonlocal changed
+            changed += person == participant_id
+            return pseudonym if person == participant_id else person
+
+        for request_id, state in list(st.requests.items()):
+            request = replace(state.request, participant_id=rename(state.request.participant_id))
+            st.requests[request_id] = replace(state, request=request)
+            if request_id in st.answers:
+                st.answers[request_id] = replace(st.answers[request_id], request=request)
+        for pair_id, record in list(st.pairs.items()):
+            m = record.members
+            members = replace(m, mentor_id=rename(m.mentor_id), mentee_id=rename(m.mentee_id))
+            st.pairs[pair_id] = replace(record, members=members)
+        st.contributions = {
+            (program, atom, rename(person), stage): totals
+            for (program, atom, person, stage), totals in st.contributions.items()
+        }
+        st.skills = {
+            (program, topic, rename(mentee)): skill
+            for (program, topic, mentee), skill in st.skills.items()
+        }
+        return changed
+
+    async def is_forgotten(self, *, participant_ids: Collection[str]) -> bool:
+        """True when one of these people asked to be forgotten."""
+        return any(p in self.state.forgotten for p in participant_ids)
 
     async def pair(self, *, pair_id: str, for_update: bool = False) -> PairRecord | None:
         """The pair with its attendance and last health band (no locks in memory)."""
@@ -314,6 +354,21 @@ class FakeFeedbackStore(FeedbackStore):
         """Sessions held per pair of the program (0 for a pair without any)."""
         ids = [p for p, r in self.state.pairs.items() if r.members.program_id == program_id]
         return {p: sum(1 for pair, _ in self.state.held if pair == p) for p in ids}
+
+    async def people_asked_and_answering(self, *, program_id: str) -> tuple[int, int]:
+        """Distinct people asked for feedback in the program, and those who answered."""
+        mine = [s for s in self.state.requests.values() if s.request.program_id == program_id]
+        asked = {s.request.participant_id for s in mine}
+        answering = {s.request.participant_id for s in mine if s.status is RequestStatus.SUBMITTED}
+        return len(asked), len(answering)
+
+    async def takes_part(self, *, program_id: str, person_id: str) -> bool:
+        """True when the person is (or was) in a pair of the program."""
+        return any(
+            r.members.program_id == program_id
+            and person_id in (r.members.mentor_id, r.members.mentee_id)
+            for r in self.state.pairs.values()
+        )
 
 
 def _request_totals(state: RequestState) -> RequestTotals:

@@ -20,7 +20,8 @@ from schemas.feedback import (
     RiskAction,
 )
 from schemas.pairs import PairEnded, PairEndReason, PairFormed
-from schemas.primitives import PairingMode, PairSide
+from schemas.participants import ErasureCompleted, ParticipantForgotten
+from schemas.primitives import PairingMode, PairSide, ServiceName
 from schemas.programs import FeedbackSettings, ProgramCreated
 from schemas.sessions import PairStalled, SessionHeld, SessionMissed, StallReason
 from servicekit.clock import ManualClock
@@ -343,3 +344,31 @@ async def test_outcomes_show_k_people_and_hide_the_one_person_cell(h: Harness) -
     assert cell.answers.satisfaction is not None and cell.answers.satisfaction < 2.0
     full = await handlers.program_outcomes(h.store, settings)
     assert all(c.answers is None or c.answers.people in (0, 5, 6) for c in full.feedback)
+
+
+async def test_forgetting_a_participant_keeps_the_figures_and_confirms(h: Harness) -> None:
+    """The comment goes, the id goes, the released figures do not move by one person."""
+    for n in range(5):
+        await h.handle(formed(f"pair-{n}", mentor=f"emp-m{n}", mentee=f"emp-e{n}"))
+        events = requested(await h.handle(held(f"pair-{n}", f"ses-{n}")))
+        mentee = next(e for e in events if e.side is PairSide.MENTEE)
+        await h.submit(mentee.request_id, f"emp-e{n}", Answer(n + 1, 3, 3, 3, comment=f"c{n}"))
+    settings = await h.store.program(program_id=PROGRAM)
+    assert settings is not None
+    before = await handlers.program_outcomes(h.store, settings)
+    assert any(c.answers is not None and c.answers.people == 5 for c in before.feedback)
+
+    events = await h.handle(ParticipantForgotten(participant_id="emp-e0", requested_at=FORMED))
+    [done] = events
+    assert isinstance(done, ErasureCompleted)
+    assert (done.participant_id, done.service) == ("emp-e0", ServiceName.FEEDBACK)
+    assert done.records_erased >= 4  # comment, request, pair side, contribution
+    after = await handlers.program_outcomes(h.store, settings)
+    assert after.feedback == before.feedback and after.retention == before.retention
+    assert await h.store.answers_of(participant_id="emp-e0") == []
+    comments = {a.answer.comment for a in h.store.state.answers.values()}
+    assert comments == {None, "c1", "c2", "c3", "c4"}
+    assert "emp-e0" not in repr(h.store.state.pairs) + repr(h.store.state.requests)
+    # a PairFormed still in flight when the erasure ran does not bring the id back
+    assert await h.handle(formed("pair-late", mentor="emp-m9", mentee="emp-e0")) == []
+    assert "pair-late" not in h.store.state.pairs

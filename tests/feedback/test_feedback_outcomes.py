@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 
 import pytest
 
@@ -16,6 +17,7 @@ from services.feedback.domain.outcomes import (
     SkillLevels,
     csv_export,
     feedback_table,
+    live_count,
     participation,
     retention_table,
     session_figures,
@@ -97,6 +99,25 @@ def test_request_counts_of_fewer_than_k_people_asked_are_hidden() -> None:
     [cell] = feedback_table({("mentor", "milestone"): few}, k=K, cell=("mentor", "milestone"))
     assert cell.requests is None
     assert cell.answers is not None and cell.answers.people == 0  # nobody's answers: empty
+
+
+def test_request_counts_of_a_small_side_cannot_be_had_by_subtraction() -> None:
+    """8 mentees and 3 mentors asked: 'all' minus 'mentees' would give the 3 mentors."""
+    few = AtomTotals(asked=people("m", 3), requests=RequestTotals(3, 1, 0, 2))
+    atoms = {("mentee", "session"): MENTEE_SESSION, ("mentor", "session"): few}
+    shown = {(c.side, c.kind): c.requests for c in feedback_table(atoms, k=K) if c.requests}
+    assert ("mentor", "session") not in shown and ("mentor", None) not in shown
+    assert shown  # the coarse cells stay
+    for a, b in itertools.permutations(shown.values(), 2):
+        difference = (a.requests - b.requests, a.answered - b.answered, a.missing - b.missing)
+        assert difference != (3, 1, 2), f"{a} - {b} gives the mentors' counts"
+
+
+def test_live_counts_need_k_people_not_k_events() -> None:
+    """Six requests to the two people of one pair are two people's figures."""
+    assert live_count(6, people=2, k=K) is None
+    assert live_count(4, people=5, k=K) is None
+    assert live_count(6, people=5, k=K) == 6
 
 
 def test_skill_growth_by_topic_is_shown_from_k_mentees() -> None:

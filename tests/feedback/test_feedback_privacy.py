@@ -170,3 +170,37 @@ def test_released_cells_never_isolate_a_small_group(
     for cell in released:
         assert len(people_in(DIMS, people, cell)) == 0 or len(people_in(DIMS, people, cell)) >= K
     assert_no_differencing_attack(DIMS, people, released)
+
+
+ANSWERS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 11)), max_size=60)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ANSWERS)
+def test_no_combination_of_any_number_of_releases_isolates_a_small_group(
+    answers: list[tuple[int, int]],
+) -> None:
+    """Answers arrive one by one; every snapshot an admin could have seen is kept.
+
+    Each batch (what one atom gained in one release) is one unknown; every cell of every
+    snapshot is a sum of batches. No combination of them may single out fewer than k.
+    """
+    atoms = DIMS.atoms()
+    pending: dict[Atom, frozenset[str]] = {}
+    released: dict[Atom, frozenset[str]] = {}
+    batches: list[tuple[Atom, frozenset[str]]] = []
+    snapshots: list[frozenset[int]] = []
+    for atom_index, person in answers:
+        atom = atoms[atom_index]
+        pending[atom] = pending.get(atom, frozenset()) | {f"p{person}"}
+        moving = releasable_pending(DIMS, released=released, pending=pending, k=K)
+        for a in sorted(moving):
+            batches.append((a, pending.pop(a)))
+            released[a] = released.get(a, frozenset()) | batches[-1][1]
+        if moving:
+            for cell in releasable_cells(DIMS, released, K):
+                snapshots.append(
+                    frozenset(i for i, (a, _) in enumerate(batches) if DIMS.covers(cell, a))
+                )
+    assert all(len(people) >= K for _, people in batches)
+    assert not exposes_small_group(snapshots, [people for _, people in batches], K)

@@ -20,7 +20,8 @@ from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
 from schemas.feedback import FeedbackRequested, FeedbackSubmitted, PairAtRisk, RiskAction
 from schemas.pairs import PairFormed
-from schemas.primitives import PairingMode
+from schemas.participants import ErasureCompleted, ParticipantForgotten
+from schemas.primitives import PairingMode, ServiceName
 from schemas.programs import ProgramCreated
 from schemas.sessions import SessionHeld
 from servicekit.clock import ManualClock
@@ -223,6 +224,14 @@ async def test_bad_input_is_a_clear_4xx(service: ServiceRuntime) -> None:
         refused = await http.post(url, json=unknown)
         assert refused.status_code == 422 and "astrology" in refused.json()["detail"]
         assert (await http.post("/feedback/requests/fbr-nope/answer", json=GOOD)).status_code == 404
+        for wrong in (True, "4", 4.5):  # no coercion: true is not a rating of 1
+            typed = {**GOOD, "ratings": {**GOOD["ratings"], "comfort": wrong}}  # type: ignore[dict-item]
+            assert (await http.post(url, json=typed)).status_code == 422, wrong
+        nul = await http.post(url, json={**GOOD, "comment": "a\x00b"})
+        assert nul.status_code == 422 and "NUL" in nul.text
+        for path in ("/feedback/requests/a%00b/answer", f"/feedback/requests/{'x' * 129}/answer"):
+            assert (await http.post(path, json=GOOD)).status_code == 422
+        assert (await http.get("/feedback/answers/a%00b")).status_code == 422
         skills = {**GOOD, "skills": [{"topic": "social-media", "before": 1, "after": 3}]}
         assert (await http.post(url, json=skills)).status_code == 201
     async with client(service, "participant", "pair-e-mentor") as http:
@@ -231,6 +240,9 @@ async def test_bad_input_is_a_clear_4xx(service: ServiceRuntime) -> None:
         assert refused.status_code == 422 and "mentee" in refused.json()["detail"]
     async with client(service, "admin", ADMIN) as http:
         assert (await http.get("/feedback/requests")).status_code == 403
+        for path in ("/programs/a%00b/outcomes", "/programs/a%00b/outcomes.csv"):
+            assert (await http.get(path)).status_code == 422
+        assert (await http.get("/programs/a%00b/live")).status_code == 422
 
 
 async def test_outcomes_for_the_programs_admins_only(service: ServiceRuntime) -> None:
@@ -272,6 +284,32 @@ async def test_outcomes_for_the_programs_admins_only(service: ServiceRuntime) ->
         assert (await http.get(f"{path}.csv")).status_code == 403
 
 
+async def test_an_admin_who_takes_part_is_refused_the_outcomes(service: ServiceRuntime) -> None:
+    """They could subtract their own answers; another admin of the program reads them."""
+    program_id, other_admin = "prg-admin-takes-part", "emp-other-admin"
+    data = program(program_id).model_dump(mode="json") | {"admin_ids": [ADMIN, other_admin]}
+    pair = PairFormed(
+        pair_id="pair-adm",
+        program_id=program_id,
+        mentor_id="pair-adm-mentor",
+        mentee_id=ADMIN,
+        topics=["social-media"],
+        mode=PairingMode.BATCH,
+    )
+    await send(service, ProgramCreated.model_validate(data), pair)
+    path = f"/programs/{program_id}/outcomes"
+
+    async def as_admin(admin: str, suffix: str = "") -> httpx.Response:
+        async with client(service, "admin", admin) as http:
+            response: httpx.Response = await http.get(path + suffix)
+            return response
+
+    refused = await eventually(lambda: as_admin(ADMIN), lambda r: r.status_code == 403)
+    assert "take part" in refused.json()["detail"]
+    assert (await as_admin(ADMIN, ".csv")).status_code == 403
+    assert (await as_admin(other_admin)).status_code == 200
+
+
 async def test_live_counts_come_from_the_stream_table(service: ServiceRuntime) -> None:
     async def live() -> dict[str, Any]:
         async with client(service, "admin", ADMIN) as http:
@@ -282,6 +320,36 @@ async def test_live_counts_come_from_the_stream_table(service: ServiceRuntime) -
     seen = await eventually(live, lambda b: (b["requests"] or 0) >= 8, timeout=90)
     assert seen["requests"] >= 8
     assert seen["answers"] is None  # fewer than k answers in this program: not shown
+
+
+async def test_a_forgotten_participant_is_erased_and_confirmed(service: ServiceRuntime) -> None:
+    person = "pair-f-mentee"
+    await send(service, formed("pair-f"), held("pair-f", "ses-f1"))
+    mine = next(e for e in await requests_for(service, "pair-f", 2) if e.side.value == "mentee")
+    async with client(service, "participant", person) as http:
+        answered = await http.post(f"/feedback/requests/{mine.request_id}/answer", json=POOR)
+        assert answered.status_code == 201
+    await send(service, ParticipantForgotten(participant_id=person, requested_at=START))
+    s = service.settings
+
+    async def confirmations() -> list[ErasureCompleted]:
+        records = await read_topic(
+            s.kafka_bootstrap_servers, s.physical_topic("upward.participants"), at_least=1
+        )
+        found = [decode(r.value, key=r.key).data for r in records]
+        return [e for e in found if isinstance(e, ErasureCompleted)]
+
+    [done] = await eventually(confirmations, lambda found: len(found) >= 1, timeout=60)
+    assert (done.participant_id, done.service) == (person, ServiceName.FEEDBACK)
+    assert done.records_erased >= 3
+    async with client(service, "participant", person) as http:
+        assert (await http.get("/feedback/answers")).json() == []
+        assert (await http.get("/feedback/requests")).json() == []
+    assert service.pool is not None
+    comment = await service.pool.fetchval(
+        "SELECT comment FROM feedback_answers WHERE request_id = $1", mine.request_id
+    )
+    assert comment is None
 
 
 async def test_openapi_is_generated_from_the_code(service: ServiceRuntime) -> None:

@@ -184,6 +184,8 @@ async def test_one_answer_per_request(store: FeedbackStore) -> None:
     assert await store.answers_of(participant_id="emp-m") == []
     state = await store.request(request_id=mentee_request.request_id)
     assert state is not None and state.status is RequestStatus.SUBMITTED and state.late
+    assert await store.people_asked_and_answering(program_id="prg-1") == (2, 1)
+    assert await store.people_asked_and_answering(program_id="prg-x") == (0, 0)
     assert await store.closed_request_outcomes(pair_id="pair-1", limit=4) == [False]
 
 
@@ -270,3 +272,51 @@ async def test_participation_lists_each_persons_pairs(store: FeedbackStore) -> N
     assert found[("mentee", "emp-e")] == [PairEndReason.AT_RISK_REMATCH]
     assert set(found) == {("mentor", "emp-m"), ("mentee", "emp-e"), ("mentee", "emp-e3")}
     assert await store.sessions_by_pair(program_id="prg-1") == {"pair-1": 0, "pair-3": 0}
+    assert await store.takes_part(program_id="prg-1", person_id="emp-e")  # pair ended
+    assert await store.takes_part(program_id="prg-1", person_id="emp-m")
+    assert not await store.takes_part(program_id="prg-1", person_id="emp-e4")  # prg-2 only
+
+
+async def test_forgetting_erases_comments_and_replaces_the_id(store: FeedbackStore) -> None:
+    await store.add_pair(members=PAIR, formed_at=T0)
+    mentor_request, mentee_request = session_requests(
+        PAIR, session_id="s1", now=T0, response_days=7
+    )
+    await store.add_requests(requests=[mentor_request, mentee_request])
+    words = Answer(2, 3, 1, 2, nps=4, skills=(SkillRating("social-media", 1, 3),), comment="mine")
+    await store.save_answer(stored=StoredAnswer(mentee_request, words, T0, late=False))
+    await store.save_answer(
+        stored=StoredAnswer(mentor_request, Answer(4, 4, 4, 4, comment="theirs"), T0, late=False)
+    )
+    atom = ("mentee", "session")
+    one = RatingTotals.of(words)
+    await store.add_contribution(program_id="prg-1", atom=atom, person_id="emp-e", totals=one)
+    await store.release_contributions(program_id="prg-1", atoms=[atom], released_at=T0)
+    await store.add_skill(program_id="prg-1", mentee_id="emp-e", skill=SkillRating("genai", 1, 2))
+    before = await store.released_totals(program_id="prg-1")
+    assert not await store.is_forgotten(participant_ids=["emp-e"])
+
+    # 1 comment, 1 request, 1 pair side, 1 contribution, 1 skill row
+    changed = await store.forget_participant(participant_id="emp-e", pseudonym="fgt-1", now=T0)
+    assert changed == 5
+    assert await store.is_forgotten(participant_ids=["emp-x", "emp-e"])
+    assert not await store.is_forgotten(participant_ids=["emp-m"])
+    assert await store.answers_of(participant_id="emp-e") == []
+    assert await store.requests_of(participant_id="emp-e") == []
+    kept = await store.answer(request_id=mentee_request.request_id)
+    assert kept is not None and kept.answer.comment is None
+    assert kept.request.participant_id == "fgt-1" and kept.answer.comfort == 1
+    other = await store.answer(request_id=mentor_request.request_id)
+    assert other is not None and other.answer.comment == "theirs"  # the partner's stays
+    record = await store.pair(pair_id="pair-1")
+    assert record is not None and record.members.mentee_id == "fgt-1"
+    assert record.members.mentor_id == "emp-m"
+    assert set(await store.participation(program_id="prg-1")) == {
+        ("mentor", "emp-m"),
+        ("mentee", "fgt-1"),
+    }
+    after = await store.released_totals(program_id="prg-1")
+    assert after[atom].people == {"fgt-1"} and after[atom].ratings == before[atom].ratings
+    assert after[atom].requests == before[atom].requests
+    assert await store.pending_skill_mentees(program_id="prg-1") == {"genai": 1}
+    assert await store.forget_participant(participant_id="emp-e", pseudonym="fgt-2", now=T0) == 0

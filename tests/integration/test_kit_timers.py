@@ -16,7 +16,7 @@ from schemas.notifications import Channel, NotificationKind, NotificationSent
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceContext, ServiceDefinition, ServiceRuntime
 from servicekit.settings import settings_for
-from servicekit.timers import TickOutcome, Timer
+from servicekit.timers import AnyTimer, ExclusiveTimer, TickOutcome, Timer
 from servicekit.unit_of_work import UnitOfWork
 from upward.stack import free_ports
 
@@ -117,6 +117,82 @@ async def test_tick_is_skipped_while_another_replica_holds_the_timer(
     assert len(await _ticks(runtime)) == 2
 
 
+async def test_clock_route_refuses_a_move_past_the_calendar(runtime: ServiceRuntime) -> None:
+    await eventually(lambda: _ticks(runtime), lambda t: len(t) >= 1)
+    base = f"http://127.0.0.1:{runtime.settings.http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        response = await client.post("/ops/clock", json={"advance_s": 1e300})
+    assert response.status_code == 422 and "cannot move that far" in response.text
+
+
+async def _transaction_states(pool: asyncpg.Pool) -> list[str]:
+    """State of every other session of this database holding an advisory lock."""
+    rows = await pool.fetch(
+        "SELECT a.state FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()"
+        " AND a.datname = current_database()"
+    )
+    return [r["state"] for r in rows]
+
+
+async def test_exclusive_timer_runs_under_the_lock_with_no_transaction_open(
+    kafka_bootstrap: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    seen: list[list[str]] = []
+    pool = await asyncpg.create_pool(fresh_database_url, min_size=1, max_size=2)
+
+    async def observe() -> None:
+        seen.append(await _transaction_states(pool))
+
+    timer = ExclusiveTimer(name="send", interval_s=3600, run=observe)
+    rt = _one_timer_runtime("sender", timer, kafka_bootstrap, fresh_database_url, tmp_path)
+    await rt.start()
+    other = await asyncpg.connect(fresh_database_url)
+    try:
+        await eventually(lambda: _async(len(seen)), lambda n: n >= 1)
+        assert await rt.run_timers() == {"send": TickOutcome.RAN}
+        assert seen[-1] == ["idle"]  # the lock holder, not "idle in transaction"
+        assert await _transaction_states(pool) == []  # released after the round
+        async with other.transaction():
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('upward-timer'), hashtext('sender:send'))"
+            )
+            assert await rt.run_timers() == {"send": TickOutcome.SKIPPED}
+        assert await rt.run_timers() == {"send": TickOutcome.RAN}
+    finally:
+        await other.close()
+        await pool.close()
+        rt.stop.set()
+        await rt.wait()
+
+
+async def _async(value: int) -> int:
+    return value
+
+
+def _one_timer_runtime(
+    name: str, timer: AnyTimer, kafka_bootstrap: str, database_url: str, migrations: Path
+) -> ServiceRuntime:
+    """A service ``name`` that has only ``timer``, on its own topics."""
+    definition = ServiceDefinition(
+        name=name,
+        version="0",
+        subscribes=(),
+        publishes=(),
+        handlers={},
+        migrations=migrations,
+        timers=lambda context: [timer],
+    )
+    settings = settings_for(name)(
+        service_name=name,
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        http_port=free_ports(1)[0],
+    )
+    return ServiceRuntime(definition, settings, clock=ManualClock(START))
+
+
 async def test_failed_tick_rolls_back_and_the_service_keeps_running(
     kafka_bootstrap: str, fresh_database_url: str, tmp_path: Path
 ) -> None:
@@ -126,23 +202,8 @@ async def test_failed_tick_rolls_back_and_the_service_keeps_running(
         await uow.conn.execute("INSERT INTO ticks (at) VALUES ($1)", uow.now)
         raise RuntimeError("bug in a tick")
 
-    definition = ServiceDefinition(
-        name="broken",
-        version="0",
-        subscribes=(),
-        publishes=(),
-        handlers={},
-        migrations=tmp_path,
-        timers=lambda context: [Timer(name="broken", interval_s=3600, tick=broken)],
-    )
-    settings = settings_for("broken")(
-        service_name="broken",
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        http_port=free_ports(1)[0],
-    )
-    rt = ServiceRuntime(definition, settings, clock=ManualClock(START))
+    timer = Timer(name="broken", interval_s=3600, tick=broken)
+    rt = _one_timer_runtime("broken", timer, kafka_bootstrap, fresh_database_url, tmp_path)
     await rt.start()
     try:
         assert await rt.run_timers() == {"broken": TickOutcome.FAILED}

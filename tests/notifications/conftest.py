@@ -8,7 +8,14 @@ from http.server import ThreadingHTTPServer
 
 import asyncpg
 import pytest
-from receivers import RunningSmtp, WebhookReceiver, handler_for, start_smtp
+from receivers import (
+    RunningSmtp,
+    SmtpCertificates,
+    WebhookReceiver,
+    handler_for,
+    make_certificates,
+    start_smtp,
+)
 
 from servicekit import db
 from services.notifications.bootstrap import MIGRATIONS
@@ -48,3 +55,25 @@ async def notifications_pool(fresh_database_url: str) -> AsyncIterator[asyncpg.P
     await db.apply_migrations(pool, "notifications", MIGRATIONS)
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session")
+def smtp_certificates(tmp_path_factory: pytest.TempPathFactory) -> SmtpCertificates:
+    """A throwaway CA and a server certificate for 127.0.0.1, made once per run."""
+    return make_certificates(tmp_path_factory.mktemp("smtp-tls"))
+
+
+@pytest.fixture
+def smtp_server_starttls(smtp_certificates: SmtpCertificates) -> Iterator[RunningSmtp]:
+    """An SMTP server that refuses mail until the client has switched to TLS (STARTTLS)."""
+    controller, running = start_smtp(starttls=smtp_certificates.server)
+    yield running
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_server_implicit_tls(smtp_certificates: SmtpCertificates) -> Iterator[RunningSmtp]:
+    """An SMTP server that speaks TLS from the first byte (SMTPS)."""
+    controller, running = start_smtp(implicit_tls=smtp_certificates.server)
+    yield running
+    controller.stop()

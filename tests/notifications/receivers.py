@@ -8,12 +8,15 @@ given. Both listen on 127.0.0.1 only. Also: the service's settings for tests.
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
@@ -31,6 +34,8 @@ class SmtpInbox:
     reply: str | None = None
     """When set (e.g. ``"550 5.1.1 mailbox unavailable"``), DATA is refused with it."""
     logins: list[str] = field(default_factory=list)
+    encrypted: list[bool] = field(default_factory=list)
+    """Per message received: whether its session was under TLS."""
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         if self.reply is not None:
@@ -40,6 +45,8 @@ class SmtpInbox:
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
+        implicit = server.transport.get_extra_info("ssl_object") is not None
+        self.encrypted.append(session.ssl is not None or implicit)
         return "250 OK"
 
     def authenticate(
@@ -63,16 +70,44 @@ class RunningSmtp:
     port: int
 
 
-def start_smtp(*, require_auth: bool = False) -> tuple[Controller, RunningSmtp]:
-    inbox = SmtpInbox()
+def start_smtp(
+    *,
+    require_auth: bool = False,
+    inbox: SmtpInbox | None = None,
+    starttls: ssl.SSLContext | None = None,
+    implicit_tls: ssl.SSLContext | None = None,
+) -> tuple[Controller, RunningSmtp]:
+    """An SMTP server on a free port: plain, or requiring STARTTLS, or implicit TLS."""
+    inbox = inbox or SmtpInbox()
     port = free_ports(1)[0]
     options: dict[str, Any] = {}
     if require_auth:
         options = {"authenticator": inbox.authenticate, "auth_require_tls": False}
         options["auth_required"] = True
+    if starttls is not None:
+        options |= {"tls_context": starttls, "require_starttls": True}
+    if implicit_tls is not None:
+        options["ssl_context"] = implicit_tls
     controller = Controller(inbox, hostname="127.0.0.1", port=port, **options)
     controller.start()
     return controller, RunningSmtp(inbox, port)
+
+
+@dataclass(frozen=True)
+class SmtpCertificates:
+    """A throwaway CA (its PEM file) and a server TLS context for 127.0.0.1 it signed."""
+
+    ca_file: str
+    server: ssl.SSLContext
+
+
+def make_certificates(directory: Path) -> SmtpCertificates:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    ca_file = directory / "upward-test-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return SmtpCertificates(str(ca_file), server)
 
 
 @dataclass

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from receivers import RunningSmtp, WebhookReceiver, notifications_settings
+from receivers import RunningSmtp, SmtpCertificates, WebhookReceiver, notifications_settings
 
 from schemas.sessions import SessionCancelled, SessionScheduled
 from services.notifications.adapters.channels import Outgoing, SmtpChannel, WebhookChannel
@@ -94,6 +95,80 @@ async def test_smtp_auth_is_used_when_configured(smtp_server_with_auth: RunningS
         await SmtpChannel(anonymous).send(outgoing())
     assert refused.value.code == "smtp_530" and refused.value.transient
     assert len(smtp_server_with_auth.inbox.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "server"), [("starttls", "smtp_server_starttls"), ("tls", "smtp_server_implicit_tls")]
+)
+async def test_tls_with_the_servers_certificate_checked(
+    mode: str, server: str, smtp_certificates: SmtpCertificates, request: pytest.FixtureRequest
+) -> None:
+    running: RunningSmtp = request.getfixturevalue(server)
+    settings = notifications_settings(
+        smtp_port=running.port, smtp_tls=mode, smtp_cert_bundle=smtp_certificates.ca_file
+    )
+    await SmtpChannel(settings).send(outgoing())
+    assert running.inbox.encrypted == [True]
+    assert running.inbox.messages[0]["Message-ID"] == "<ntf-abc123@upward.example>"
+
+
+async def test_a_server_requiring_starttls_refuses_plain_text(
+    smtp_server_starttls: RunningSmtp,
+) -> None:
+    plain = notifications_settings(smtp_port=smtp_server_starttls.port, smtp_tls="none")
+    with pytest.raises(SendError) as refused:
+        await SmtpChannel(plain).send(outgoing())
+    assert refused.value.code == "smtp_530" and refused.value.transient
+    assert smtp_server_starttls.inbox.messages == []
+
+
+async def test_an_untrusted_certificate_is_refused_unless_checks_are_off(
+    smtp_server_starttls: RunningSmtp,
+) -> None:
+    port = smtp_server_starttls.port
+    checked = notifications_settings(smtp_port=port, smtp_tls="starttls")
+    with pytest.raises(SendError) as untrusted:
+        await SmtpChannel(checked).send(outgoing())
+    assert untrusted.value.code == "smtp_tls" and untrusted.value.transient
+    assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+    assert smtp_server_starttls.inbox.messages == []
+    unchecked = notifications_settings(
+        smtp_port=port, smtp_tls="starttls", smtp_validate_certs=False
+    )
+    await SmtpChannel(unchecked).send(outgoing())
+    assert smtp_server_starttls.inbox.encrypted == [True]
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("Rahman, Aisha", '"Rahman, Aisha" <helen.park@example.com>'),
+        ("Helen\r\nBcc: intruder@example.com", "Helen Bcc: intruder@example.com"),
+    ],
+)
+async def test_names_cannot_add_recipients_or_headers(
+    smtp_server: RunningSmtp, name: str, header: str
+) -> None:
+    contact = CONTACT.model_copy(update={"display_name": name})
+    message = replace(outgoing(), contact=contact)
+    await SmtpChannel(notifications_settings(smtp_port=smtp_server.port)).send(message)
+    (received,) = smtp_server.inbox.messages
+    assert smtp_server.inbox.envelopes == [("no-reply@upward.example", ["helen.park@example.com"])]
+    assert [a.addr_spec for a in received["To"].addresses] == ["helen.park@example.com"]
+    assert header in str(received["To"])
+    assert received["Bcc"] is None
+
+
+async def test_an_address_that_cannot_be_written_is_a_permanent_failure(
+    smtp_server: RunningSmtp,
+) -> None:
+    contact = CONTACT.model_copy(update={"email": "a,b@example.com"})
+    with pytest.raises(SendError) as refused:
+        await SmtpChannel(notifications_settings(smtp_port=smtp_server.port)).send(
+            replace(outgoing(), contact=contact)
+        )
+    assert refused.value.code == "invalid_address" and not refused.value.transient
+    assert smtp_server.inbox.messages == []
 
 
 async def test_refused_message_is_a_permanent_failure(smtp_server: RunningSmtp) -> None:

@@ -14,14 +14,15 @@ from datetime import time, timedelta
 import asyncpg
 import pytest
 from harness import ADMIN, MENTEE, MENTOR, Harness, participant
+from prometheus_client import REGISTRY
 from receivers import RunningSmtp, WebhookReceiver, notifications_settings
 
 from schemas.feedback import FeedbackRequested, FeedbackSubmitted, PairAtRisk
 from schemas.notifications import NotificationFailed, NotificationSent
-from schemas.pairs import PairFormed, PairProposed
+from schemas.pairs import PairEnded, PairFormed, PairProposed
 from schemas.participants import ErasureCompleted, ParticipantForgotten, ParticipantUpdated
 from schemas.programs import ProgramUpdated
-from schemas.sessions import SessionCancelled, SessionRescheduled, SessionScheduled
+from schemas.sessions import PairStalled, SessionCancelled, SessionRescheduled, SessionScheduled
 from servicekit.unit_of_work import Rejected
 from services.notifications.adapters.channels import MessageChannel, Outgoing, SmtpChannel
 from services.notifications.domain.preferences import QuietHours
@@ -374,6 +375,43 @@ async def test_a_message_that_keeps_killing_the_worker_ends_failed(
     assert smtp_server.inbox.messages == []
 
 
+class BrokenFor(MessageChannel):
+    """A bug that strikes one person's messages only; the others go out for real."""
+
+    def __init__(self, real: MessageChannel, person_id: str) -> None:
+        self.channel = real.channel
+        self._real = real
+        self._person_id = person_id
+
+    async def send(self, outgoing: Outgoing) -> None:
+        if outgoing.contact.person_id == self._person_id:
+            raise RuntimeError("a bug")
+        await self._real.send(outgoing)
+
+
+async def test_a_crash_on_one_message_spares_the_others_and_ends_reported(
+    harness: Harness, smtp_server: RunningSmtp
+) -> None:
+    await harness.cast()
+    await harness.apply(PairFormed.example())
+    harness.worker = harness.new_worker([BrokenFor(SmtpChannel(harness.settings), MENTOR)])
+    assert await harness.round() == 2
+    assert [str(m["To"]).split()[0] for m in smtp_server.inbox.messages] == ["Helen"]
+    assert [n.recipient_id for n in await sent(harness)] == [MENTEE]
+    (held,) = await harness.deliveries(recipient_id=MENTOR)
+    assert (held["status"], held["attempts"], held["last_error"]) == (
+        "pending",
+        1,
+        "internal_error",
+    )
+    await harness.advance(timedelta(minutes=1))
+    await harness.advance(timedelta(minutes=2))
+    failed = await harness.emitted("NotificationFailed")
+    assert {(f.recipient_id, f.error_code, f.attempts) for f in failed} == {
+        (MENTOR, "internal_error", 3)
+    }
+
+
 async def test_unknown_contact_is_retried_then_reported(harness: Harness) -> None:
     await harness.apply(PairFormed.example())  # nobody's contact is known
     for _ in range(3):
@@ -410,6 +448,57 @@ async def test_admin_notice_waits_for_the_admins_contact_and_says_nothing_confid
     assert "pair-7f3a9c" in text and "https://admin.upward.example/programs/" in text
     for secret in ("Aisha", "Helen", MENTOR, MENTEE, "0.31", "satisfaction", "rematch"):
         assert secret not in text and secret not in str(notice["Subject"])
+
+
+async def test_a_stalled_pair_is_told_to_the_admins_without_the_reason(
+    harness: Harness, smtp_server: RunningSmtp
+) -> None:
+    await harness.cast()
+    await harness.apply(participant(ADMIN, "Sam Admin", "UTC"))
+    await harness.apply(PairStalled.example())
+    await harness.round()
+    (notice,) = smtp_server.inbox.messages
+    assert str(notice["To"]).startswith("Sam Admin")
+    assert "has not been meeting" in str(notice["Subject"])
+    text = notice.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    for secret in ("Aisha", "Helen", MENTOR, MENTEE, "missed", "42"):
+        assert secret not in text and secret not in str(notice["Subject"])
+
+
+async def test_a_pair_ending_tells_both_people_without_blame(
+    harness: Harness, smtp_server: RunningSmtp
+) -> None:
+    await harness.cast()
+    await harness.apply(PairEnded.example())  # at_risk_rematch, ended by an admin
+    assert await harness.round() == 2
+    for message in smtp_server.inbox.messages:
+        assert "has ended" in str(message["Subject"])
+        text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        assert "will be in touch" in text and "risk" not in text
+    assert {n.kind.value for n in await sent(harness)} == {"pair_ended"}
+
+
+def _counted(name: str, channel: str, kind: str) -> float:
+    labels = {"channel": channel, "kind": kind}
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_sent_and_failed_notifications(
+    harness: Harness, smtp_server: RunningSmtp
+) -> None:
+    sent_before = _counted("upward_notifications_sent_total", "email", "pair_formed")
+    failed_before = _counted("upward_notifications_failed_total", "email", "pair_proposed")
+    await harness.cast()
+    await harness.apply(PairFormed.example())
+    await harness.round()
+    smtp_server.inbox.reply = "550 5.1.1 mailbox unavailable"
+    await harness.apply(PairProposed.example())
+    await harness.apply(FeedbackRequested.example())  # its overdue reminder stays pending
+    await harness.round()
+    assert _counted("upward_notifications_sent_total", "email", "pair_formed") == sent_before + 2
+    failed = _counted("upward_notifications_failed_total", "email", "pair_proposed")
+    assert failed == failed_before + 2
+    assert REGISTRY.get_sample_value("upward_notifications_pending") == 1
 
 
 async def test_forgotten_participant_is_erased_and_named_nowhere(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import icalendar
 import pytest
@@ -11,7 +12,13 @@ from prometheus_client import REGISTRY
 from sessions_harness import START, Harness, ended, formed, participant, program
 
 from schemas.pairs import PairEnded, PairEndReason
-from schemas.participants import ErasureCompleted, ParticipantForgotten, ParticipantUpdated
+from schemas.participants import (
+    ErasureCompleted,
+    LeaveReason,
+    ParticipantForgotten,
+    ParticipantLeft,
+    ParticipantUpdated,
+)
 from schemas.programs import ProgramClosed, ProgramClosedReason, ProgramUpdated
 from schemas.sessions import (
     CancelReason,
@@ -23,9 +30,10 @@ from schemas.sessions import (
     SessionScheduled,
     StallReason,
 )
+from servicekit.unit_of_work import Rejected
 from services.sessions.domain.commands import Actor, Cancel, RecordHeld, RecordMissed, Reschedule
 from services.sessions.domain.errors import Conflict, Forbidden, Invalid, NotFound
-from services.sessions.domain.model import PairStatus, SessionStatus
+from services.sessions.domain.model import Pair, PairStatus, Session, SessionStatus
 from services.sessions.handlers import (
     cancel_session,
     record_session_held,
@@ -292,7 +300,8 @@ async def test_pair_ended_cancels_future_sessions_with_method_cancel() -> None:
     assert len(h.of(SessionCancelled)) == 2 and h.of(SessionScheduled)[2:] == []
 
 
-async def test_program_duration_over_ends_the_pair_completed() -> None:
+async def four_weeks_both_held() -> Harness:
+    """A pair in a 4-week program whose two sessions were held: no third one fits."""
     h = Harness()
     await h.send(
         program(duration_weeks=4),
@@ -304,6 +313,11 @@ async def test_program_duration_over_ends_the_pair_completed() -> None:
     await held(h, 1)
     await held(h, 2)
     assert len(h.of(SessionScheduled)) == 2  # no third session fits in 4 weeks
+    return h
+
+
+async def test_program_duration_over_ends_the_pair_completed() -> None:
+    h = await four_weeks_both_held()
     await h.advance(timedelta(weeks=4))
     (completed,) = h.of(PairEnded)
     assert completed.reason is PairEndReason.COMPLETED and completed.pair_id == "pair-1"
@@ -409,3 +423,95 @@ async def test_outcomes_are_counted_in_metrics() -> None:
     }
     stalled_now = REGISTRY.get_sample_value("upward_pairs_stalled_total") or 0.0
     assert stalled_now - stalled_before == len(h.of(PairStalled)) == 1
+
+
+async def test_participant_left_ends_their_pairs_before_matching_says_so() -> None:
+    h = Harness()
+    await h.ready_pair()
+    left = ParticipantLeft(
+        participant_id="emp-e",
+        program_id="prg-2025-digital",
+        reason=LeaveReason.VOLUNTARY,
+        left_at=START,
+    )
+    await h.send(left)
+    cancelled = h.of(SessionCancelled)
+    assert len(cancelled) == 2 and {c.cancelled_by for c in cancelled} == {"emp-e"}
+    pair = await h.repo.get_pair(pair_id="pair-1")
+    assert pair is not None and pair.status is PairStatus.ENDED
+    assert pair.end_reason == "participant_left"
+    await h.send(ended("emp-e", PairEndReason.PARTICIPANT_LEFT), left)  # matching's, then again
+    await h.advance(timedelta(days=30))
+    assert len(h.of(SessionCancelled)) == 2 and len(h.of(SessionScheduled)) == 2
+    assert h.of(PairEnded) == []  # matching announces the end, not this service
+
+
+async def test_participant_left_another_program_changes_nothing() -> None:
+    h = Harness()
+    await h.ready_pair()
+    await h.send(
+        ParticipantLeft(
+            participant_id="emp-e",
+            program_id="prg-other",
+            reason=LeaveReason.VOLUNTARY,
+            left_at=START,
+        )
+    )
+    assert h.of(SessionCancelled) == []
+
+
+async def test_a_pair_of_one_person_is_rejected() -> None:
+    h = Harness()
+    await h.send(program(), participant("emp-m", "Europe/London"))
+    with pytest.raises(Rejected):
+        await h.send(formed(mentor="emp-m", mentee="emp-m"))
+    assert await h.repo.get_pair(pair_id="pair-1") is None
+
+
+async def test_a_window_where_every_time_clashes_moves_on_to_the_next() -> None:
+    h = Harness()
+    blocker = Pair("pair-0", "prg-2025-digital", "emp-m", "emp-b", (), formed_at=START)
+    await h.repo.add_pair(pair=replace(blocker, status=PairStatus.ACTIVE))
+    busy_until = utc(2025, 3, 12, 12)  # the first session's whole window (from 5 March, 08:00)
+    await h.repo.add_session(
+        session=Session("ses-block", "pair-0", "prg-2025-digital", 1, START, START, busy_until, ())
+    )
+    await h.ready_pair()
+    first, second = h.of(SessionScheduled)
+    assert first.starts_at == busy_until  # the next window's first free working hour
+    assert second.starts_at == utc(2025, 3, 19, 9)  # the cadence goes on from the due time
+
+
+async def test_a_longer_program_gives_pairs_at_the_old_end_their_next_sessions() -> None:
+    h = await four_weeks_both_held()
+    changed = {"revision": 2, "changed_fields": ["duration_weeks"]}
+    longer = program(duration_weeks=8).model_dump() | changed
+    await h.send(ProgramUpdated.model_validate(longer))
+    assert [s.sequence for s in h.of(SessionScheduled)] == [1, 2, 3, 4]
+    renamed = longer | {"revision": 3, "name": "Renamed", "changed_fields": ["name"]}
+    await h.send(ProgramUpdated.model_validate(renamed))
+    assert len(h.of(SessionScheduled)) == 4
+
+
+async def test_reschedule_to_the_next_slot_moves_later_never_earlier() -> None:
+    h = Harness()
+    await h.ready_pair()
+    first, second = h.of(SessionScheduled)
+    moved = await h.run(reschedule_session, Reschedule(second.session_id, MENTOR))
+    assert moved.starts_at == second.ends_at  # after the time that did not suit, not before
+    assert moved.starts_at > first.starts_at
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1, 1, 1, 3, tzinfo=timezone(timedelta(hours=5))),
+    ],
+)
+async def test_reschedule_to_the_first_day_of_the_calendar_is_invalid(when: datetime) -> None:
+    h = Harness()
+    await h.ready_pair()
+    first = h.of(SessionScheduled)[0]
+    with pytest.raises(Invalid):
+        await h.run(reschedule_session, Reschedule(first.session_id, MENTOR, when))

@@ -20,6 +20,7 @@ from sessions_harness import ended, formed, participant, program
 from schemas.base import EventData
 from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
+from schemas.participants import ParticipantForgotten
 from schemas.registry import event_class
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
@@ -282,6 +283,13 @@ async def test_calendar_feed_and_openapi(
     ):
         assert path in paths, path
 
+    await send(settings, wrap(ParticipantForgotten(participant_id="emp-e", requested_at=START)))
+    gone = await eventually(
+        lambda: client.get(url.path, params={"token": url.params["token"]}),
+        lambda r: r.status_code != 200,
+    )
+    assert gone.status_code == 404 and "erased" in gone.text
+
 
 async def test_reschedule_and_cancel_over_http(
     service: ServiceRuntime, settings: SessionsSettings, client: httpx.AsyncClient
@@ -313,3 +321,34 @@ async def test_reschedule_and_cancel_over_http(
     (cancel,) = of_type(out, "SessionCancelled")
     assert "METHOD:CANCEL" in cancel.ics and "SEQUENCE:1" in cancel.ics
     assert [e.sequence for e in of_type(out, "SessionScheduled")] == [1, 2, 3]
+
+
+async def test_bad_input_answers_4xx_with_a_reason(
+    service: ServiceRuntime, settings: SessionsSettings, client: httpx.AsyncClient
+) -> None:
+    first, second = await scheduled_pair(settings, client)
+    path = f"/sessions/{first['session_id']}"
+    for url, params in (
+        ("/sessions/ses%00x", {}),
+        ("/sessions/" + "x" * 300, {}),
+        ("/sessions", {"pair_id": "pair\x00"}),
+        ("/pairs", {"program_id": "prg\x00"}),
+        ("/participants/emp%00e/calendar.ics", {"token": "x"}),
+    ):
+        answer = await client.get(url, params=params, headers=MENTOR)
+        assert answer.status_code == 422, (url, answer.text)
+    spaced = {"X-Upward-Role": "admin", "X-Upward-Subject": "adm 1"}
+    refused = await client.post(f"/sessions/{second['session_id']}/cancel", headers=spaced)
+    assert refused.status_code == 401 and "X-Upward-Subject" in refused.text
+    for starts_at in ("0001-01-01T00:00:00+00:00", "0001-01-01T03:00:00+05:00"):
+        answer = await client.post(
+            f"{path}/reschedule", json={"starts_at": starts_at}, headers=MENTOR
+        )
+        assert answer.status_code == 422 and "future" in answer.text
+
+    await move_clock(client, datetime.fromisoformat(first["starts_at"]) + timedelta(minutes=5))
+    body = {"attendees": ["emp-m", "emp-m"], "duration_minutes": 30, "notes": "a\x00b"}
+    assert (await client.post(f"{path}/held", json=body, headers=MENTOR)).status_code == 422
+    body["notes"] = "fine"
+    held = await client.post(f"{path}/held", json=body, headers=MENTOR)
+    assert held.status_code == 200 and held.json()["attendees"] == ["emp-m"]

@@ -65,6 +65,16 @@ class FeedbackStore(ABC):
         """Store a formed pair; False when it was already stored."""
 
     @abstractmethod
+    async def forget_participant(
+        self, *, participant_id: str, pseudonym: str, now: datetime
+    ) -> int:
+        """Erase the person's comments, put ``pseudonym`` in place of their id; rows changed."""
+
+    @abstractmethod
+    async def is_forgotten(self, *, participant_ids: Collection[str]) -> bool:
+        """True when one of these people asked to be forgotten."""
+
+    @abstractmethod
     async def pair(self, *, pair_id: str, for_update: bool = False) -> PairRecord | None:
         """The pair with its attendance and last health band (locked when ``for_update``)."""
 
@@ -200,6 +210,14 @@ class FeedbackStore(ABC):
     async def sessions_by_pair(self, *, program_id: str) -> dict[str, int]:
         """Sessions held per pair of the program (0 for a pair without any)."""
 
+    @abstractmethod
+    async def people_asked_and_answering(self, *, program_id: str) -> tuple[int, int]:
+        """Distinct people asked for feedback in the program, and those who answered."""
+
+    @abstractmethod
+    async def takes_part(self, *, program_id: str, person_id: str) -> bool:
+        """True when the person is (or was) in a pair of the program."""
+
 
 class PostgresFeedbackStore(FeedbackStore):
     """The store on an asyncpg connection (the transaction of the unit of work)."""
@@ -264,6 +282,44 @@ class PostgresFeedbackStore(FeedbackStore):
             formed_at,
         )
         return bool(inserted)
+
+    async def forget_participant(
+        self, *, participant_id: str, pseudonym: str, now: datetime
+    ) -> int:
+        """Erase the person's comments, put ``pseudonym`` in place of their id; rows changed."""
+        await self.conn.execute(
+            "INSERT INTO forgotten_participants (participant_id, forgotten_at) VALUES ($1, $2)"
+            " ON CONFLICT (participant_id) DO NOTHING",
+            participant_id,
+            now,
+        )
+        changed = _affected(
+            await self.conn.execute(
+                """
+                UPDATE feedback_answers a SET comment = NULL FROM feedback_requests r
+                WHERE r.request_id = a.request_id AND r.participant_id = $1
+                    AND a.comment IS NOT NULL
+                """,
+                participant_id,
+            )
+        )
+        for table, column in _PERSON_COLUMNS:
+            changed += _affected(
+                await self.conn.execute(
+                    f"UPDATE {table} SET {column} = $2 WHERE {column} = $1",
+                    participant_id,
+                    pseudonym,
+                )
+            )
+        return changed
+
+    async def is_forgotten(self, *, participant_ids: Collection[str]) -> bool:
+        """True when one of these people asked to be forgotten."""
+        found = await self.conn.fetchval(
+            "SELECT true FROM forgotten_participants WHERE participant_id = ANY($1::text[])",
+            list(participant_ids),
+        )
+        return bool(found)
 
     async def pair(self, *, pair_id: str, for_update: bool = False) -> PairRecord | None:
         """The pair with its attendance and last health band (locked when ``for_update``)."""
@@ -703,6 +759,28 @@ class PostgresFeedbackStore(FeedbackStore):
         )
         return {r["pair_id"]: r["held"] for r in rows}
 
+    async def people_asked_and_answering(self, *, program_id: str) -> tuple[int, int]:
+        """Distinct people asked for feedback in the program, and those who answered."""
+        row = await self.conn.fetchrow(
+            """
+            SELECT count(DISTINCT participant_id)::int AS asked,
+                count(DISTINCT participant_id) FILTER (WHERE status = 'submitted')::int
+                    AS answering
+            FROM feedback_requests WHERE program_id = $1
+            """,
+            program_id,
+        )
+        return (row["asked"], row["answering"]) if row else (0, 0)
+
+    async def takes_part(self, *, program_id: str, person_id: str) -> bool:
+        """True when the person is (or was) in a pair of the program."""
+        found = await self.conn.fetchval(
+            "SELECT true FROM pairs WHERE program_id = $1 AND $2 IN (mentor_id, mentee_id) LIMIT 1",
+            program_id,
+            person_id,
+        )
+        return bool(found)
+
 
 _TOTALS = (
     "responses",
@@ -715,6 +793,14 @@ _TOTALS = (
     "detractors",
 )
 _TOTAL_COLUMNS = ", ".join(_TOTALS)
+_PERSON_COLUMNS = (
+    ("feedback_requests", "participant_id"),
+    ("pairs", "mentor_id"),
+    ("pairs", "mentee_id"),
+    ("rating_contributions", "person_id"),
+    ("skill_progress", "mentee_id"),
+)
+"""Every column that holds a participant id (erasure replaces it by a pseudonym)."""
 _ADD_TOTALS = ", ".join(f"{c} = rating_contributions.{c} + excluded.{c}" for c in _TOTALS)
 
 _PAIR_SELECT = """
@@ -722,6 +808,11 @@ _PAIR_SELECT = """
         coalesce(a.stalled, false) AS stalled
     FROM pairs p LEFT JOIN pair_attendance a USING (pair_id)
 """
+
+
+def _affected(status: str) -> int:
+    """Rows affected, from a command status such as ``UPDATE 3``."""
+    return int(status.split()[-1])
 
 
 def _program(row: asyncpg.Record) -> ProgramSettings:

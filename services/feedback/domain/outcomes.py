@@ -131,19 +131,23 @@ def feedback_table(
 ) -> list[FeedbackCell]:
     """The feedback cells (one when ``cell`` is given), suppressed where k requires.
 
-    Answers: a cell is shown only when it passes the differencing check. Requests: shown
-    when k people or more were asked (no differencing check: they are public anyway).
+    Answers: a cell is shown only when it passes the differencing check over the people
+    who answered. Requests: the same check over the people asked, and k of them at least
+    (an empty cell shows no request counts). Request counts are live: whether a request
+    was answered is announced on ``upward.feedback`` anyway.
     """
     dims = FEEDBACK_DIMENSIONS
     people = {atom: totals.people for atom, totals in atoms.items()}
     released = privacy.releasable_cells(dims, people, k)
+    asked = {atom: totals.asked for atom, totals in atoms.items()}
+    asked_released = privacy.releasable_cells(dims, asked, k)
     wanted = [cell] if cell is not None else dims.cells()
     return [
         FeedbackCell(
             side=c[0],
             kind=c[1],
             answers=_answer_figures(dims, atoms, c) if c in released else None,
-            requests=_request_figures(dims, atoms, c, k),
+            requests=_request_figures(dims, atoms, c, k) if c in asked_released else None,
         )
         for c in wanted
     ]
@@ -328,6 +332,15 @@ def session_figures(
     held = sum(sessions_by_pair.values())
     pairs = len(sessions_by_pair)
     return SessionFigures(pairs=pairs, sessions_held=held, sessions_per_pair=_mean(held, pairs))
+
+
+def live_count(count: int, *, people: int, k: int) -> int | None:
+    """A live event count, shown only when it covers k people or more (and k events).
+
+    Six requests may all be addressed to the two people of one pair: the count is
+    gated by the distinct people behind it, not by the number of events.
+    """
+    return count if people >= k and count >= k else None
 
 
 CSV_COLUMNS = ("section", "side", "kind", "topic", "metric", "value")

@@ -17,11 +17,12 @@ assume, and it is often easy to guess). Cells holding nobody are released as emp
 suppresses a cell whose release would expose a small group.
 
 Time is a way to subtract too: figures seen before and after one person's answer
-differ by that answer. So new answers are held *pending* and released into the figures
-only when the two snapshots together pass the same check, over atoms of "before" and
-"what is added" (:func:`releasable_pending`): every released cell then moves by the
-answers of k people or more, or not at all. An atom is released only once it holds k
-people, so the released figures never contain a small atom.
+differ by that answer. So new answers are held *pending*, and an atom's pending answers
+join the figures only together with those of k people or more (:func:`releasable_pending`;
+the two snapshots must also pass the same check, over atoms of "before" and "what is
+added"). Every *batch* an atom gains then holds k people or more, the first one included,
+so released atoms are never small, every cell moves by k people's answers or not at all,
+and no combination of any number of snapshots isolates fewer than k people.
 """
 
 from __future__ import annotations
@@ -110,20 +111,18 @@ def releasable_pending(
 ) -> frozenset[Atom]:
     """The atoms whose pending answers may join the released figures now (maybe none).
 
-    An atom joins only if it then holds k people or more, so released atoms are never
-    small (a small one could only ever be shown inside others). Tries every such atom,
-    then only those with k pending people or more; the first choice under which the
-    snapshots before and after expose no group below k wins.
+    Only atoms with k pending people or more move, so every *batch* (what one atom gains
+    in one release, the first one included) holds k people or more. The released figures
+    are sums of batches, and any group of batches holds k people or more, so no
+    combination of any number of snapshots, cells and filters can isolate fewer than k
+    people. The exact check of the snapshots before and after is kept on top (it matters
+    only when ``k`` was raised after figures were released): when it fails, none move.
     """
     atoms = dims.atoms()
     _check_size(atoms)
-    waiting = [
-        a for a in atoms if pending.get(a) and len(released.get(a, _NOBODY) | pending[a]) >= k
-    ]
-    choices = [waiting, [a for a in waiting if len(pending[a]) >= k]]
-    for choice in choices:
-        if choice and _two_snapshots_safe(dims, released, pending, frozenset(choice), k):
-            return frozenset(choice)
+    moving = frozenset(a for a in atoms if len(pending.get(a, _NOBODY)) >= k)
+    if moving and _two_snapshots_safe(dims, released, pending, moving, k):
+        return moving
     return frozenset()
 
 

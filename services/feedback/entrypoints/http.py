@@ -14,8 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.feedback import FeedbackKind
 from schemas.primitives import Identifier, Level, PairSide, TopicKey
@@ -84,12 +84,24 @@ def _participant(who: Caller) -> str:
     return who.subject
 
 
-def _admin_of(who: Caller, program: ProgramSettings | None, program_id: str) -> ProgramSettings:
+async def _admin_of(who: Caller, store: FeedbackStore, program_id: str) -> ProgramSettings:
+    """The program, if ``who`` administers it and is in none of its pairs (else 404, 403).
+
+    An admin who also takes part could subtract their own answers from the figures,
+    leaving fewer than k other people's: another admin of the program reads them.
+    """
+    program = await store.program(program_id=program_id)
     if program is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no program {program_id}")
     if who.role is not CallerRole.ADMIN or who.subject not in program.admin_ids:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"only the admins of {program_id} see its outcomes"
+        )
+    if await store.takes_part(program_id=program_id, person_id=who.subject):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"you take part in {program_id}: its figures include your own answers, which "
+            "you could subtract; another admin of the program can read them",
         )
     return program
 
@@ -97,10 +109,20 @@ def _admin_of(who: Caller, program: ProgramSettings | None, program_id: str) -> 
 # models
 
 
+_STRICT = ConfigDict(extra="forbid", strict=True)
+"""Answers are JSON numbers and strings as documented: ``true`` or ``"4"`` is not a rating."""
+
+PathId = Annotated[
+    str,
+    Path(min_length=1, max_length=128, pattern=r"^[^\s\x00]+$", description="An id."),
+]
+"""An id in a path: 1-128 characters, no whitespace, no NUL (PostgreSQL text refuses it)."""
+
+
 class RatingsIn(BaseModel):
     """Four ratings, 1 (poor) to 5 (excellent)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     satisfaction: Level = Field(description="Overall satisfaction.")
     usefulness: Level = Field(description="How useful the session or period was.")
@@ -111,7 +133,7 @@ class RatingsIn(BaseModel):
 class SkillIn(BaseModel):
     """The mentee's self-assessed level of a catalogue topic, before and now (1-5)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     topic: TopicKey
     before: Level
@@ -121,7 +143,7 @@ class SkillIn(BaseModel):
 class AnswerIn(BaseModel):
     """An answer to a feedback request."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     ratings: RatingsIn
     nps: int | None = Field(
@@ -133,6 +155,13 @@ class AnswerIn(BaseModel):
     comment: str | None = Field(
         default=None, max_length=4000, description="Free text, visible only to its author."
     )
+
+    @field_validator("comment")
+    @classmethod
+    def _no_nul(cls, comment: str | None) -> str | None:
+        if comment is not None and "\x00" in comment:
+            raise ValueError("the comment may not contain NUL characters")
+        return comment
 
     def to_domain(self) -> Answer:
         """The domain answer."""
@@ -289,7 +318,7 @@ class OutcomesOut(BaseModel):
 
 
 class LiveOut(BaseModel):
-    """Live event counts from the faust stream table (null below k)."""
+    """Live event counts from the faust stream table (null below k people)."""
 
     program_id: Identifier
     requests: int | None
@@ -348,7 +377,7 @@ def participant_router(context: ServiceContext) -> APIRouter:
         summary="Answer one of my requests (once; late answers are accepted and flagged)",
         responses={403: {}, 404: {}, 409: {"description": "Already answered"}, 422: {}},
     )
-    async def answer_request(request_id: str, body: AnswerIn, who: CallerDep) -> AnswerOut:
+    async def answer_request(request_id: PathId, body: AnswerIn, who: CallerDep) -> AnswerOut:
         command = SubmitAnswer(request_id, _participant(who), body.to_domain())
         try:
             async with _store_in(context) as (_, uow):
@@ -365,7 +394,7 @@ def participant_router(context: ServiceContext) -> APIRouter:
         return [AnswerOut.of(a) for a in found]
 
     @router.get("/answers/{request_id}", summary="One of my answers", responses={403: {}, 404: {}})
-    async def my_answer(request_id: str, who: CallerDep) -> AnswerOut:
+    async def my_answer(request_id: PathId, who: CallerDep) -> AnswerOut:
         participant = _participant(who)
         async with _store_in(context) as (store, _):
             found = await store.answer(request_id=request_id)
@@ -392,7 +421,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
         program_id: str, who: Caller, side: PairSide | None, kind: FeedbackKind | None
     ) -> OutcomeReport:
         async with _store_in(context) as (store, _):
-            program = _admin_of(who, await store.program(program_id=program_id), program_id)
+            program = await _admin_of(who, store, program_id)
             return await program_outcomes(store, program, side=side, kind=kind)
 
     @router.get(
@@ -401,7 +430,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
         responses={403: {}, 404: {}},
     )
     async def outcomes_json(
-        program_id: str, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
+        program_id: PathId, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
     ) -> OutcomesOut:
         return OutcomesOut.of(await report(program_id, who, side, kind))
 
@@ -412,7 +441,7 @@ def admin_router(context: ServiceContext) -> APIRouter:
         responses={200: {"content": {"text/csv": {}}}, 403: {}, 404: {}},
     )
     async def outcomes_csv(
-        program_id: str, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
+        program_id: PathId, who: CallerDep, side: SideFilter = None, kind: KindFilter = None
     ) -> Response:
         r = await report(program_id, who, side, kind)
         body = outcomes.csv_export(r.feedback, r.skills, r.retention, r.sessions)
@@ -424,18 +453,21 @@ def admin_router(context: ServiceContext) -> APIRouter:
         summary="Live request and answer counts (faust stream table; not the record)",
         responses={403: {}, 404: {}},
     )
-    async def live(program_id: str, who: CallerDep) -> LiveOut:
+    async def live(program_id: PathId, who: CallerDep) -> LiveOut:
         async with _store_in(context) as (store, _):
-            program = _admin_of(who, await store.program(program_id=program_id), program_id)
+            program = await _admin_of(who, store, program_id)
+            asked, answering = await store.people_asked_and_answering(program_id=program_id)
+        k, views = program.k_anonymity, context.views
         return LiveOut(
             program_id=program_id,
-            requests=_live_count(context.views, program_id, REQUESTED, program.k_anonymity),
-            answers=_live_count(context.views, program_id, SUBMITTED, program.k_anonymity),
+            requests=outcomes.live_count(_count(views, program_id, REQUESTED), people=asked, k=k),
+            answers=outcomes.live_count(
+                _count(views, program_id, SUBMITTED), people=answering, k=k
+            ),
         )
 
     return router
 
 
-def _live_count(views: Any, program_id: str, what: str, k: int) -> int | None:
-    count = int(views[live_key(program_id, what)]) if views is not None else 0
-    return count if count >= k else None
+def _count(views: Any, program_id: str, what: str) -> int:
+    return int(views[live_key(program_id, what)]) if views is not None else 0

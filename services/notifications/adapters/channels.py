@@ -8,11 +8,14 @@ of the JSON payload, so receivers can drop a copy sent twice.
 
 from __future__ import annotations
 
+import ssl
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from email import errors
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from urllib.parse import urlsplit
 
 import aiosmtplib
@@ -50,12 +53,26 @@ class MessageChannel(ABC):
         """Deliver ``outgoing`` or raise :class:`SendError`."""
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters (a CR or LF in a name) become spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def recipient_address(contact: Contact) -> Address:
+    """``Name <address>``, quoted as needed (``"Rahman, Aisha" <…>``); a permanent
+    ``invalid_address`` error when the address cannot be written in a header."""
+    try:
+        return Address(display_name=one_line(contact.display_name), addr_spec=contact.email)
+    except (ValueError, IndexError, errors.HeaderParseError) as exc:
+        raise SendError("invalid_address", transient=False, detail=str(exc)) from exc
+
+
 def build_email(outgoing: Outgoing, *, sender: str, domain: str) -> EmailMessage:
     """The MIME message: text and HTML alternatives, plus the invite when there is one."""
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = f"{outgoing.contact.display_name} <{outgoing.contact.email}>"
-    message["Subject"] = outgoing.rendered.subject
+    message["To"] = recipient_address(outgoing.contact)
+    message["Subject"] = one_line(outgoing.rendered.subject)
     message["Date"] = format_datetime(outgoing.sent_at)
     message["Message-ID"] = f"<{outgoing.message_id}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"
@@ -85,6 +102,8 @@ def smtp_error(exc: Exception) -> SendError:
     if isinstance(exc, aiosmtplib.SMTPResponseException) and isinstance(code, int):
         permanent = 500 <= code < 600 and code not in _AUTH_CODES
         return SendError(f"smtp_{code}", transient=not permanent, detail=str(exc))
+    if isinstance(exc, ssl.SSLError):  # e.g. an untrusted certificate: an operator's fix
+        return SendError("smtp_tls", transient=True, detail=str(exc))
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return SendError("smtp_timeout", transient=True, detail=str(exc))
     return SendError("smtp_unreachable", transient=True, detail=str(exc))
@@ -105,6 +124,8 @@ class SmtpChannel(MessageChannel):
         try:
             await aiosmtplib.send(
                 message,
+                sender=parseaddr(s.mail_from)[1],
+                recipients=[outgoing.contact.email],
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_username,
@@ -112,6 +133,7 @@ class SmtpChannel(MessageChannel):
                 use_tls=s.smtp_tls == "tls",
                 start_tls=s.smtp_tls == "starttls",
                 validate_certs=s.smtp_validate_certs,
+                cert_bundle=s.smtp_cert_bundle,
                 timeout=s.smtp_timeout_s,
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

@@ -1,8 +1,7 @@
 """The sessions service's own Prometheus metrics (the kit's are in servicekit.metrics).
 
-Counted when the state change is made, inside its transaction: a batch the kit rolls
-back and applies again one event at a time counts its events twice. That happens only
-when an event of the batch is dead-lettered, so the counters are close, not exact.
+Counted only once the transaction that made the change has committed
+(``uow.after_commit``): a rolled-back batch or a retried command counts nothing.
 """
 
 from __future__ import annotations

@@ -7,23 +7,34 @@ notes nor records what happened in a session. Bad input answers 4xx with a reaso
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.primitives import Identifier, TopicKey
+from servicekit.retry import Backoff, is_transient, retry_transient
 from servicekit.runtime import ServiceContext
+from servicekit.settings import ServiceSettings
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
 from services.sessions.adapters.calendar import feed, invite
 from services.sessions.adapters.repository import SessionsRepository
 from services.sessions.domain.commands import Cancel, RecordHeld, RecordMissed, Reschedule
 from services.sessions.domain.errors import Conflict, Forbidden, Invalid, NotFound, SessionsError
 from services.sessions.domain.model import Note, Pair, Session, SessionStatus
-from services.sessions.entrypoints.identity import Caller, caller, check_feed_token, feed_token
+from services.sessions.entrypoints.identity import (
+    ID_PATTERN,
+    Caller,
+    caller,
+    check_feed_token,
+    feed_token,
+)
 from services.sessions.handlers import (
     cancel_session,
     record_session_held,
@@ -34,6 +45,12 @@ from services.sessions.service_layer import Dependencies, PairFacts, invite_cont
 from services.sessions.settings import SessionsSettings
 
 CallerDep = Annotated[Caller, Depends(caller)]
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="Session id.")]
+ParticipantId = Annotated[str, Path(pattern=ID_PATTERN, description="Participant id.")]
+PairFilter = Annotated[str | None, Query(pattern=ID_PATTERN, description="Only this pair.")]
+ProgramFilter = Annotated[str | None, Query(pattern=ID_PATTERN, description="Only this program.")]
+RETRY_FOR_S = 5.0
+_log = structlog.get_logger(__name__)
 ICS = "text/calendar; charset=utf-8"
 T = TypeVar("T")
 C = TypeVar("C")
@@ -99,6 +116,7 @@ class HeldRequest(BaseModel):
     notes: str | None = Field(
         default=None,
         max_length=20000,
+        pattern=r"^[^\x00]*$",
         description="Private notes: kept here, readable only by the two people of the pair.",
     )
 
@@ -147,6 +165,28 @@ def refusals() -> Iterator[None]:
         raise HTTPException(_STATUS.get(type(refusal), 400), str(refusal)) from refusal
 
 
+async def retrying(attempt: Callable[[], Awaitable[T]], settings: ServiceSettings) -> T:
+    """Run ``attempt``, and again after a transient failure (deadlock, lost connection).
+
+    Each attempt is its own transaction, rolled back when it fails, so running it again
+    is safe. Retries stop after ``RETRY_FOR_S``; a failure still transient then answers
+    503 (try again later) instead of 500.
+    """
+    backoff = Backoff(settings.retry_initial_backoff_s, min(settings.retry_max_backoff_s, 1.0))
+    try:
+        return await retry_transient(
+            attempt,
+            backoff=backoff,
+            pause=asyncio.sleep,
+            on_retry=lambda exc: _log.warning("http_command_retried", error=repr(exc)),
+            deadline=time.monotonic() + RETRY_FOR_S,
+        )
+    except Exception as exc:
+        if is_transient(exc):
+            raise HTTPException(503, "the session store is busy or unreachable; try again") from exc
+        raise
+
+
 def routers(
     context: ServiceContext, deps: Dependencies, settings: SessionsSettings
 ) -> Sequence[APIRouter]:
@@ -166,17 +206,20 @@ class _Api:
         self.settings = settings
 
     async def command(self, run: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """Run a command in its own transaction, refusals mapped to HTTP errors."""
-        c, s = self.context, self.settings
+        """Run a command in its own transaction (again on a deadlock), refusals mapped."""
         with refusals():
-            async with unit_of_work(
-                c.pool,
-                source="/upward/sessions",
-                region=s.region,
-                clock=c.clock,
-                max_event_bytes=s.max_event_bytes,
-            ) as uow:
-                return await run(uow)
+            return await retrying(lambda: self._transaction(run), self.settings)
+
+    async def _transaction(self, run: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        c, s = self.context, self.settings
+        async with unit_of_work(
+            c.pool,
+            source="/upward/sessions",
+            region=s.region,
+            clock=c.clock,
+            max_event_bytes=s.max_event_bytes,
+        ) as uow:
+            return await run(uow)
 
     async def session_command(
         self, handler: Callable[[C, UnitOfWork, Dependencies], Awaitable[Session]], command: C
@@ -186,9 +229,13 @@ class _Api:
 
     async def read(self, run: Callable[[SessionsRepository], Awaitable[T]]) -> T:
         """Run a read on a pooled connection, refusals mapped to HTTP errors."""
-        with refusals():
+
+        async def attempt() -> T:
             async with self.context.pool.acquire() as conn:
                 return await run(self.deps.repository(conn))
+
+        with refusals():
+            return await retrying(attempt, self.settings)
 
     def session_routes(self) -> APIRouter:
         """Sessions: list, read, invite, notes, and the four commands."""
@@ -201,7 +248,7 @@ class _Api:
         @router.get("", summary="Sessions of the caller's pairs (admin: any pair)")
         async def list_sessions(
             who: CallerDep,
-            pair_id: str | None = None,
+            pair_id: PairFilter = None,
             status: SessionStatus | None = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         ) -> list[SessionView]:
@@ -214,7 +261,7 @@ class _Api:
             return [SessionView.of(s) for s in found]
 
         @router.get("/{session_id}", summary="One session")
-        async def get_session(session_id: str, who: CallerDep) -> SessionView:
+        async def get_session(session_id: SessionId, who: CallerDep) -> SessionView:
             session, _ = await self.read(lambda r: _visible(r, session_id, who))
             return SessionView.of(session)
 
@@ -224,43 +271,43 @@ class _Api:
             response_class=Response,
             responses={200: {"content": {"text/calendar": {}}}},
         )
-        async def get_invite(session_id: str, who: CallerDep) -> Response:
+        async def get_invite(session_id: SessionId, who: CallerDep) -> Response:
             session, facts = await self.read(lambda r: _visible(r, session_id, who))
             context = invite_context(self.deps.policy, facts)
             return Response(invite(session, context, now=self.context.clock.now()), media_type=ICS)
 
         @router.get("/{session_id}/notes", summary="The pair's private notes on a session")
-        async def get_notes(session_id: str, who: CallerDep) -> list[NoteView]:
+        async def get_notes(session_id: SessionId, who: CallerDep) -> list[NoteView]:
             notes = await self.read(lambda r: _notes(r, session_id, who))
             return [NoteView.of(n) for n in notes]
 
     def _session_commands(self, router: APIRouter) -> None:
         @router.post("/{session_id}/held", summary="Record a session as held")
-        async def held(session_id: str, body: HeldRequest, who: CallerDep) -> SessionView:
+        async def held(session_id: SessionId, body: HeldRequest, who: CallerDep) -> SessionView:
             command = RecordHeld(
                 session_id,
                 who.actor(),
-                tuple(body.attendees),
+                _unique(body.attendees),
                 body.duration_minutes,
-                tuple(body.topics_covered),
+                _unique(body.topics_covered),
                 body.notes,
             )
             return await self.session_command(record_session_held, command)
 
         @router.post("/{session_id}/missed", summary="Record that a session did not take place")
-        async def missed(session_id: str, body: MissedRequest, who: CallerDep) -> SessionView:
-            command = RecordMissed(session_id, who.actor(), tuple(body.absent))
+        async def missed(session_id: SessionId, body: MissedRequest, who: CallerDep) -> SessionView:
+            command = RecordMissed(session_id, who.actor(), _unique(body.absent))
             return await self.session_command(record_session_missed, command)
 
         @router.post("/{session_id}/reschedule", summary="Move a session; reissues its invite")
         async def reschedule(
-            session_id: str, body: RescheduleRequest, who: CallerDep
+            session_id: SessionId, body: RescheduleRequest, who: CallerDep
         ) -> SessionView:
             command = Reschedule(session_id, who.actor(), body.starts_at)
             return await self.session_command(reschedule_session, command)
 
         @router.post("/{session_id}/cancel", summary="Cancel a session (METHOD:CANCEL invite)")
-        async def cancel(session_id: str, who: CallerDep) -> SessionView:
+        async def cancel(session_id: SessionId, who: CallerDep) -> SessionView:
             command = Cancel(session_id, who.actor())
             return await self.session_command(cancel_session, command)
 
@@ -271,7 +318,7 @@ class _Api:
         @router.get("", summary="The caller's pairs (admin: any pair, by program)")
         async def list_pairs(
             who: CallerDep,
-            program_id: str | None = None,
+            program_id: ProgramFilter = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         ) -> list[PairView]:
             mine = None if who.actor().is_admin else who.subject
@@ -300,7 +347,9 @@ class _Api:
             response_class=Response,
             responses={200: {"content": {"text/calendar": {}}}},
         )
-        async def calendar_feed(participant_id: str, token: str | None = None) -> Response:
+        async def calendar_feed(
+            participant_id: ParticipantId, token: str | None = None
+        ) -> Response:
             check_feed_token(self._feed_secret(), participant_id, token)
             text = await self.read(lambda r: self._feed(r, participant_id))
             return Response(text, media_type=ICS)
@@ -316,6 +365,8 @@ class _Api:
         return secret.get_secret_value()
 
     async def _feed(self, repo: SessionsRepository, participant_id: str) -> str:
+        if await repo.is_forgotten(participant_id=participant_id):
+            raise NotFound("no calendar feed: this participant's data was erased")
         sessions = await repo.sessions(participant_id=participant_id, limit=2000)
         facts: dict[str, PairFacts] = {}
         for session in sessions:
@@ -323,6 +374,11 @@ class _Api:
                 facts[session.pair_id] = await _facts(repo, session.pair_id)
         entries = [(s, invite_context(self.deps.policy, facts[s.pair_id])) for s in sessions]
         return feed(entries, owner_id=participant_id, now=self.context.clock.now())
+
+
+def _unique(values: Sequence[str]) -> tuple[str, ...]:
+    """The values once each, in their order (a name given twice counts once)."""
+    return tuple(dict.fromkeys(values))
 
 
 async def _facts(repo: SessionsRepository, pair_id: str) -> PairFacts:

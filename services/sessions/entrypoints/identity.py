@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -20,6 +21,10 @@ from fastapi import Header, HTTPException
 from pydantic import BaseModel
 
 from services.sessions.domain.commands import Actor
+
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,128}$"
+"""An id as the API accepts it: 1-128 characters, no whitespace or control characters."""
+_ID = re.compile(ID_PATTERN)
 
 
 class CallerRole(StrEnum):
@@ -58,6 +63,8 @@ def caller(
         raise HTTPException(401, "send X-Upward-Role and X-Upward-Subject")
     if x_upward_role not in set(CallerRole):
         raise HTTPException(401, f"unknown role {x_upward_role!r}")
+    if not _ID.fullmatch(x_upward_subject):
+        raise HTTPException(401, "X-Upward-Subject must be an id: 1-128 characters, no spaces")
     return Caller(role=CallerRole(x_upward_role), subject=x_upward_subject)
 
 
