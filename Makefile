@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit integration lint format schemas bench stack-up stack-down clean
+.PHONY: help install deploy-tools demo test unit integration lint format schemas bench stack-up stack-down clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -19,14 +19,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## Create .venv and install Upward with its pinned dependencies
 
+deploy-tools:  ## Build helm (Go module proxy) and the CRD schema validator (npm), once, into ~/.cache/upward
+	@bash deploy/tools/install-helm.sh >/dev/null
+	@bash tests/deploy/crd_validator/install.sh >/dev/null
+
 demo: install  ## Start the local stack (Kafka + PostgreSQL) and show its status
 	$(BIN)/upward stack up
 	$(BIN)/upward stack status
 
-test: install  ## Run the whole test suite (starts its own Kafka and PostgreSQL)
+test: install deploy-tools  ## Run the whole test suite (starts its own Kafka and PostgreSQL)
 	$(BIN)/pytest -ra
 
-unit: install  ## Run only the tests that need no broker or database
+unit: install deploy-tools  ## Run only the tests that need no broker or database
 	$(BIN)/pytest -ra -m 'not integration'
 
 lint: install  ## ruff and mypy --strict

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from upward.deploy import app as deploy_app
 from upward.match.commands import app as match_app
 from upward.stack.commands import app as stack_app
 
@@ -14,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 app.add_typer(match_app, name="match")
+app.add_typer(deploy_app, name="deploy")
 
 
 if __name__ == "__main__":  # pragma: no cover
