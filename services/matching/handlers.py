@@ -53,6 +53,7 @@ from servicekit.logs import get_logger
 from servicekit.retry import is_transient
 from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
 from services.matching.adapters import metrics
+from services.matching.adapters.offload import BIG, off_loop
 from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain import audit, pairs, participants, programs, staging
 from services.matching.domain.audit import AdminAction, AdminActionKind
@@ -115,7 +116,7 @@ async def record_participant_screened(
 ) -> None:
     """Record the screening outcome (screened mentors become eligible)."""
     program = await _program_or_reject(repo, data.program_id)
-    change = _known(partial(participants.screened, outcome=data.outcome), data.participant_id)
+    change = _known(partial(participants.screened, outcome=data.outcome), data)
     await _change_participant(uow, repo, program, data.participant_id, change)
 
 
@@ -124,7 +125,7 @@ async def record_training_completed(
 ) -> None:
     """Record the mentor training (trained mentors become eligible)."""
     program = await _program_or_reject(repo, data.program_id)
-    change = _known(participants.trained, data.participant_id)
+    change = _known(participants.trained, data)
     await _change_participant(uow, repo, program, data.participant_id, change)
 
 
@@ -146,12 +147,14 @@ async def _change_participant(
     await _pool_changed(repo, program)
 
 
-def _known(change: Callable[[Participant], Participant], participant_id: str) -> ParticipantChange:
+def _known(
+    change: Callable[[Participant], Participant], fact: ParticipantScreened | TrainingCompleted
+) -> ParticipantChange:
     """``change`` for a participant who must have joined (Rejected otherwise)."""
 
     def apply(existing: Participant | None) -> Participant:
         if existing is None:
-            raise Rejected(f"{participant_id} has not joined this program")
+            raise Rejected(f"{fact.participant_id} has not joined program {fact.program_id}")
         return change(existing)
 
     return apply
@@ -275,7 +278,7 @@ async def plan_continuous(uow: UnitOfWork, repo: MatchingRepository) -> None:
     programs are matched all the same. Transient failures fail the whole tick (retried).
     """
     for program_id, newest in (await repo.changed_pools(mode=PairingMode.CONTINUOUS)).items():
-        emitted = len(uow.emitted)
+        emitted, counted = len(uow.emitted), len(uow.committed_actions)
         try:
             async with repo.savepoint():
                 await _match_continuously(program_id, uow, repo)
@@ -284,6 +287,7 @@ async def plan_continuous(uow: UnitOfWork, repo: MatchingRepository) -> None:
             if is_transient(error):
                 raise
             del uow.emitted[emitted:]
+            del uow.committed_actions[counted:]  # nor count its proposals
             _log.exception("continuous_matching_failed", program_id=program_id)
 
 
@@ -334,7 +338,7 @@ async def close_program(
     uow: UnitOfWork,
     repo: MatchingRepository,
 ) -> Program:
-    """Close the program: its pairs end (program_closed), its proposals are vetoed."""
+    """Close the program: its pairs end and its proposals are declined (program_closed)."""
     await repo.lock_program(program_id=program_id)
     program = await _program(repo, program_id)
     closed, event = programs.close_program(program, reason=reason, by=by, at=uow.now)
@@ -343,7 +347,7 @@ async def close_program(
         repo,
         await repo.open_pairs(program_id=program_id),
         end_reason=PairEndReason.PROGRAM_CLOSED,
-        decline_reason=DeclineReason.VETOED,
+        decline_reason=DeclineReason.PROGRAM_CLOSED,
         by=by,
     )
     await repo.save_program(program=closed, at=uow.now)
@@ -548,7 +552,8 @@ async def veto_pair(
     pair = await _pair(repo, pair_id)
     transition = pairs.decline(pair, reason=DeclineReason.VETOED, by=by, at=uow.now)
     await _apply(uow, repo, transition, announce=transition.events)
-    await _audit(repo, pair.program_id, AdminActionKind.VETO_PAIR, by, uow, reason, pair=pair)
+    if transition.changed:
+        await _audit(repo, pair.program_id, AdminActionKind.VETO_PAIR, by, uow, reason, pair=pair)
     return transition.pair
 
 
@@ -676,6 +681,9 @@ def _bind(
     handler: EventHandler, repository: RepositoryFactory
 ) -> Callable[[Any, UnitOfWork], Awaitable[None]]:
     async def run(data: Any, uow: UnitOfWork) -> None:
+        where = first_nul(data.model_dump(mode="json"), data.event_type)
+        if where is not None:
+            raise Rejected(f"{where} holds a NUL character, which the store cannot keep")
         await handler(data, uow, repository(uow.conn))
 
     run.__name__ = handler.__name__
@@ -683,6 +691,24 @@ def _bind(
 
 
 # --- shared steps ----------------------------------------------------------------------
+
+
+def first_nul(value: object, where: str) -> str | None:
+    """Where the first string (or key) holding NUL is in a JSON value, or None.
+
+    PostgreSQL text and jsonb cannot keep NUL: such input is refused before it is stored.
+    """
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    items: list[tuple[object, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return f"{where} key"
+            items.append((item, f"{where}.{key}"))
+    elif isinstance(value, list):
+        items = [(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    return next((w for item, path in items if (w := first_nul(item, path)) is not None), None)
 
 
 async def _propose_one(
@@ -731,25 +757,26 @@ async def _propose(
     run_id: str | None = None,
     by: str | None = None,
 ) -> list[Pair]:
-    timeout = timedelta(hours=program.definition.acceptance_timeout_hours)
-    transitions = [
-        pairs.propose(
-            proposal,
-            pair_id=f"pair-{uuid.uuid4().hex[:16]}",
-            program_id=program.program_id,
-            mode=mode,
-            at=uow.now,
-            acceptance_timeout=timeout,
-            run_id=run_id,
-            proposed_by=by,
-        )
-        for proposal in proposals
-    ]
+    propose = partial(
+        pairs.propose,
+        program_id=program.program_id,
+        mode=mode,
+        at=uow.now,
+        acceptance_timeout=timedelta(hours=program.definition.acceptance_timeout_hours),
+        run_id=run_id,
+        proposed_by=by,
+    )
+    transitions = await off_loop(
+        lambda: [propose(p, pair_id=f"pair-{uuid.uuid4().hex[:16]}") for p in proposals],
+        size=len(proposals),
+    )
     inserted = await repo.add_pairs(pairs=[t.pair for t in transitions])
     made = [t for t in transitions if t.pair.pair_id in inserted]
-    for transition in made:
+    for index, transition in enumerate(made, start=1):
         for event in transition.events:
             await uow.emit(event)
+        if index % BIG == 0:
+            await asyncio.sleep(0)  # a big run: let the API serve between chunks
     count = len(made)
     uow.after_commit(lambda: metrics.PAIRS_PROPOSED.inc(count))
     return [t.pair for t in made]

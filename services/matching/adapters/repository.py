@@ -22,6 +22,7 @@ from schemas.participants import ParticipantProfile, ScreeningOutcome
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
 from servicekit.db import Connection
+from services.matching.adapters.offload import off_loop
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
 from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, Unmatched
 from services.matching.domain.pairs import Pair, PairStatus, excluded_combinations
@@ -422,17 +423,7 @@ class PostgresMatchingRepository(MatchingRepository):
         """Active participants as the engine sees them, with their free places (one query)."""
         ids = None if participant_ids is None else list(participant_ids)
         rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN)
-        return [
-            to_candidate(
-                json.loads(r["profile"]),
-                screening=r["screening"],
-                trained=r["trained"],
-                open_as_mentor=r["open_as_mentor"],
-                open_as_mentee=r["open_as_mentee"],
-                mentee_finished=r["mentee_finished"],
-            )
-            for r in rows
-        ]
+        return await off_loop(lambda: [_candidate(r) for r in rows], size=len(rows))
 
     async def erase_participant(self, *, participant_id: str) -> int:
         """Delete the person's data in every program; return the rows erased."""
@@ -446,7 +437,9 @@ class PostgresMatchingRepository(MatchingRepository):
         """Insert new pairs; return the ids inserted (conflicting pairs are skipped)."""
         if not pairs:
             return set()
-        columns = [[_pair_value(p, c) for p in pairs] for c in _PAIR_COLUMNS]
+        columns = await off_loop(
+            lambda: [[_pair_value(p, c) for p in pairs] for c in _PAIR_COLUMNS], size=len(pairs)
+        )
         rows = await self._conn.fetch(_INSERT_PAIRS, *columns)
         return {r["pair_id"] for r in rows}
 
@@ -584,6 +577,7 @@ class PostgresMatchingRepository(MatchingRepository):
 
     async def add_run(self, *, run: MatchRun) -> None:
         """Store a new run."""
+        plan = await off_loop(lambda: json.dumps(plan_json(run.plan)), size=len(run.plan.pairs))
         await self._conn.execute(
             "INSERT INTO match_runs (run_id, program_id, mode, status, plan, created_by,"
             " created_at, duration_ms, published_at, published_by, outcome)"
@@ -592,7 +586,7 @@ class PostgresMatchingRepository(MatchingRepository):
             run.program_id,
             run.mode.value,
             run.status.value,
-            json.dumps(plan_json(run.plan)),
+            plan,
             run.created_by,
             run.created_at,
             run.duration_ms,
@@ -609,7 +603,9 @@ class PostgresMatchingRepository(MatchingRepository):
             " FROM match_runs WHERE run_id = $1",
             run_id,
         )
-        return None if row is None else _run(row)
+        if row is None:
+            return None
+        return await off_loop(lambda: _run(row), size=len(row["plan"]) // 100)  # ~100 B a pair
 
     async def save_run(self, *, run: MatchRun) -> None:
         """Store a run's new status and outcome."""
@@ -643,6 +639,17 @@ def _participant(row: asyncpg.Record) -> Participant:
         status=ParticipantStatus(row["status"]),
         screening=None if row["screening"] is None else ScreeningOutcome(row["screening"]),
         trained=row["trained"],
+    )
+
+
+def _candidate(row: asyncpg.Record) -> Candidate:
+    return to_candidate(
+        json.loads(row["profile"]),
+        screening=row["screening"],
+        trained=row["trained"],
+        open_as_mentor=row["open_as_mentor"],
+        open_as_mentee=row["open_as_mentee"],
+        mentee_finished=row["mentee_finished"],
     )
 
 
