@@ -352,6 +352,50 @@ async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
     assert asked.status_code == 201 and asked.json()["mentee_accepted_at"] is not None
 
 
+async def test_malformed_ids_strings_and_pages_get_4xx_never_500(service: Service) -> None:
+    await service.create_program("prg-nul")
+    admin_with = {"X-Upward-Role": "admin"}
+    for subject in ("admin one", "a" * 129, "adm\x01in"):
+        refused = await service.http.get(
+            "/programs", headers=admin_with | {"X-Upward-Subject": subject}
+        )
+        assert refused.status_code == 401 and "X-Upward-Subject" in refused.text
+    for path in (
+        "/programs/a%00b",
+        "/pairs/a%00b",
+        "/match-runs/a%00b",
+        "/programs/prg-nul/participants/a%20b",
+        "/programs/prg-nul/pairs?offset=99999999999999999999",
+        "/programs/" + "p" * 129,
+    ):
+        answer = await service.http.get(path, headers=ADMIN)
+        assert answer.status_code == 422, (path, answer.text)
+    for path, body in (
+        ("/pairs/a%00b/veto", {"reason": "r"}),
+        ("/programs/prg-nul/participants/a%20b/leave", {}),
+        ("/programs/prg-nul/vetoes", {"mentor_id": "m\x00", "mentee_id": "e-1", "reason": "r"}),
+        ("/programs/prg-nul/vetoes", {"mentor_id": "m-1", "mentee_id": "e-1", "reason": "r\x00"}),
+        ("/programs/prg-nul/vetoes", {"mentor_id": 5, "mentee_id": "e-1", "reason": "r"}),
+        (
+            "/programs/prg-nul/vetoes",
+            {"mentor_id": "m-1", "mentee_id": "e-1", "reason": "r" * 10**5},
+        ),
+        ("/programs", program_definition("prg-x").model_dump(mode="json") | {"name": "a\x00"}),
+    ):
+        answer = await service.http.post(path, json=body, headers=ADMIN)
+        assert answer.status_code == 422, (path, answer.text)
+    profile = mentor("m-1", "prg-nul").model_dump(mode="json")
+    nested = profile | {"offers": {"social-media": 4, "gen\x00ai": 2}}
+    joined = await service.http.post("/programs/prg-nul/participants", json=nested, headers=ADMIN)
+    assert joined.status_code == 422 and "body.offers key holds a NUL" in joined.text
+    unknown = mentor("m-1", "prg-none").model_dump(mode="json")
+    refused = await service.http.post(
+        "/programs/prg-none/participants", json=unknown, headers=ADMIN
+    )
+    assert refused.status_code == 404 and "prg-none" in refused.text
+    assert (await service.participants("prg-nul")) == []
+
+
 async def participant_state(service: Service, program_id: str, pid: str) -> dict[str, Any]:
     answer = await service.http.get(f"/programs/{program_id}/participants/{pid}", headers=ADMIN)
     return dict(answer.json()) if answer.status_code == 200 else {}
@@ -475,6 +519,8 @@ async def test_the_openapi_document_is_generated_from_the_routes(service: Servic
         "/programs/{program_id}/vetoes",
     } <= paths
     assert "RunView" in document["components"]["schemas"]
+    join = document["paths"]["/programs/{program_id}/participants"]["post"]
+    assert "202" in join["responses"] and "404 right after a join" in join["description"]
 
 
 async def pair_rows(service: Service, program_id: str) -> list[dict[str, Any]]:
