@@ -617,11 +617,11 @@ async def assign_pair(
     mentor_id: str,
     mentee_id: str,
     by: str,
-    reason: str | None,
+    reason: str,
     uow: UnitOfWork,
     repo: MatchingRepository,
 ) -> Pair:
-    """An admin proposes a pair by hand: constraints hold, and both must still accept."""
+    """An admin proposes a pair by hand, saying why: constraints hold, both must accept."""
     pair = await _propose_one(
         program_id, mentor_id, mentee_id, mode=PairingMode.MANUAL, by=by, uow=uow, repo=repo
     )

@@ -371,7 +371,12 @@ async def test_a_manual_pair_is_audited_and_needs_the_mode() -> None:
     await batch_only.join(mentor("m-1"), mentee("e-1"))
     with pytest.raises(programs.ModeNotAllowed):
         await batch_only.command(
-            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason=None
+            handlers.assign_pair,
+            "prg-1",
+            mentor_id="m-1",
+            mentee_id="e-1",
+            by="a",
+            reason="asked for",
         )
 
 
@@ -385,7 +390,12 @@ async def test_a_veto_withdraws_the_proposal_and_forbids_the_pair_for_good() -> 
     assert await world.command(handlers.veto_combination, veto) == []
     with pytest.raises(handlers.PairNotAllowed) as refused:
         await world.command(
-            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason=None
+            handlers.assign_pair,
+            "prg-1",
+            mentor_id="m-1",
+            mentee_id="e-1",
+            by="a",
+            reason="asked for",
         )
     assert "previously_excluded" in refused.value.violations
     vetoed = await world.repo.get_pair(pair_id=pair.pair_id)

@@ -308,6 +308,15 @@ async def test_a_batch_dry_run_is_staged_then_published(service: Service) -> Non
     assert again.status_code == 409
     names = await service.wait_for_pairs_events("prg-batch", ["PairProposed", "MatchRunCompleted"])
     assert names.count("PairProposed") == 1
+    await service.publish(hr_feed(mentor("m-2", "prg-batch")))
+    await service.wait_for_participants("prg-batch", 4)
+    direct = await service.http.post(
+        "/programs/prg-batch/match-runs", json={"dry_run": False}, headers=ADMIN
+    )
+    assert direct.status_code == 201 and direct.json()["status"] == "published"
+    assert len(direct.json()["proposed_pair_ids"]) == 1
+    (second,) = await service.proposals("prg-batch", unmatched["participant_id"])
+    assert second["mentor_id"] == "m-2" and second["run_id"] == direct.json()["run_id"]
 
 
 async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
@@ -321,16 +330,22 @@ async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
     await service.wait_for_participants("prg-refusals", 3)
     manual = await service.http.post(
         "/programs/prg-refusals/manual-pairs",
-        json={"mentor_id": "m-boss", "mentee_id": "e-1"},
+        json={"mentor_id": "m-boss", "mentee_id": "e-1", "reason": "asked for"},
         headers=ADMIN,
     )
     assert manual.status_code == 422 and manual.json()["detail"]["violations"] == ["grade_gap"]
     not_admin = await service.http.post(
         "/programs/prg-refusals/manual-pairs",
-        json={"mentor_id": "m-1", "mentee_id": "e-1"},
+        json={"mentor_id": "m-1", "mentee_id": "e-1", "reason": "asked for"},
         headers=person("e-1"),
     )
     assert not_admin.status_code == 403
+    no_reason = await service.http.post(
+        "/programs/prg-refusals/manual-pairs",
+        json={"mentor_id": "m-1", "mentee_id": "e-1"},
+        headers=ADMIN,
+    )
+    assert no_reason.status_code == 422 and "reason" in no_reason.text
     no_batch = await service.http.post(
         "/programs/prg-refusals/match-runs", json={"dry_run": True}, headers=ADMIN
     )
@@ -467,7 +482,9 @@ async def test_the_admin_and_participant_endpoints(service: Service) -> None:
     vetoed = await service.http.post(base + "/vetoes", json=veto, headers=ADMIN)
     assert vetoed.status_code == 201 and vetoed.json() == []
     manual = await service.http.post(
-        base + "/manual-pairs", json={"mentor_id": "m-1", "mentee_id": "e-2"}, headers=ADMIN
+        base + "/manual-pairs",
+        json={"mentor_id": "m-1", "mentee_id": "e-2", "reason": "asked for"},
+        headers=ADMIN,
     )
     assert manual.json()["detail"]["violations"] == ["previously_excluded"]
     left = await service.http.post(base + "/participants/e-2/leave", json={}, headers=person("e-2"))
