@@ -649,7 +649,7 @@ async def load_participant(
 
 async def load_pair(pair_id: str, *, repo: MatchingRepository) -> Pair:
     """The pair with the score and per-factor explanation it was proposed with."""
-    return await _pair(repo, pair_id)
+    return await _pair(repo, pair_id, for_update=False)
 
 
 async def load_run(run_id: str, *, repo: MatchingRepository) -> MatchRun:
@@ -893,15 +893,16 @@ async def _participant_or_reject(
     return found
 
 
-async def _pair(repo: MatchingRepository, pair_id: str) -> Pair:
-    pair = await repo.get_pair(pair_id=pair_id)
+async def _pair(repo: MatchingRepository, pair_id: str, *, for_update: bool = True) -> Pair:
+    """The pair, locked until commit by default: commands read, change and save it."""
+    pair = await repo.get_pair(pair_id=pair_id, for_update=for_update)
     if pair is None:
         raise UnknownResource(f"no pair {pair_id}")
     return pair
 
 
 async def _pair_or_reject(repo: MatchingRepository, pair_id: str, program_id: str) -> Pair:
-    pair = await repo.get_pair(pair_id=pair_id)
+    pair = await repo.get_pair(pair_id=pair_id, for_update=True)
     if pair is None or pair.program_id != program_id:
         raise Rejected(f"no pair {pair_id} in program {program_id}")
     return pair

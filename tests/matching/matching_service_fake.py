@@ -197,8 +197,8 @@ class InMemoryMatchingRepository(MatchingRepository):
         if pair.pair_id in self.pairs:
             self.pairs[pair.pair_id] = pair
 
-    async def get_pair(self, *, pair_id: str) -> Pair | None:
-        return self.pairs.get(pair_id)
+    async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
+        return self.pairs.get(pair_id)  # one task at a time: nothing to lock
 
     async def find_pairs(
         self,

@@ -8,10 +8,11 @@ an unanswered proposal expires when the manual clock moves on.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -23,10 +24,15 @@ from schemas.envelope import CloudEvent
 from schemas.pairs import PairAccepted
 from schemas.participants import ParticipantForgotten
 from schemas.primitives import PairSide
+from servicekit import db
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import settings_for
+from servicekit.unit_of_work import unit_of_work
+from services.matching import handlers
+from services.matching.adapters.repository import PostgresMatchingRepository
 from services.matching.bootstrap import DEFINITION
+from services.matching.domain.pairs import Pair, PairStatus
 from services.matching.settings import MatchingSettings
 from tests.integration.kafka_io import eventually, publish, read_topic
 from upward.stack import free_ports
@@ -605,3 +611,108 @@ async def _inbox_count(service: Service, group: str) -> int:
             "SELECT count(*) FROM kit_inbox WHERE consumer_group = $1", group
         )
     )
+
+
+class Store:
+    """The matching store on a fresh migrated database, driven by the handlers directly."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.clock = ManualClock(START)
+
+    def command(self) -> Any:
+        return unit_of_work(self.pool, source="/test", region="test", clock=self.clock)
+
+    async def run(self, step: Any, *args: Any, **kwargs: Any) -> Any:
+        async with self.command() as uow:
+            return await step(*args, uow=uow, repo=PostgresMatchingRepository(uow.conn), **kwargs)
+
+    async def proposed(self, mentor_id: str, mentee_id: str) -> Pair:
+        """A manual proposal of two new joiners of program prg-race."""
+        async with self.command() as uow:
+            repo = PostgresMatchingRepository(uow.conn)
+            if await repo.get_program(program_id="prg-race") is None:
+                await handlers.create_program(
+                    program_definition("prg-race"), by="a", uow=uow, repo=repo
+                )
+            for profile in (mentor(mentor_id, "prg-race"), mentee(mentee_id, "prg-race")):
+                await handlers.record_participant_joined(profile, uow, repo)
+        return cast(
+            Pair,
+            await self.run(
+                handlers.assign_pair,
+                "prg-race",
+                mentor_id=mentor_id,
+                mentee_id=mentee_id,
+                by="a",
+                reason="race",
+            ),
+        )
+
+    async def pair(self, pair_id: str) -> Pair:
+        async with self.command() as uow:
+            found = await PostgresMatchingRepository(uow.conn).get_pair(pair_id=pair_id)
+        assert found is not None
+        return found
+
+    async def blocked(self) -> int:
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+
+@pytest.fixture
+async def store(postgres: Any) -> AsyncIterator[Store]:
+    name = f"test_matching_race_{uuid.uuid4().hex[:12]}"
+    pool = await db.create_pool(await postgres.create_database(name), max_size=4)
+    try:
+        await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
+        await db.apply_migrations(pool, "matching", DEFINITION.migrations)
+        yield Store(pool)
+    finally:
+        await pool.close()
+        await postgres.drop_database(name)
+
+
+async def test_two_acceptances_at_once_both_count(store: Store) -> None:
+    """The second acceptance waits for the first (row lock) instead of overwriting it."""
+    pair = await store.proposed("m-1", "e-1")
+    async with store.command() as first:
+        repo = PostgresMatchingRepository(first.conn)
+        await handlers.accept_pair(pair.pair_id, participant_id="m-1", uow=first, repo=repo)
+        second = asyncio.create_task(
+            store.run(handlers.accept_pair, pair.pair_id, participant_id="e-1")
+        )
+        waiting = await eventually(store.blocked, lambda n: n >= 1)
+        assert waiting >= 1, "the second acceptance never waited for the first"
+    await second
+    formed = await store.pair(pair.pair_id)
+    assert formed.status is PairStatus.FORMED
+    assert formed.mentor_accepted_at is not None and formed.mentee_accepted_at is not None
+
+
+async def test_a_proposal_accepted_at_its_deadline_is_not_expired_over(store: Store) -> None:
+    """The expiry timer skips a proposal being accepted: a formed pair is never declined."""
+    pair = await store.proposed("m-2", "e-2")
+    await store.run(handlers.accept_pair, pair.pair_id, participant_id="m-2")
+    store.clock.advance(timedelta(days=30))
+    async with store.command() as accepting:
+        repo = PostgresMatchingRepository(accepting.conn)
+        await handlers.accept_pair(pair.pair_id, participant_id="e-2", uow=accepting, repo=repo)
+
+        async def expire() -> None:
+            async with store.command() as uow:
+                await handlers.expire_proposals(uow, PostgresMatchingRepository(uow.conn))
+
+        tick = asyncio.create_task(expire())
+        settled = await eventually(lambda: _done_or_blocked(tick, store), lambda ok: ok)
+        assert settled, "the expiry tick neither finished nor waited"
+    await tick
+    assert (await store.pair(pair.pair_id)).status is PairStatus.FORMED
+
+
+async def _done_or_blocked(task: asyncio.Task[None], store: Store) -> bool:
+    return task.done() or await store.blocked() >= 1

@@ -129,8 +129,8 @@ class MatchingRepository(ABC):
         """Store a pair's new status, acceptances and closing details."""
 
     @abstractmethod
-    async def get_pair(self, *, pair_id: str) -> Pair | None:
-        """The pair, or None."""
+    async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
+        """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
 
     @abstractmethod
     async def find_pairs(
@@ -148,15 +148,19 @@ class MatchingRepository(ABC):
     async def open_pairs(
         self, *, program_id: str | None = None, participant_id: str | None = None
     ) -> list[Pair]:
-        """Proposed and formed pairs, of one program and/or one person."""
+        """Proposed and formed pairs, of one program and/or one person, locked until commit."""
 
     @abstractmethod
     async def pair_of(self, *, program_id: str, mentor_id: str, mentee_id: str) -> Pair | None:
-        """The pair of this combination, if it was ever proposed."""
+        """The pair of this combination, if it was ever proposed (locked until commit)."""
 
     @abstractmethod
     async def expired_proposals(self, *, at: datetime, limit: int) -> list[Pair]:
-        """Proposals whose acceptance deadline is at or before ``at``, oldest first."""
+        """Proposals past their acceptance deadline, oldest first, locked until commit.
+
+        Proposals another transaction is changing right now are skipped (the next tick
+        sees them as they are then).
+        """
 
     @abstractmethod
     async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
@@ -458,9 +462,10 @@ class PostgresMatchingRepository(MatchingRepository):
             pair.at_risk_at,
         )
 
-    async def get_pair(self, *, pair_id: str) -> Pair | None:
-        """The pair, or None."""
-        row = await self._conn.fetchrow("SELECT * FROM pairs WHERE pair_id = $1", pair_id)
+    async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
+        """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._conn.fetchrow("SELECT * FROM pairs WHERE pair_id = $1" + lock, pair_id)
         return None if row is None else _pair(row)
 
     async def find_pairs(
@@ -489,12 +494,12 @@ class PostgresMatchingRepository(MatchingRepository):
     async def open_pairs(
         self, *, program_id: str | None = None, participant_id: str | None = None
     ) -> list[Pair]:
-        """Proposed and formed pairs, of one program and/or one person."""
+        """Proposed and formed pairs, of one program and/or one person, locked until commit."""
         rows = await self._conn.fetch(
             "SELECT * FROM pairs WHERE status = ANY($1::text[])"
             " AND ($2::text IS NULL OR program_id = $2)"
             " AND ($3::text IS NULL OR $3 IN (mentor_id, mentee_id))"
-            " ORDER BY proposed_at, pair_id",
+            " ORDER BY proposed_at, pair_id FOR UPDATE",
             OPEN,
             program_id,
             participant_id,
@@ -502,9 +507,10 @@ class PostgresMatchingRepository(MatchingRepository):
         return [_pair(r) for r in rows]
 
     async def pair_of(self, *, program_id: str, mentor_id: str, mentee_id: str) -> Pair | None:
-        """The pair of this combination, if it was ever proposed."""
+        """The pair of this combination, if it was ever proposed (locked until commit)."""
         row = await self._conn.fetchrow(
-            "SELECT * FROM pairs WHERE program_id = $1 AND mentor_id = $2 AND mentee_id = $3",
+            "SELECT * FROM pairs WHERE program_id = $1 AND mentor_id = $2 AND mentee_id = $3"
+            " FOR UPDATE",
             program_id,
             mentor_id,
             mentee_id,
@@ -512,10 +518,10 @@ class PostgresMatchingRepository(MatchingRepository):
         return None if row is None else _pair(row)
 
     async def expired_proposals(self, *, at: datetime, limit: int) -> list[Pair]:
-        """Proposals whose acceptance deadline is at or before ``at``, oldest first."""
+        """Proposals past their deadline, oldest first, locked (busy ones are skipped)."""
         rows = await self._conn.fetch(
             "SELECT * FROM pairs WHERE status = 'proposed' AND expires_at <= $1"
-            " ORDER BY expires_at, pair_id LIMIT $2",
+            " ORDER BY expires_at, pair_id LIMIT $2 FOR UPDATE SKIP LOCKED",
             at,
             limit,
         )
