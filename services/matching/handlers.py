@@ -319,7 +319,7 @@ async def update_program(
     definition: ProgramDefinition, *, by: str, uow: UnitOfWork, repo: MatchingRepository
 ) -> Program:
     """Replace the definition (ProgramUpdated, revision + 1); no event when unchanged."""
-    program = await _program(repo, definition.program_id)
+    program = await _program(repo, definition.program_id, for_update=True)
     changed, updated = programs.update_program(program, definition)
     if updated is not None:
         await repo.save_program(program=changed, at=uow.now)
@@ -340,7 +340,7 @@ async def close_program(
 ) -> Program:
     """Close the program: its pairs end and its proposals are declined (program_closed)."""
     await repo.lock_program(program_id=program_id)
-    program = await _program(repo, program_id)
+    program = await _program(repo, program_id, for_update=True)
     closed, event = programs.close_program(program, reason=reason, by=by, at=uow.now)
     await _withdraw_open_pairs(
         uow,
@@ -458,8 +458,7 @@ async def publish_run(
     run_id: str, *, by: str | None, uow: UnitOfWork, repo: MatchingRepository
 ) -> MatchRun:
     """Propose the run's pairs that are still allowed now; MatchRunCompleted."""
-    await repo.lock_program(program_id=(await _run(repo, run_id)).program_id)
-    run = await _run(repo, run_id)  # read again under the lock: publish once
+    run = await _locked_run(repo, run_id)
     snapshot = await load_pool(run.program_id, run.mode, repo)
     checked = await _recheck(run, snapshot, at=uow.now)
     made = await _propose(
@@ -497,7 +496,7 @@ async def discard_run(
     run_id: str, *, by: str, uow: UnitOfWork, repo: MatchingRepository
 ) -> MatchRun:
     """Drop a staged run without proposing anything."""
-    discarded = staging.discard(await _run(repo, run_id))
+    discarded = staging.discard(await _locked_run(repo, run_id))
     await repo.save_run(run=discarded)
     await _audit(repo, discarded.program_id, AdminActionKind.RUN_DISCARDED, by, uow, run_id=run_id)
     return discarded
@@ -861,8 +860,10 @@ def _or_reject(step: Callable[[], Transition]) -> Transition:
         raise Rejected(str(error)) from error
 
 
-async def _program(repo: MatchingRepository, program_id: str) -> Program:
-    program = await repo.get_program(program_id=program_id)
+async def _program(
+    repo: MatchingRepository, program_id: str, *, for_update: bool = False
+) -> Program:
+    program = await repo.get_program(program_id=program_id, for_update=for_update)
     if program is None:
         raise UnknownResource(f"no program {program_id}")
     return program
@@ -906,6 +907,12 @@ async def _pair_or_reject(repo: MatchingRepository, pair_id: str, program_id: st
     if pair is None or pair.program_id != program_id:
         raise Rejected(f"no pair {pair_id} in program {program_id}")
     return pair
+
+
+async def _locked_run(repo: MatchingRepository, run_id: str) -> MatchRun:
+    """The run, read under its program's lock: it is published or discarded once."""
+    await repo.lock_program(program_id=(await _run(repo, run_id)).program_id)
+    return await _run(repo, run_id)
 
 
 async def _run(repo: MatchingRepository, run_id: str) -> MatchRun:

@@ -47,7 +47,7 @@ class InMemoryMatchingRepository(MatchingRepository):
         self.programs[program.program_id] = program
         return True
 
-    async def get_program(self, *, program_id: str) -> Program | None:
+    async def get_program(self, *, program_id: str, for_update: bool = False) -> Program | None:
         return self.programs.get(program_id)
 
     async def save_program(self, *, program: Program, at: datetime) -> None:

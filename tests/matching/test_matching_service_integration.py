@@ -23,7 +23,8 @@ from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
 from schemas.pairs import PairAccepted
 from schemas.participants import ParticipantForgotten
-from schemas.primitives import PairSide
+from schemas.primitives import PairingMode, PairSide
+from schemas.programs import ProgramClosedReason
 from servicekit import db
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
@@ -33,6 +34,8 @@ from services.matching import handlers
 from services.matching.adapters.repository import PostgresMatchingRepository
 from services.matching.bootstrap import DEFINITION
 from services.matching.domain.pairs import Pair, PairStatus
+from services.matching.domain.programs import ProgramIsClosed
+from services.matching.domain.staging import RunNotStaged
 from services.matching.settings import MatchingSettings
 from tests.integration.kafka_io import eventually, publish, read_topic
 from upward.stack import free_ports
@@ -716,3 +719,44 @@ async def test_a_proposal_accepted_at_its_deadline_is_not_expired_over(store: St
 
 async def _done_or_blocked(task: asyncio.Task[None], store: Store) -> bool:
     return task.done() or await store.blocked() >= 1
+
+
+async def test_an_update_racing_the_close_does_not_reopen_the_program(store: Store) -> None:
+    await store.proposed("m-4", "e-4")  # creates prg-race
+    async with store.command() as closing:
+        await handlers.close_program(
+            "prg-race",
+            reason=ProgramClosedReason.CANCELLED,
+            by="a",
+            uow=closing,
+            repo=PostgresMatchingRepository(closing.conn),
+        )
+        changed = program_definition("prg-race", cadence_days=7)
+        update = asyncio.create_task(store.run(handlers.update_program, changed, by="b"))
+        waiting = await eventually(store.blocked, lambda n: n >= 1)
+        assert waiting >= 1, "the update never waited for the close"
+    with pytest.raises(ProgramIsClosed):
+        await update
+    program = await store.run(lambda *, uow, repo: handlers.load_program("prg-race", repo=repo))
+    assert program.status.value == "closed" and program.revision == 1
+
+
+async def test_a_discard_racing_the_publish_does_not_undo_it(store: Store) -> None:
+    await store.proposed("m-5", "e-5")  # creates prg-race
+    async with store.command() as uow:
+        repo = PostgresMatchingRepository(uow.conn)
+        await handlers.record_participant_joined(mentee("e-6", "prg-race"), uow, repo)
+        await handlers.record_participant_joined(mentor("m-6", "prg-race"), uow, repo)
+        snapshot = await handlers.load_pool("prg-race", PairingMode.BATCH, repo)
+    run = await handlers.plan_run(snapshot, mode=PairingMode.BATCH, at=START, by="a")
+    await store.run(handlers.stage_run, run, by="a")
+    async with store.command() as publishing:
+        repo = PostgresMatchingRepository(publishing.conn)
+        await handlers.publish_run(run.run_id, by="a", uow=publishing, repo=repo)
+        discard = asyncio.create_task(store.run(handlers.discard_run, run.run_id, by="b"))
+        waiting = await eventually(store.blocked, lambda n: n >= 1)
+        assert waiting >= 1, "the discard never waited for the publish"
+    with pytest.raises(RunNotStaged):
+        await discard
+    stored = await store.run(lambda *, uow, repo: handlers.load_run(run.run_id, repo=repo))
+    assert stored.status.value == "published" and len(stored.outcome.proposed) == 1

@@ -48,8 +48,8 @@ class MatchingRepository(ABC):
         """Insert a new program; False when the id is taken."""
 
     @abstractmethod
-    async def get_program(self, *, program_id: str) -> Program | None:
-        """The program, or None."""
+    async def get_program(self, *, program_id: str, for_update: bool = False) -> Program | None:
+        """The program, or None; ``for_update`` locks it until commit (update, close)."""
 
     @abstractmethod
     async def save_program(self, *, program: Program, at: datetime) -> None:
@@ -306,11 +306,11 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         return status.endswith(" 1")
 
-    async def get_program(self, *, program_id: str) -> Program | None:
-        """The program, or None."""
+    async def get_program(self, *, program_id: str, for_update: bool = False) -> Program | None:
+        """The program, or None; ``for_update`` locks it until commit (update, close)."""
         row = await self._conn.fetchrow(
             "SELECT definition::text AS definition, revision, status, closed_at FROM programs"
-            " WHERE program_id = $1",
+            " WHERE program_id = $1" + (" FOR UPDATE" if for_update else ""),
             program_id,
         )
         return None if row is None else _program(row)
