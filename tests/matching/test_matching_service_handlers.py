@@ -260,19 +260,25 @@ async def test_leaving_ends_the_pair_and_the_partner_is_free_again() -> None:
     assert [c.participant_id for c in people] == ["e-1"] and people[0].needs_mentor
 
 
+def ended(pair: Pair, reason: PairEndReason, *, by: str | None = None) -> PairEnded:
+    """The PairEnded of ``pair`` (m-1 mentoring e-1) as another system would send it."""
+    return PairEnded(
+        pair_id=pair.pair_id,
+        program_id=pair.program_id,
+        mentor_id="m-1",
+        mentee_id="e-1",
+        reason=reason,
+        ended_by=by,
+    )
+
+
 async def test_a_pair_ended_elsewhere_frees_both_and_the_mentee_is_rematched() -> None:
     world = await a_world()
     pair = await formed_pair(world)
     await world.join(mentor("m-2"))
-    ended = PairEnded(
-        pair_id=pair.pair_id,
-        program_id="prg-1",
-        mentor_id="m-1",
-        mentee_id="e-1",
-        reason=PairEndReason.NO_FAULT_EXIT,
-        ended_by="e-1",
+    await world.deliver(
+        handlers.record_pair_ended, ended(pair, PairEndReason.NO_FAULT_EXIT, by="e-1")
     )
-    await world.deliver(handlers.record_pair_ended, ended)
     assert world.emitted() == []  # the event is the announcement
     await world.tick(handlers.plan_continuous)
     assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
@@ -371,12 +377,7 @@ async def test_a_manual_pair_is_audited_and_needs_the_mode() -> None:
     await batch_only.join(mentor("m-1"), mentee("e-1"))
     with pytest.raises(programs.ModeNotAllowed):
         await batch_only.command(
-            handlers.assign_pair,
-            "prg-1",
-            mentor_id="m-1",
-            mentee_id="e-1",
-            by="a",
-            reason="asked for",
+            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason="x"
         )
 
 
@@ -390,12 +391,7 @@ async def test_a_veto_withdraws_the_proposal_and_forbids_the_pair_for_good() -> 
     assert await world.command(handlers.veto_combination, veto) == []
     with pytest.raises(handlers.PairNotAllowed) as refused:
         await world.command(
-            handlers.assign_pair,
-            "prg-1",
-            mentor_id="m-1",
-            mentee_id="e-1",
-            by="a",
-            reason="asked for",
+            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason="x"
         )
     assert "previously_excluded" in refused.value.violations
     vetoed = await world.repo.get_pair(pair_id=pair.pair_id)
@@ -469,13 +465,7 @@ async def test_forgetting_someone_ends_their_pairs_and_erases_them() -> None:
     erased = await world.repo.get_pair(pair_id=pair.pair_id)
     assert erased is not None and erased.mentee_id == f"erased:{pair.pair_id}"
     assert erased.status is PairStatus.ENDED and erased.close_reason == "participant_forgotten"
-    ended_elsewhere = PairEnded(
-        pair_id=pair.pair_id,
-        program_id="prg-1",
-        mentor_id="m-1",
-        mentee_id="e-1",
-        reason=PairEndReason.PARTICIPANT_FORGOTTEN,
-    )
+    ended_elsewhere = ended(pair, PairEndReason.PARTICIPANT_FORGOTTEN)
     await world.deliver(handlers.record_pair_ended, ended_elsewhere)  # our own event, back
     assert world.emitted() == []
     assert await world.repo.get_participant(program_id="prg-1", participant_id="e-1") is None
