@@ -417,6 +417,12 @@ async def test_malformed_ids_strings_and_pages_get_4xx_never_500(service: Servic
         "/programs/prg-none/participants", json=unknown, headers=ADMIN
     )
     assert refused.status_code == 404 and "prg-none" in refused.text
+    offers = {f"topic-{i:05}-{'x' * 40}": 3 for i in range(25_000)}
+    oversized = profile | {"offers": offers}
+    too_big = await service.http.post(
+        "/programs/prg-nul/participants", json=oversized, headers=ADMIN
+    )
+    assert too_big.status_code == 413 and "ParticipantJoined" in too_big.text
     assert (await service.participants("prg-nul")) == []
 
 

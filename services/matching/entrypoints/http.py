@@ -25,6 +25,7 @@ from schemas.participants import (
 )
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
+from servicekit.outbox import EventTooLarge
 from servicekit.runtime import RouterFactory, ServiceContext
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
 from services.matching import handlers
@@ -65,6 +66,7 @@ _REFUSALS: tuple[tuple[type[Exception], int], ...] = (
     (participants.AlreadyJoined, 409),
     (participants.NotJoined, 404),
     (staging.RunNotStaged, 409),
+    (EventTooLarge, 413),  # the event the command would emit exceeds max_event_bytes
 )
 
 Command = Callable[[], AbstractAsyncContextManager[tuple[UnitOfWork, MatchingRepository]]]
