@@ -53,6 +53,7 @@ class DeclineReason(StrEnum):
     DECLINED = "declined"
     EXPIRED = "expired"
     VETOED = "vetoed"
+    PROGRAM_CLOSED = "program_closed"
 
 
 class PairEndReason(StrEnum):
@@ -151,9 +152,11 @@ class PairAccepted(_PairEvent):
 
 
 class PairDeclined(_PairEvent):
-    """A proposal was declined, expired or vetoed; the two are never proposed again."""
+    """A proposal was declined, expired, vetoed or withdrawn; the two are never proposed again."""
 
-    reason: DeclineReason = Field(description="declined, expired or vetoed (by an admin).")
+    reason: DeclineReason = Field(
+        description="declined, expired, vetoed (by an admin) or program_closed (withdrawn)."
+    )
     declined_by: Identifier | None = Field(
         default=None, description="Participant or admin who declined; absent when expired."
     )

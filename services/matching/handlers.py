@@ -53,6 +53,7 @@ from servicekit.logs import get_logger
 from servicekit.retry import is_transient
 from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
 from services.matching.adapters import metrics
+from services.matching.adapters.offload import BIG, off_loop
 from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain import audit, pairs, participants, programs, staging
 from services.matching.domain.audit import AdminAction, AdminActionKind
@@ -115,7 +116,7 @@ async def record_participant_screened(
 ) -> None:
     """Record the screening outcome (screened mentors become eligible)."""
     program = await _program_or_reject(repo, data.program_id)
-    change = _known(partial(participants.screened, outcome=data.outcome), data.participant_id)
+    change = _known(partial(participants.screened, outcome=data.outcome), data)
     await _change_participant(uow, repo, program, data.participant_id, change)
 
 
@@ -124,7 +125,7 @@ async def record_training_completed(
 ) -> None:
     """Record the mentor training (trained mentors become eligible)."""
     program = await _program_or_reject(repo, data.program_id)
-    change = _known(participants.trained, data.participant_id)
+    change = _known(participants.trained, data)
     await _change_participant(uow, repo, program, data.participant_id, change)
 
 
@@ -146,12 +147,14 @@ async def _change_participant(
     await _pool_changed(repo, program)
 
 
-def _known(change: Callable[[Participant], Participant], participant_id: str) -> ParticipantChange:
+def _known(
+    change: Callable[[Participant], Participant], fact: ParticipantScreened | TrainingCompleted
+) -> ParticipantChange:
     """``change`` for a participant who must have joined (Rejected otherwise)."""
 
     def apply(existing: Participant | None) -> Participant:
         if existing is None:
-            raise Rejected(f"{participant_id} has not joined this program")
+            raise Rejected(f"{fact.participant_id} has not joined program {fact.program_id}")
         return change(existing)
 
     return apply
@@ -275,7 +278,7 @@ async def plan_continuous(uow: UnitOfWork, repo: MatchingRepository) -> None:
     programs are matched all the same. Transient failures fail the whole tick (retried).
     """
     for program_id, newest in (await repo.changed_pools(mode=PairingMode.CONTINUOUS)).items():
-        emitted = len(uow.emitted)
+        emitted, counted = len(uow.emitted), len(uow.committed_actions)
         try:
             async with repo.savepoint():
                 await _match_continuously(program_id, uow, repo)
@@ -284,6 +287,7 @@ async def plan_continuous(uow: UnitOfWork, repo: MatchingRepository) -> None:
             if is_transient(error):
                 raise
             del uow.emitted[emitted:]
+            del uow.committed_actions[counted:]  # nor count its proposals
             _log.exception("continuous_matching_failed", program_id=program_id)
 
 
@@ -315,7 +319,7 @@ async def update_program(
     definition: ProgramDefinition, *, by: str, uow: UnitOfWork, repo: MatchingRepository
 ) -> Program:
     """Replace the definition (ProgramUpdated, revision + 1); no event when unchanged."""
-    program = await _program(repo, definition.program_id)
+    program = await _program(repo, definition.program_id, for_update=True)
     changed, updated = programs.update_program(program, definition)
     if updated is not None:
         await repo.save_program(program=changed, at=uow.now)
@@ -334,16 +338,16 @@ async def close_program(
     uow: UnitOfWork,
     repo: MatchingRepository,
 ) -> Program:
-    """Close the program: its pairs end (program_closed), its proposals are vetoed."""
+    """Close the program: its pairs end and its proposals are declined (program_closed)."""
     await repo.lock_program(program_id=program_id)
-    program = await _program(repo, program_id)
+    program = await _program(repo, program_id, for_update=True)
     closed, event = programs.close_program(program, reason=reason, by=by, at=uow.now)
     await _withdraw_open_pairs(
         uow,
         repo,
         await repo.open_pairs(program_id=program_id),
         end_reason=PairEndReason.PROGRAM_CLOSED,
-        decline_reason=DeclineReason.VETOED,
+        decline_reason=DeclineReason.PROGRAM_CLOSED,
         by=by,
     )
     await repo.save_program(program=closed, at=uow.now)
@@ -454,8 +458,7 @@ async def publish_run(
     run_id: str, *, by: str | None, uow: UnitOfWork, repo: MatchingRepository
 ) -> MatchRun:
     """Propose the run's pairs that are still allowed now; MatchRunCompleted."""
-    await repo.lock_program(program_id=(await _run(repo, run_id)).program_id)
-    run = await _run(repo, run_id)  # read again under the lock: publish once
+    run = await _locked_run(repo, run_id)
     snapshot = await load_pool(run.program_id, run.mode, repo)
     checked = await _recheck(run, snapshot, at=uow.now)
     made = await _propose(
@@ -493,7 +496,7 @@ async def discard_run(
     run_id: str, *, by: str, uow: UnitOfWork, repo: MatchingRepository
 ) -> MatchRun:
     """Drop a staged run without proposing anything."""
-    discarded = staging.discard(await _run(repo, run_id))
+    discarded = staging.discard(await _locked_run(repo, run_id))
     await repo.save_run(run=discarded)
     await _audit(repo, discarded.program_id, AdminActionKind.RUN_DISCARDED, by, uow, run_id=run_id)
     return discarded
@@ -548,7 +551,8 @@ async def veto_pair(
     pair = await _pair(repo, pair_id)
     transition = pairs.decline(pair, reason=DeclineReason.VETOED, by=by, at=uow.now)
     await _apply(uow, repo, transition, announce=transition.events)
-    await _audit(repo, pair.program_id, AdminActionKind.VETO_PAIR, by, uow, reason, pair=pair)
+    if transition.changed:
+        await _audit(repo, pair.program_id, AdminActionKind.VETO_PAIR, by, uow, reason, pair=pair)
     return transition.pair
 
 
@@ -612,11 +616,11 @@ async def assign_pair(
     mentor_id: str,
     mentee_id: str,
     by: str,
-    reason: str | None,
+    reason: str,
     uow: UnitOfWork,
     repo: MatchingRepository,
 ) -> Pair:
-    """An admin proposes a pair by hand: constraints hold, and both must still accept."""
+    """An admin proposes a pair by hand, saying why: constraints hold, both must accept."""
     pair = await _propose_one(
         program_id, mentor_id, mentee_id, mode=PairingMode.MANUAL, by=by, uow=uow, repo=repo
     )
@@ -644,7 +648,7 @@ async def load_participant(
 
 async def load_pair(pair_id: str, *, repo: MatchingRepository) -> Pair:
     """The pair with the score and per-factor explanation it was proposed with."""
-    return await _pair(repo, pair_id)
+    return await _pair(repo, pair_id, for_update=False)
 
 
 async def load_run(run_id: str, *, repo: MatchingRepository) -> MatchRun:
@@ -676,6 +680,9 @@ def _bind(
     handler: EventHandler, repository: RepositoryFactory
 ) -> Callable[[Any, UnitOfWork], Awaitable[None]]:
     async def run(data: Any, uow: UnitOfWork) -> None:
+        where = first_nul(data.model_dump(mode="json"), data.event_type)
+        if where is not None:
+            raise Rejected(f"{where} holds a NUL character, which the store cannot keep")
         await handler(data, uow, repository(uow.conn))
 
     run.__name__ = handler.__name__
@@ -683,6 +690,24 @@ def _bind(
 
 
 # --- shared steps ----------------------------------------------------------------------
+
+
+def first_nul(value: object, where: str) -> str | None:
+    """Where the first string (or key) holding NUL is in a JSON value, or None.
+
+    PostgreSQL text and jsonb cannot keep NUL: such input is refused before it is stored.
+    """
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    items: list[tuple[object, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return f"{where} key"
+            items.append((item, f"{where}.{key}"))
+    elif isinstance(value, list):
+        items = [(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    return next((w for item, path in items if (w := first_nul(item, path)) is not None), None)
 
 
 async def _propose_one(
@@ -731,25 +756,26 @@ async def _propose(
     run_id: str | None = None,
     by: str | None = None,
 ) -> list[Pair]:
-    timeout = timedelta(hours=program.definition.acceptance_timeout_hours)
-    transitions = [
-        pairs.propose(
-            proposal,
-            pair_id=f"pair-{uuid.uuid4().hex[:16]}",
-            program_id=program.program_id,
-            mode=mode,
-            at=uow.now,
-            acceptance_timeout=timeout,
-            run_id=run_id,
-            proposed_by=by,
-        )
-        for proposal in proposals
-    ]
+    propose = partial(
+        pairs.propose,
+        program_id=program.program_id,
+        mode=mode,
+        at=uow.now,
+        acceptance_timeout=timedelta(hours=program.definition.acceptance_timeout_hours),
+        run_id=run_id,
+        proposed_by=by,
+    )
+    transitions = await off_loop(
+        lambda: [propose(p, pair_id=f"pair-{uuid.uuid4().hex[:16]}") for p in proposals],
+        size=len(proposals),
+    )
     inserted = await repo.add_pairs(pairs=[t.pair for t in transitions])
     made = [t for t in transitions if t.pair.pair_id in inserted]
-    for transition in made:
+    for index, transition in enumerate(made, start=1):
         for event in transition.events:
             await uow.emit(event)
+        if index % BIG == 0:
+            await asyncio.sleep(0)  # a big run: let the API serve between chunks
     count = len(made)
     uow.after_commit(lambda: metrics.PAIRS_PROPOSED.inc(count))
     return [t.pair for t in made]
@@ -834,8 +860,10 @@ def _or_reject(step: Callable[[], Transition]) -> Transition:
         raise Rejected(str(error)) from error
 
 
-async def _program(repo: MatchingRepository, program_id: str) -> Program:
-    program = await repo.get_program(program_id=program_id)
+async def _program(
+    repo: MatchingRepository, program_id: str, *, for_update: bool = False
+) -> Program:
+    program = await repo.get_program(program_id=program_id, for_update=for_update)
     if program is None:
         raise UnknownResource(f"no program {program_id}")
     return program
@@ -866,18 +894,25 @@ async def _participant_or_reject(
     return found
 
 
-async def _pair(repo: MatchingRepository, pair_id: str) -> Pair:
-    pair = await repo.get_pair(pair_id=pair_id)
+async def _pair(repo: MatchingRepository, pair_id: str, *, for_update: bool = True) -> Pair:
+    """The pair, locked until commit by default: commands read, change and save it."""
+    pair = await repo.get_pair(pair_id=pair_id, for_update=for_update)
     if pair is None:
         raise UnknownResource(f"no pair {pair_id}")
     return pair
 
 
 async def _pair_or_reject(repo: MatchingRepository, pair_id: str, program_id: str) -> Pair:
-    pair = await repo.get_pair(pair_id=pair_id)
+    pair = await repo.get_pair(pair_id=pair_id, for_update=True)
     if pair is None or pair.program_id != program_id:
         raise Rejected(f"no pair {pair_id} in program {program_id}")
     return pair
+
+
+async def _locked_run(repo: MatchingRepository, run_id: str) -> MatchRun:
+    """The run, read under its program's lock: it is published or discarded once."""
+    await repo.lock_program(program_id=(await _run(repo, run_id)).program_id)
+    return await _run(repo, run_id)
 
 
 async def _run(repo: MatchingRepository, run_id: str) -> MatchRun:

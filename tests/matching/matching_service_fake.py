@@ -47,7 +47,7 @@ class InMemoryMatchingRepository(MatchingRepository):
         self.programs[program.program_id] = program
         return True
 
-    async def get_program(self, *, program_id: str) -> Program | None:
+    async def get_program(self, *, program_id: str, for_update: bool = False) -> Program | None:
         return self.programs.get(program_id)
 
     async def save_program(self, *, program: Program, at: datetime) -> None:
@@ -197,8 +197,8 @@ class InMemoryMatchingRepository(MatchingRepository):
         if pair.pair_id in self.pairs:
             self.pairs[pair.pair_id] = pair
 
-    async def get_pair(self, *, pair_id: str) -> Pair | None:
-        return self.pairs.get(pair_id)
+    async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
+        return self.pairs.get(pair_id)  # one task at a time: nothing to lock
 
     async def find_pairs(
         self,

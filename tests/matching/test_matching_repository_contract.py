@@ -19,9 +19,10 @@ from matching_service_fixtures import mentee, mentor, program_definition
 
 from schemas.pairs import DeclineReason, PairEndReason, ScoreFactor, ScoreFactorName
 from schemas.participants import ScreeningOutcome
-from schemas.primitives import PairingMode
+from schemas.primitives import PairingMode, Role
 from schemas.programs import ProgramClosedReason
 from servicekit import db
+from services.matching.adapters.offload import BIG
 from services.matching.adapters.repository import MatchingRepository, PostgresMatchingRepository
 from services.matching.bootstrap import DEFINITION
 from services.matching.domain import pairs, participants, programs, staging
@@ -29,6 +30,7 @@ from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
 from services.matching.domain.model import MatchPlan, PlannedPair, Unmatched
 from services.matching.domain.pairs import Pair, PairStatus
 from services.matching.domain.programs import Program
+from services.matching.domain.staging import RunStatus
 from tests.fixtures.infra import PostgresServerInfo
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -293,6 +295,31 @@ async def test_a_run_round_trips_and_is_published(repo: MatchingRepository) -> N
     await repo.save_run(run=published)
     assert await repo.get_run(run_id="run-1") == published
     assert await repo.get_run(run_id="nope") is None
+
+
+async def test_big_runs_pools_and_pair_batches_round_trip(repo: MatchingRepository) -> None:
+    """Sizes past offload.BIG are encoded and decoded in a worker thread: same results."""
+    size = BIG + 100
+    await a_program(repo)
+    await join(repo, *(mentor(f"m-{i:04}") for i in range(size)))
+    await join(repo, *(mentee(f"e-{i:04}") for i in range(size)))
+    big = [a_pair(f"m-{i:04}", f"e-{i:04}") for i in range(size)]
+    assert await repo.add_pairs(pairs=big) == {p.pair_id for p in big}
+    assert await repo.get_pair(pair_id=big[-1].pair_id) == big[-1]
+    pool = await repo.candidates(program_id="prg-1")
+    full = {c.participant_id for c in pool if c.role is Role.MENTOR and c.mentor_slots == 0}
+    paired = {c.participant_id for c in pool if c.role is Role.MENTEE and not c.needs_mentor}
+    assert len(pool) == 2 * size and len(full) == len(paired) == size
+    plan = MatchPlan(
+        pairs=tuple(
+            PlannedPair(p.mentor_id, p.mentee_id, 0.3, (FACTOR,), ("social-media",)) for p in big
+        ),
+        unmatched=(),
+        totals={"matched": size},
+    )
+    run = staging.MatchRun("run-big", "prg-1", PairingMode.BATCH, RunStatus.STAGED, plan, T0, 9)
+    await repo.add_run(run=run)
+    assert await repo.get_run(run_id="run-big") == run
 
 
 async def test_pool_changes_of_continuous_programs_wait_until_planned(

@@ -7,11 +7,13 @@ The same flows run end to end through Kafka and PostgreSQL in
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from matching_service_fake import InMemoryMatchingRepository
 from matching_service_fixtures import mentee, mentor, program_definition
+from prometheus_client import REGISTRY
 
 from schemas.envelope import CloudEvent
 from schemas.feedback import HealthSignal, PairAtRisk, RiskAction
@@ -27,12 +29,15 @@ from schemas.participants import (
 from schemas.primitives import PairingMode, PairSide
 from schemas.programs import ProgramClosedReason
 from servicekit.clock import ManualClock
-from servicekit.unit_of_work import Rejected, UnitOfWork
-from services.matching import handlers
-from services.matching.domain import participants, programs, staging
+from servicekit.runtime import ServiceContext
+from servicekit.unit_of_work import Rejected, UnitOfWork, run_committed
+from services.matching import bootstrap, handlers
+from services.matching.adapters.offload import BIG
+from services.matching.domain import pairs, participants, programs, staging
 from services.matching.domain.audit import AdminActionKind, Veto
-from services.matching.domain.model import Candidate
+from services.matching.domain.model import Candidate, MatchPlan, PlannedPair
 from services.matching.domain.pairs import Pair, PairStatus
+from services.matching.settings import MatchingSettings
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -255,6 +260,34 @@ async def test_leaving_ends_the_pair_and_the_partner_is_free_again() -> None:
     assert [c.participant_id for c in people] == ["e-1"] and people[0].needs_mentor
 
 
+def ended(pair: Pair, reason: PairEndReason, *, by: str | None = None) -> PairEnded:
+    """The PairEnded of ``pair`` (m-1 mentoring e-1) as another system would send it."""
+    return PairEnded(
+        pair_id=pair.pair_id,
+        program_id=pair.program_id,
+        mentor_id="m-1",
+        mentee_id="e-1",
+        reason=reason,
+        ended_by=by,
+    )
+
+
+async def test_a_pair_ended_elsewhere_frees_both_and_the_mentee_is_rematched() -> None:
+    world = await a_world()
+    pair = await formed_pair(world)
+    await world.join(mentor("m-2"))
+    await world.deliver(
+        handlers.record_pair_ended, ended(pair, PairEndReason.NO_FAULT_EXIT, by="e-1")
+    )
+    assert world.emitted() == []  # the event is the announcement
+    await world.tick(handlers.plan_continuous)
+    assert world.emitted() == ["PairProposed", "MatchRunCompleted"]
+    (rematch,) = await world.open_proposals("e-1")
+    assert rematch.mentor_id == "m-2"  # never m-1 again
+    people = {c.participant_id: c for c in await world.repo.candidates(program_id="prg-1")}
+    assert people["m-1"].mentor_slots == 1  # m-1's place is free for someone else
+
+
 def at_risk(pair: Pair, action: RiskAction) -> PairAtRisk:
     return PairAtRisk(
         pair_id=pair.pair_id,
@@ -313,6 +346,24 @@ async def test_a_self_match_request_keeps_the_constraints() -> None:
     assert world.emitted() == ["PairAccepted", "PairFormed"]
 
 
+async def test_a_named_mentor_may_decline_a_self_match_request() -> None:
+    world = await a_world()
+    await world.join(mentor("m-1"), mentee("e-1"))
+    asked = await world.command(
+        handlers.request_self_match, "prg-1", mentee_id="e-1", mentor_id="m-1"
+    )
+    with pytest.raises(pairs.NotAPartyToThePair):
+        await world.command(handlers.decline_pair, asked.pair_id, participant_id="m-2")
+    world.emitted()
+    await world.command(handlers.decline_pair, asked.pair_id, participant_id="m-1")
+    assert world.emitted() == ["PairDeclined"]
+    people = {c.participant_id: c for c in await world.repo.candidates(program_id="prg-1")}
+    assert people["e-1"].needs_mentor and people["m-1"].mentor_slots == 1
+    with pytest.raises(handlers.PairNotAllowed) as again:
+        await world.command(handlers.request_self_match, "prg-1", mentee_id="e-1", mentor_id="m-1")
+    assert again.value.violations == ["previously_excluded"]
+
+
 async def test_a_manual_pair_is_audited_and_needs_the_mode() -> None:
     world = await a_world()
     await world.join(mentor("m-1"), mentee("e-1"))
@@ -326,7 +377,7 @@ async def test_a_manual_pair_is_audited_and_needs_the_mode() -> None:
     await batch_only.join(mentor("m-1"), mentee("e-1"))
     with pytest.raises(programs.ModeNotAllowed):
         await batch_only.command(
-            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason=None
+            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason="x"
         )
 
 
@@ -340,7 +391,7 @@ async def test_a_veto_withdraws_the_proposal_and_forbids_the_pair_for_good() -> 
     assert await world.command(handlers.veto_combination, veto) == []
     with pytest.raises(handlers.PairNotAllowed) as refused:
         await world.command(
-            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason=None
+            handlers.assign_pair, "prg-1", mentor_id="m-1", mentee_id="e-1", by="a", reason="x"
         )
     assert "previously_excluded" in refused.value.violations
     vetoed = await world.repo.get_pair(pair_id=pair.pair_id)
@@ -348,6 +399,22 @@ async def test_a_veto_withdraws_the_proposal_and_forbids_the_pair_for_good() -> 
     assert [a.reason for a in world.repo.audit if a.action is AdminActionKind.VETO_COMBINATION] == [
         "same team in practice"
     ]
+
+
+async def test_vetoing_a_closed_proposal_changes_and_records_nothing() -> None:
+    world = await a_world()
+    pair = await proposed_pair(world)
+    await world.command(handlers.decline_pair, pair.pair_id, participant_id="e-1")
+    world.emitted()
+    again = await world.command(handlers.veto_pair, pair.pair_id, by="admin-1", reason="late")
+    assert again.close_reason == "declined" and world.emitted() == []
+    assert [a for a in world.repo.audit if a.action is AdminActionKind.VETO_PAIR] == []
+    await world.join(mentor("m-2"))
+    await world.tick(handlers.plan_continuous)
+    (second,) = await world.open_proposals("e-1")
+    await world.command(handlers.veto_pair, second.pair_id, by="admin-1", reason="conflict")
+    (vetoed,) = [a for a in world.repo.audit if a.action is AdminActionKind.VETO_PAIR]
+    assert vetoed.pair_id == second.pair_id and vetoed.reason == "conflict"
 
 
 # --- batch runs -------------------------------------------------------------------------
@@ -372,7 +439,7 @@ async def test_a_dry_run_proposes_nothing_and_publishing_rechecks_the_plan() -> 
         await world.command(handlers.publish_run, run.run_id, by="admin-1")
 
 
-async def test_closing_a_program_ends_pairs_and_vetoes_proposals() -> None:
+async def test_closing_a_program_ends_pairs_and_withdraws_proposals() -> None:
     world = await a_world()
     formed = await formed_pair(world)
     await world.join(mentor("m-2"), mentee("e-2"))
@@ -384,6 +451,8 @@ async def test_closing_a_program_ends_pairs_and_vetoes_proposals() -> None:
     assert sorted(world.emitted()) == ["PairDeclined", "PairEnded", "ProgramClosed"]
     ended = await world.repo.get_pair(pair_id=formed.pair_id)
     assert ended is not None and ended.close_reason == "program_closed"
+    (withdrawn,) = [p for p in world.repo.pairs.values() if p.status is PairStatus.DECLINED]
+    assert withdrawn.close_reason == "program_closed" and withdrawn.closed_by == "admin-1"
     assert await world.repo.open_pairs(program_id="prg-1") == []
 
 
@@ -396,13 +465,7 @@ async def test_forgetting_someone_ends_their_pairs_and_erases_them() -> None:
     erased = await world.repo.get_pair(pair_id=pair.pair_id)
     assert erased is not None and erased.mentee_id == f"erased:{pair.pair_id}"
     assert erased.status is PairStatus.ENDED and erased.close_reason == "participant_forgotten"
-    ended_elsewhere = PairEnded(
-        pair_id=pair.pair_id,
-        program_id="prg-1",
-        mentor_id="m-1",
-        mentee_id="e-1",
-        reason=PairEndReason.PARTICIPANT_FORGOTTEN,
-    )
+    ended_elsewhere = ended(pair, PairEndReason.PARTICIPANT_FORGOTTEN)
     await world.deliver(handlers.record_pair_ended, ended_elsewhere)  # our own event, back
     assert world.emitted() == []
     assert await world.repo.get_participant(program_id="prg-1", participant_id="e-1") is None
@@ -454,3 +517,76 @@ async def test_facts_are_announced_only_about_active_participants() -> None:
         await world.command(
             handlers.announce_fact, screened.model_copy(update={"participant_id": "x"})
         )
+
+
+class BrokenRunStore(InMemoryMatchingRepository):
+    """A store that cannot save one program's published run (after proposing its pairs)."""
+
+    async def save_run(self, *, run: staging.MatchRun) -> None:
+        if run.program_id == "prg-bad":
+            raise RuntimeError("disk full")
+        await super().save_run(run=run)
+
+
+def proposed_total() -> float:
+    return REGISTRY.get_sample_value("upward_pairs_proposed_total") or 0.0
+
+
+async def test_a_program_failing_after_proposing_counts_none_of_its_proposals() -> None:
+    world = World()
+    world.repo = BrokenRunStore()
+    for program_id in ("prg-bad", "prg-good"):
+        await world.command(handlers.create_program, program_definition(program_id), by="a")
+        await world.join(mentor("m-1", program_id), mentee("e-1", program_id))
+    before = proposed_total()
+    uow = world.uow()
+    await handlers.plan_continuous(uow, world.repo)
+    run_committed(uow.committed_actions)
+    assert [e.event_name for _, e in uow.emitted] == ["PairProposed", "MatchRunCompleted"]
+    assert proposed_total() - before == 1
+    assert [p.program_id for p in await world.repo.open_pairs()] == ["prg-good"]
+
+
+async def test_a_consumed_event_holding_nul_is_rejected_with_the_field_named() -> None:
+    world = await a_world()
+    table = handlers.handler_table(lambda _: world.repo)
+    joined = mentor("m-1").model_copy(update={"department": "Mark\x00eting"})
+    with pytest.raises(Rejected, match=r"ParticipantJoined\.department holds a NUL"):
+        await table[ParticipantJoined](joined, world.uow())
+    offers = mentor("m-1").model_copy(update={"offers": {"social\x00media": 3}})
+    with pytest.raises(Rejected, match=r"ParticipantJoined\.offers key holds a NUL"):
+        await table[ParticipantJoined](offers, world.uow())
+    await table[ParticipantJoined](mentor("m-1"), world.uow())
+    assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
+
+
+async def test_a_big_run_is_published_whole_in_chunks() -> None:
+    world = await a_world(pairing_modes=[PairingMode.BATCH])
+    size = BIG * 2 + 7
+    await world.join(*(mentor(f"m-{i}") for i in range(size)))
+    await world.join(*(mentee(f"e-{i}") for i in range(size)))
+    planned = tuple(
+        PlannedPair(f"m-{i}", f"e-{i}", 0.5, (), ("social-media",)) for i in range(size)
+    )
+    plan = MatchPlan(pairs=planned, unmatched=(), totals={"mentors": size, "mentees": size})
+    run = staging.MatchRun(
+        "run-big", "prg-1", PairingMode.BATCH, staging.RunStatus.STAGED, plan, T0, 1
+    )
+    await world.command(handlers.stage_run, run, by="admin-1")
+    published = await world.command(handlers.publish_run, "run-big", by="admin-1")
+    names = world.emitted()
+    assert names.count("PairProposed") == size and names[-1] == "MatchRunCompleted"
+    assert published.outcome is not None and len(set(published.outcome.proposed)) == size
+    assert len(await world.repo.open_pairs(program_id="prg-1")) == size
+
+
+def test_the_timers_run_at_the_configured_intervals() -> None:
+    settings = MatchingSettings(
+        service_name="matching",
+        database_url="postgresql://localhost/matching",
+        continuous_interval_s=7,
+        expiry_interval_s=11,
+    )
+    context = cast(ServiceContext, SimpleNamespace(settings=settings))
+    found = {t.name: t.interval_s for t in bootstrap.timers(context)}
+    assert found == {"acceptance-timeouts": 11, "continuous-matching": 7}

@@ -8,10 +8,11 @@ an unanswered proposal expires when the manual clock moves on.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -22,11 +23,19 @@ from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
 from schemas.pairs import PairAccepted
 from schemas.participants import ParticipantForgotten
-from schemas.primitives import PairSide
+from schemas.primitives import PairingMode, PairSide
+from schemas.programs import ProgramClosedReason
+from servicekit import db
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import settings_for
+from servicekit.unit_of_work import unit_of_work
+from services.matching import handlers
+from services.matching.adapters.repository import PostgresMatchingRepository
 from services.matching.bootstrap import DEFINITION
+from services.matching.domain.pairs import Pair, PairStatus
+from services.matching.domain.programs import ProgramIsClosed
+from services.matching.domain.staging import RunNotStaged
 from services.matching.settings import MatchingSettings
 from tests.integration.kafka_io import eventually, publish, read_topic
 from upward.stack import free_ports
@@ -308,6 +317,15 @@ async def test_a_batch_dry_run_is_staged_then_published(service: Service) -> Non
     assert again.status_code == 409
     names = await service.wait_for_pairs_events("prg-batch", ["PairProposed", "MatchRunCompleted"])
     assert names.count("PairProposed") == 1
+    await service.publish(hr_feed(mentor("m-2", "prg-batch")))
+    await service.wait_for_participants("prg-batch", 4)
+    direct = await service.http.post(
+        "/programs/prg-batch/match-runs", json={"dry_run": False}, headers=ADMIN
+    )
+    assert direct.status_code == 201 and direct.json()["status"] == "published"
+    assert len(direct.json()["proposed_pair_ids"]) == 1
+    (second,) = await service.proposals("prg-batch", unmatched["participant_id"])
+    assert second["mentor_id"] == "m-2" and second["run_id"] == direct.json()["run_id"]
 
 
 async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
@@ -321,16 +339,22 @@ async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
     await service.wait_for_participants("prg-refusals", 3)
     manual = await service.http.post(
         "/programs/prg-refusals/manual-pairs",
-        json={"mentor_id": "m-boss", "mentee_id": "e-1"},
+        json={"mentor_id": "m-boss", "mentee_id": "e-1", "reason": "asked for"},
         headers=ADMIN,
     )
     assert manual.status_code == 422 and manual.json()["detail"]["violations"] == ["grade_gap"]
     not_admin = await service.http.post(
         "/programs/prg-refusals/manual-pairs",
-        json={"mentor_id": "m-1", "mentee_id": "e-1"},
+        json={"mentor_id": "m-1", "mentee_id": "e-1", "reason": "asked for"},
         headers=person("e-1"),
     )
     assert not_admin.status_code == 403
+    no_reason = await service.http.post(
+        "/programs/prg-refusals/manual-pairs",
+        json={"mentor_id": "m-1", "mentee_id": "e-1"},
+        headers=ADMIN,
+    )
+    assert no_reason.status_code == 422 and "reason" in no_reason.text
     no_batch = await service.http.post(
         "/programs/prg-refusals/match-runs", json={"dry_run": True}, headers=ADMIN
     )
@@ -350,6 +374,56 @@ async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
         headers=person("e-1"),
     )
     assert asked.status_code == 201 and asked.json()["mentee_accepted_at"] is not None
+
+
+async def test_malformed_ids_strings_and_pages_get_4xx_never_500(service: Service) -> None:
+    await service.create_program("prg-nul")
+    admin_with = {"X-Upward-Role": "admin"}
+    for subject in ("admin one", "a" * 129, "adm\x01in"):
+        refused = await service.http.get(
+            "/programs", headers=admin_with | {"X-Upward-Subject": subject}
+        )
+        assert refused.status_code == 401 and "X-Upward-Subject" in refused.text
+    for path in (
+        "/programs/a%00b",
+        "/pairs/a%00b",
+        "/match-runs/a%00b",
+        "/programs/prg-nul/participants/a%20b",
+        "/programs/prg-nul/pairs?offset=99999999999999999999",
+        "/programs/" + "p" * 129,
+    ):
+        answer = await service.http.get(path, headers=ADMIN)
+        assert answer.status_code == 422, (path, answer.text)
+    for path, body in (
+        ("/pairs/a%00b/veto", {"reason": "r"}),
+        ("/programs/prg-nul/participants/a%20b/leave", {}),
+        ("/programs/prg-nul/vetoes", {"mentor_id": "m\x00", "mentee_id": "e-1", "reason": "r"}),
+        ("/programs/prg-nul/vetoes", {"mentor_id": "m-1", "mentee_id": "e-1", "reason": "r\x00"}),
+        ("/programs/prg-nul/vetoes", {"mentor_id": 5, "mentee_id": "e-1", "reason": "r"}),
+        (
+            "/programs/prg-nul/vetoes",
+            {"mentor_id": "m-1", "mentee_id": "e-1", "reason": "r" * 10**5},
+        ),
+        ("/programs", program_definition("prg-x").model_dump(mode="json") | {"name": "a\x00"}),
+    ):
+        answer = await service.http.post(path, json=body, headers=ADMIN)
+        assert answer.status_code == 422, (path, answer.text)
+    profile = mentor("m-1", "prg-nul").model_dump(mode="json")
+    nested = profile | {"offers": {"social-media": 4, "gen\x00ai": 2}}
+    joined = await service.http.post("/programs/prg-nul/participants", json=nested, headers=ADMIN)
+    assert joined.status_code == 422 and "body.offers key holds a NUL" in joined.text
+    unknown = mentor("m-1", "prg-none").model_dump(mode="json")
+    refused = await service.http.post(
+        "/programs/prg-none/participants", json=unknown, headers=ADMIN
+    )
+    assert refused.status_code == 404 and "prg-none" in refused.text
+    offers = {f"topic-{i:05}-{'x' * 40}": 3 for i in range(25_000)}
+    oversized = profile | {"offers": offers}
+    too_big = await service.http.post(
+        "/programs/prg-nul/participants", json=oversized, headers=ADMIN
+    )
+    assert too_big.status_code == 413 and "ParticipantJoined" in too_big.text
+    assert (await service.participants("prg-nul")) == []
 
 
 async def participant_state(service: Service, program_id: str, pid: str) -> dict[str, Any]:
@@ -423,7 +497,9 @@ async def test_the_admin_and_participant_endpoints(service: Service) -> None:
     vetoed = await service.http.post(base + "/vetoes", json=veto, headers=ADMIN)
     assert vetoed.status_code == 201 and vetoed.json() == []
     manual = await service.http.post(
-        base + "/manual-pairs", json={"mentor_id": "m-1", "mentee_id": "e-2"}, headers=ADMIN
+        base + "/manual-pairs",
+        json={"mentor_id": "m-1", "mentee_id": "e-2", "reason": "asked for"},
+        headers=ADMIN,
     )
     assert manual.json()["detail"]["violations"] == ["previously_excluded"]
     left = await service.http.post(base + "/participants/e-2/leave", json={}, headers=person("e-2"))
@@ -475,6 +551,8 @@ async def test_the_openapi_document_is_generated_from_the_routes(service: Servic
         "/programs/{program_id}/vetoes",
     } <= paths
     assert "RunView" in document["components"]["schemas"]
+    join = document["paths"]["/programs/{program_id}/participants"]["post"]
+    assert "202" in join["responses"] and "404 right after a join" in join["description"]
 
 
 async def pair_rows(service: Service, program_id: str) -> list[dict[str, Any]]:
@@ -542,3 +620,149 @@ async def _inbox_count(service: Service, group: str) -> int:
             "SELECT count(*) FROM kit_inbox WHERE consumer_group = $1", group
         )
     )
+
+
+class Store:
+    """The matching store on a fresh migrated database, driven by the handlers directly."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.clock = ManualClock(START)
+
+    def command(self) -> Any:
+        return unit_of_work(self.pool, source="/test", region="test", clock=self.clock)
+
+    async def run(self, step: Any, *args: Any, **kwargs: Any) -> Any:
+        async with self.command() as uow:
+            return await step(*args, uow=uow, repo=PostgresMatchingRepository(uow.conn), **kwargs)
+
+    async def proposed(self, mentor_id: str, mentee_id: str) -> Pair:
+        """A manual proposal of two new joiners of program prg-race."""
+        async with self.command() as uow:
+            repo = PostgresMatchingRepository(uow.conn)
+            if await repo.get_program(program_id="prg-race") is None:
+                await handlers.create_program(
+                    program_definition("prg-race"), by="a", uow=uow, repo=repo
+                )
+            for profile in (mentor(mentor_id, "prg-race"), mentee(mentee_id, "prg-race")):
+                await handlers.record_participant_joined(profile, uow, repo)
+        return cast(
+            Pair,
+            await self.run(
+                handlers.assign_pair,
+                "prg-race",
+                mentor_id=mentor_id,
+                mentee_id=mentee_id,
+                by="a",
+                reason="race",
+            ),
+        )
+
+    async def pair(self, pair_id: str) -> Pair:
+        async with self.command() as uow:
+            found = await PostgresMatchingRepository(uow.conn).get_pair(pair_id=pair_id)
+        assert found is not None
+        return found
+
+    async def blocked(self) -> int:
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+
+@pytest.fixture
+async def store(postgres: Any) -> AsyncIterator[Store]:
+    name = f"test_matching_race_{uuid.uuid4().hex[:12]}"
+    pool = await db.create_pool(await postgres.create_database(name), max_size=4)
+    try:
+        await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
+        await db.apply_migrations(pool, "matching", DEFINITION.migrations)
+        yield Store(pool)
+    finally:
+        await pool.close()
+        await postgres.drop_database(name)
+
+
+async def test_two_acceptances_at_once_both_count(store: Store) -> None:
+    """The second acceptance waits for the first (row lock) instead of overwriting it."""
+    pair = await store.proposed("m-1", "e-1")
+    async with store.command() as first:
+        repo = PostgresMatchingRepository(first.conn)
+        await handlers.accept_pair(pair.pair_id, participant_id="m-1", uow=first, repo=repo)
+        second = asyncio.create_task(
+            store.run(handlers.accept_pair, pair.pair_id, participant_id="e-1")
+        )
+        waiting = await eventually(store.blocked, lambda n: n >= 1)
+        assert waiting >= 1, "the second acceptance never waited for the first"
+    await second
+    formed = await store.pair(pair.pair_id)
+    assert formed.status is PairStatus.FORMED
+    assert formed.mentor_accepted_at is not None and formed.mentee_accepted_at is not None
+
+
+async def test_a_proposal_accepted_at_its_deadline_is_not_expired_over(store: Store) -> None:
+    """The expiry timer skips a proposal being accepted: a formed pair is never declined."""
+    pair = await store.proposed("m-2", "e-2")
+    await store.run(handlers.accept_pair, pair.pair_id, participant_id="m-2")
+    store.clock.advance(timedelta(days=30))
+    async with store.command() as accepting:
+        repo = PostgresMatchingRepository(accepting.conn)
+        await handlers.accept_pair(pair.pair_id, participant_id="e-2", uow=accepting, repo=repo)
+
+        async def expire() -> None:
+            async with store.command() as uow:
+                await handlers.expire_proposals(uow, PostgresMatchingRepository(uow.conn))
+
+        tick = asyncio.create_task(expire())
+        settled = await eventually(lambda: _done_or_blocked(tick, store), lambda ok: ok)
+        assert settled, "the expiry tick neither finished nor waited"
+    await tick
+    assert (await store.pair(pair.pair_id)).status is PairStatus.FORMED
+
+
+async def _done_or_blocked(task: asyncio.Task[None], store: Store) -> bool:
+    return task.done() or await store.blocked() >= 1
+
+
+async def test_an_update_racing_the_close_does_not_reopen_the_program(store: Store) -> None:
+    await store.proposed("m-4", "e-4")  # creates prg-race
+    async with store.command() as closing:
+        await handlers.close_program(
+            "prg-race",
+            reason=ProgramClosedReason.CANCELLED,
+            by="a",
+            uow=closing,
+            repo=PostgresMatchingRepository(closing.conn),
+        )
+        changed = program_definition("prg-race", cadence_days=7)
+        update = asyncio.create_task(store.run(handlers.update_program, changed, by="b"))
+        waiting = await eventually(store.blocked, lambda n: n >= 1)
+        assert waiting >= 1, "the update never waited for the close"
+    with pytest.raises(ProgramIsClosed):
+        await update
+    program = await store.run(lambda *, uow, repo: handlers.load_program("prg-race", repo=repo))
+    assert program.status.value == "closed" and program.revision == 1
+
+
+async def test_a_discard_racing_the_publish_does_not_undo_it(store: Store) -> None:
+    await store.proposed("m-5", "e-5")  # creates prg-race
+    async with store.command() as uow:
+        repo = PostgresMatchingRepository(uow.conn)
+        await handlers.record_participant_joined(mentee("e-6", "prg-race"), uow, repo)
+        await handlers.record_participant_joined(mentor("m-6", "prg-race"), uow, repo)
+        snapshot = await handlers.load_pool("prg-race", PairingMode.BATCH, repo)
+    run = await handlers.plan_run(snapshot, mode=PairingMode.BATCH, at=START, by="a")
+    await store.run(handlers.stage_run, run, by="a")
+    async with store.command() as publishing:
+        repo = PostgresMatchingRepository(publishing.conn)
+        await handlers.publish_run(run.run_id, by="a", uow=publishing, repo=repo)
+        discard = asyncio.create_task(store.run(handlers.discard_run, run.run_id, by="b"))
+        waiting = await eventually(store.blocked, lambda n: n >= 1)
+        assert waiting >= 1, "the discard never waited for the publish"
+    with pytest.raises(RunNotStaged):
+        await discard
+    stored = await store.run(lambda *, uow, repo: handlers.load_run(run.run_id, repo=repo))
+    assert stored.status.value == "published" and len(stored.outcome.proposed) == 1

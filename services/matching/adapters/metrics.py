@@ -1,7 +1,8 @@
 """Prometheus metrics of the matching service (names fixed for the ops dashboards).
 
-Counters are live views: a transaction that rolls back after counting (rare: the
-kit retries it) may over-count. The figures of record are in the store.
+Pairs proposed and formed are counted once their transaction commits
+(``uow.after_commit``). Runs and planning time are counted when the engine has planned,
+whether the plan is then stored or not. The figures of record are in the store.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from schemas.participants import ParticipantProfile, ScreeningOutcome
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
 from servicekit.db import Connection
+from services.matching.adapters.offload import off_loop
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
 from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, Unmatched
 from services.matching.domain.pairs import Pair, PairStatus, excluded_combinations
@@ -47,8 +48,8 @@ class MatchingRepository(ABC):
         """Insert a new program; False when the id is taken."""
 
     @abstractmethod
-    async def get_program(self, *, program_id: str) -> Program | None:
-        """The program, or None."""
+    async def get_program(self, *, program_id: str, for_update: bool = False) -> Program | None:
+        """The program, or None; ``for_update`` locks it until commit (update, close)."""
 
     @abstractmethod
     async def save_program(self, *, program: Program, at: datetime) -> None:
@@ -128,8 +129,8 @@ class MatchingRepository(ABC):
         """Store a pair's new status, acceptances and closing details."""
 
     @abstractmethod
-    async def get_pair(self, *, pair_id: str) -> Pair | None:
-        """The pair, or None."""
+    async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
+        """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
 
     @abstractmethod
     async def find_pairs(
@@ -147,15 +148,19 @@ class MatchingRepository(ABC):
     async def open_pairs(
         self, *, program_id: str | None = None, participant_id: str | None = None
     ) -> list[Pair]:
-        """Proposed and formed pairs, of one program and/or one person."""
+        """Proposed and formed pairs, of one program and/or one person, locked until commit."""
 
     @abstractmethod
     async def pair_of(self, *, program_id: str, mentor_id: str, mentee_id: str) -> Pair | None:
-        """The pair of this combination, if it was ever proposed."""
+        """The pair of this combination, if it was ever proposed (locked until commit)."""
 
     @abstractmethod
     async def expired_proposals(self, *, at: datetime, limit: int) -> list[Pair]:
-        """Proposals whose acceptance deadline is at or before ``at``, oldest first."""
+        """Proposals past their acceptance deadline, oldest first, locked until commit.
+
+        Proposals another transaction is changing right now are skipped (the next tick
+        sees them as they are then).
+        """
 
     @abstractmethod
     async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
@@ -301,11 +306,11 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         return status.endswith(" 1")
 
-    async def get_program(self, *, program_id: str) -> Program | None:
-        """The program, or None."""
+    async def get_program(self, *, program_id: str, for_update: bool = False) -> Program | None:
+        """The program, or None; ``for_update`` locks it until commit (update, close)."""
         row = await self._conn.fetchrow(
             "SELECT definition::text AS definition, revision, status, closed_at FROM programs"
-            " WHERE program_id = $1",
+            " WHERE program_id = $1" + (" FOR UPDATE" if for_update else ""),
             program_id,
         )
         return None if row is None else _program(row)
@@ -422,17 +427,7 @@ class PostgresMatchingRepository(MatchingRepository):
         """Active participants as the engine sees them, with their free places (one query)."""
         ids = None if participant_ids is None else list(participant_ids)
         rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN)
-        return [
-            to_candidate(
-                json.loads(r["profile"]),
-                screening=r["screening"],
-                trained=r["trained"],
-                open_as_mentor=r["open_as_mentor"],
-                open_as_mentee=r["open_as_mentee"],
-                mentee_finished=r["mentee_finished"],
-            )
-            for r in rows
-        ]
+        return await off_loop(lambda: [_candidate(r) for r in rows], size=len(rows))
 
     async def erase_participant(self, *, participant_id: str) -> int:
         """Delete the person's data in every program; return the rows erased."""
@@ -446,7 +441,9 @@ class PostgresMatchingRepository(MatchingRepository):
         """Insert new pairs; return the ids inserted (conflicting pairs are skipped)."""
         if not pairs:
             return set()
-        columns = [[_pair_value(p, c) for p in pairs] for c in _PAIR_COLUMNS]
+        columns = await off_loop(
+            lambda: [[_pair_value(p, c) for p in pairs] for c in _PAIR_COLUMNS], size=len(pairs)
+        )
         rows = await self._conn.fetch(_INSERT_PAIRS, *columns)
         return {r["pair_id"] for r in rows}
 
@@ -465,9 +462,10 @@ class PostgresMatchingRepository(MatchingRepository):
             pair.at_risk_at,
         )
 
-    async def get_pair(self, *, pair_id: str) -> Pair | None:
-        """The pair, or None."""
-        row = await self._conn.fetchrow("SELECT * FROM pairs WHERE pair_id = $1", pair_id)
+    async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
+        """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._conn.fetchrow("SELECT * FROM pairs WHERE pair_id = $1" + lock, pair_id)
         return None if row is None else _pair(row)
 
     async def find_pairs(
@@ -496,12 +494,12 @@ class PostgresMatchingRepository(MatchingRepository):
     async def open_pairs(
         self, *, program_id: str | None = None, participant_id: str | None = None
     ) -> list[Pair]:
-        """Proposed and formed pairs, of one program and/or one person."""
+        """Proposed and formed pairs, of one program and/or one person, locked until commit."""
         rows = await self._conn.fetch(
             "SELECT * FROM pairs WHERE status = ANY($1::text[])"
             " AND ($2::text IS NULL OR program_id = $2)"
             " AND ($3::text IS NULL OR $3 IN (mentor_id, mentee_id))"
-            " ORDER BY proposed_at, pair_id",
+            " ORDER BY proposed_at, pair_id FOR UPDATE",
             OPEN,
             program_id,
             participant_id,
@@ -509,9 +507,10 @@ class PostgresMatchingRepository(MatchingRepository):
         return [_pair(r) for r in rows]
 
     async def pair_of(self, *, program_id: str, mentor_id: str, mentee_id: str) -> Pair | None:
-        """The pair of this combination, if it was ever proposed."""
+        """The pair of this combination, if it was ever proposed (locked until commit)."""
         row = await self._conn.fetchrow(
-            "SELECT * FROM pairs WHERE program_id = $1 AND mentor_id = $2 AND mentee_id = $3",
+            "SELECT * FROM pairs WHERE program_id = $1 AND mentor_id = $2 AND mentee_id = $3"
+            " FOR UPDATE",
             program_id,
             mentor_id,
             mentee_id,
@@ -519,10 +518,10 @@ class PostgresMatchingRepository(MatchingRepository):
         return None if row is None else _pair(row)
 
     async def expired_proposals(self, *, at: datetime, limit: int) -> list[Pair]:
-        """Proposals whose acceptance deadline is at or before ``at``, oldest first."""
+        """Proposals past their deadline, oldest first, locked (busy ones are skipped)."""
         rows = await self._conn.fetch(
             "SELECT * FROM pairs WHERE status = 'proposed' AND expires_at <= $1"
-            " ORDER BY expires_at, pair_id LIMIT $2",
+            " ORDER BY expires_at, pair_id LIMIT $2 FOR UPDATE SKIP LOCKED",
             at,
             limit,
         )
@@ -584,6 +583,7 @@ class PostgresMatchingRepository(MatchingRepository):
 
     async def add_run(self, *, run: MatchRun) -> None:
         """Store a new run."""
+        plan = await off_loop(lambda: json.dumps(plan_json(run.plan)), size=len(run.plan.pairs))
         await self._conn.execute(
             "INSERT INTO match_runs (run_id, program_id, mode, status, plan, created_by,"
             " created_at, duration_ms, published_at, published_by, outcome)"
@@ -592,7 +592,7 @@ class PostgresMatchingRepository(MatchingRepository):
             run.program_id,
             run.mode.value,
             run.status.value,
-            json.dumps(plan_json(run.plan)),
+            plan,
             run.created_by,
             run.created_at,
             run.duration_ms,
@@ -609,7 +609,9 @@ class PostgresMatchingRepository(MatchingRepository):
             " FROM match_runs WHERE run_id = $1",
             run_id,
         )
-        return None if row is None else _run(row)
+        if row is None:
+            return None
+        return await off_loop(lambda: _run(row), size=len(row["plan"]) // 100)  # ~100 B a pair
 
     async def save_run(self, *, run: MatchRun) -> None:
         """Store a run's new status and outcome."""
@@ -643,6 +645,17 @@ def _participant(row: asyncpg.Record) -> Participant:
         status=ParticipantStatus(row["status"]),
         screening=None if row["screening"] is None else ScreeningOutcome(row["screening"]),
         trained=row["trained"],
+    )
+
+
+def _candidate(row: asyncpg.Record) -> Candidate:
+    return to_candidate(
+        json.loads(row["profile"]),
+        screening=row["screening"],
+        trained=row["trained"],
+        open_as_mentor=row["open_as_mentor"],
+        open_as_mentee=row["open_as_mentee"],
+        mentee_finished=row["mentee_finished"],
     )
 
 

@@ -7,11 +7,12 @@ participants see and act on their own proposals and pairs only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from schemas.envelope import CloudEvent
 from schemas.pairs import PairEndReason
@@ -24,6 +25,7 @@ from schemas.participants import (
 )
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
+from servicekit.outbox import EventTooLarge
 from servicekit.runtime import RouterFactory, ServiceContext
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
 from services.matching import handlers
@@ -31,12 +33,27 @@ from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain import audit, pairs, participants, programs, staging
 from services.matching.domain.pairs import Pair, PairStatus
 from services.matching.entrypoints import views
-from services.matching.entrypoints.identity import Caller, caller
+from services.matching.entrypoints.identity import ID_PATTERN, Caller, caller
 from services.matching.handlers import RepositoryFactory
 
 Who = Annotated[Caller, Depends(caller)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+Id = Annotated[
+    str,
+    Path(
+        pattern=ID_PATTERN,
+        description="An id: 1-128 characters, no whitespace or control characters.",
+    ),
+]
+"""An id in a path (refused with 422 before it reaches the store, which cannot keep NUL)."""
+
+APPLIED_LATER = (
+    "Answers 202 with the id of the event it emitted: the matching consumer applies the "
+    "event moments later, exactly like one from an HR feed or an LMS. Until it has, "
+    "`GET /programs/{program_id}/participants/{participant_id}` still shows the previous "
+    "state (404 right after a join)."
+)
 
 _REFUSALS: tuple[tuple[type[Exception], int], ...] = (
     (handlers.UnknownResource, 404),
@@ -49,6 +66,7 @@ _REFUSALS: tuple[tuple[type[Exception], int], ...] = (
     (participants.AlreadyJoined, 409),
     (participants.NotJoined, 404),
     (staging.RunNotStaged, 409),
+    (EventTooLarge, 413),  # the event the command would emit exceeds max_event_bytes
 )
 
 Command = Callable[[], AbstractAsyncContextManager[tuple[UnitOfWork, MatchingRepository]]]
@@ -103,7 +121,7 @@ def _accepted(event: CloudEvent) -> views.EventAccepted:
 
 
 def _programs(cmd: Command) -> APIRouter:
-    router = APIRouter(tags=["programs"])
+    router = APIRouter(tags=["programs"], dependencies=[Depends(refuse_nul)])
 
     @router.post("/programs", status_code=201, summary="Create a program (ProgramCreated)")
     async def create(body: ProgramDefinition, who: Who) -> views.ProgramView:
@@ -118,14 +136,14 @@ def _programs(cmd: Command) -> APIRouter:
             return [views.ProgramView.model_validate(p) for p in await repo.list_programs()]
 
     @router.get("/programs/{program_id}", summary="One program")
-    async def get(program_id: str, who: Who) -> views.ProgramView:
+    async def get(program_id: Id, who: Who) -> views.ProgramView:
         async with cmd() as (_, repo):
             return views.ProgramView.model_validate(
                 await handlers.load_program(program_id, repo=repo)
             )
 
     @router.put("/programs/{program_id}", summary="Update a program (ProgramUpdated)")
-    async def update(program_id: str, body: ProgramDefinition, who: Who) -> views.ProgramView:
+    async def update(program_id: Id, body: ProgramDefinition, who: Who) -> views.ProgramView:
         who.require_staff()
         _same("program_id", program_id, body.program_id)
         async with cmd() as (uow, repo):
@@ -133,9 +151,7 @@ def _programs(cmd: Command) -> APIRouter:
         return views.ProgramView.model_validate(program)
 
     @router.post("/programs/{program_id}/close", summary="Close a program (ProgramClosed)")
-    async def close(
-        program_id: str, body: views.CloseProgramRequest, who: Who
-    ) -> views.ProgramView:
+    async def close(program_id: Id, body: views.CloseProgramRequest, who: Who) -> views.ProgramView:
         who.require_staff()
         async with cmd() as (uow, repo):
             program = await handlers.close_program(
@@ -145,7 +161,7 @@ def _programs(cmd: Command) -> APIRouter:
 
     @router.get("/programs/{program_id}/audit", summary="Admin actions: who did what and why")
     async def audit_trail(
-        program_id: str, who: Who, limit: Limit = 100, offset: Offset = 0
+        program_id: Id, who: Who, limit: Limit = 100, offset: Offset = 0
     ) -> list[views.AuditEntry]:
         who.require_staff()
         async with cmd() as (_, repo):
@@ -156,11 +172,17 @@ def _programs(cmd: Command) -> APIRouter:
 
 
 def _participants(cmd: Command) -> APIRouter:
-    router = APIRouter(tags=["participants"])
+    router = APIRouter(tags=["participants"], dependencies=[Depends(refuse_nul)])
     base = "/programs/{program_id}/participants"
 
-    @router.post(base, status_code=202, summary="Join a program (ParticipantJoined)")
-    async def join(program_id: str, body: ParticipantJoined, who: Who) -> views.EventAccepted:
+    @router.post(
+        base,
+        status_code=202,
+        summary="Join a program (ParticipantJoined)",
+        description="Refused at once (404, 409) for an unknown or closed program or an "
+        "active participant. " + APPLIED_LATER,
+    )
+    async def join(program_id: Id, body: ParticipantJoined, who: Who) -> views.EventAccepted:
         who.require_self_or_staff(body.participant_id)
         _same("program_id", program_id, body.program_id)
         async with cmd() as (uow, repo):
@@ -168,7 +190,7 @@ def _participants(cmd: Command) -> APIRouter:
 
     @router.get(base, summary="Participants of a program (admins)")
     async def list_participants(
-        program_id: str, who: Who, limit: Limit = 100, offset: Offset = 0
+        program_id: Id, who: Who, limit: Limit = 100, offset: Offset = 0
     ) -> list[views.ParticipantView]:
         who.require_staff()
         async with cmd() as (_, repo):
@@ -176,7 +198,7 @@ def _participants(cmd: Command) -> APIRouter:
         return [views.ParticipantView.model_validate(p) for p in found]
 
     @router.get(base + "/{participant_id}", summary="One participant (themself or admins)")
-    async def get(program_id: str, participant_id: str, who: Who) -> views.ParticipantView:
+    async def get(program_id: Id, participant_id: Id, who: Who) -> views.ParticipantView:
         who.require_self_or_staff(participant_id)
         async with cmd() as (_, repo):
             found = await handlers.load_participant(program_id, participant_id, repo=repo)
@@ -186,9 +208,10 @@ def _participants(cmd: Command) -> APIRouter:
         base + "/{participant_id}",
         status_code=202,
         summary="Update a profile (ParticipantUpdated; no event when nothing changed)",
+        description=APPLIED_LATER,
     )
     async def update(
-        program_id: str, participant_id: str, body: ParticipantProfile, who: Who
+        program_id: Id, participant_id: Id, body: ParticipantProfile, who: Who
     ) -> views.EventAccepted:
         who.require_self_or_staff(participant_id)
         _same("program_id", program_id, body.program_id)
@@ -197,9 +220,14 @@ def _participants(cmd: Command) -> APIRouter:
             event = await handlers.update_participant(body, uow=uow, repo=repo)
         return views.EventAccepted() if event is None else _accepted(event)
 
-    @router.post(base + "/{participant_id}/leave", status_code=202, summary="Leave (no-fault)")
+    @router.post(
+        base + "/{participant_id}/leave",
+        status_code=202,
+        summary="Leave (no-fault)",
+        description=APPLIED_LATER,
+    )
     async def leave(
-        program_id: str, participant_id: str, body: views.LeaveRequest, who: Who
+        program_id: Id, participant_id: Id, body: views.LeaveRequest, who: Who
     ) -> views.EventAccepted:
         who.require_self_or_staff(participant_id)
         async with cmd() as (uow, repo):
@@ -211,9 +239,14 @@ def _participants(cmd: Command) -> APIRouter:
             )
             return _accepted(await handlers.announce_fact(left, uow=uow, repo=repo))
 
-    @router.post(base + "/{participant_id}/screening", status_code=202, summary="Record screening")
+    @router.post(
+        base + "/{participant_id}/screening",
+        status_code=202,
+        summary="Record screening",
+        description=APPLIED_LATER,
+    )
     async def screening(
-        program_id: str, participant_id: str, body: views.ScreeningRequest, who: Who
+        program_id: Id, participant_id: Id, body: views.ScreeningRequest, who: Who
     ) -> views.EventAccepted:
         who.require_staff()
         async with cmd() as (uow, repo):
@@ -226,9 +259,14 @@ def _participants(cmd: Command) -> APIRouter:
             )
             return _accepted(await handlers.announce_fact(screened, uow=uow, repo=repo))
 
-    @router.post(base + "/{participant_id}/training", status_code=202, summary="Record training")
+    @router.post(
+        base + "/{participant_id}/training",
+        status_code=202,
+        summary="Record training",
+        description=APPLIED_LATER,
+    )
     async def training(
-        program_id: str, participant_id: str, body: views.TrainingRequest, who: Who
+        program_id: Id, participant_id: Id, body: views.TrainingRequest, who: Who
     ) -> views.EventAccepted:
         who.require_staff()
         async with cmd() as (uow, repo):
@@ -244,10 +282,10 @@ def _participants(cmd: Command) -> APIRouter:
 
 
 def _runs(cmd: Command, context: ServiceContext) -> APIRouter:
-    router = APIRouter(tags=["match runs"])
+    router = APIRouter(tags=["match runs"], dependencies=[Depends(refuse_nul)])
 
     @router.post("/programs/{program_id}/match-runs", status_code=201, summary="Plan a batch run")
-    async def start(program_id: str, body: views.MatchRunRequest, who: Who) -> views.RunView:
+    async def start(program_id: Id, body: views.MatchRunRequest, who: Who) -> views.RunView:
         """Plan the program's pool; a dry run is staged for review, otherwise published."""
         who.require_staff()
         async with cmd() as (_, repo):
@@ -262,20 +300,20 @@ def _runs(cmd: Command, context: ServiceContext) -> APIRouter:
         return views.run_view(run)
 
     @router.get("/match-runs/{run_id}", summary="A run with its plan")
-    async def get(run_id: str, who: Who) -> views.RunView:
+    async def get(run_id: Id, who: Who) -> views.RunView:
         who.require_staff()
         async with cmd() as (_, repo):
             return views.run_view(await handlers.load_run(run_id, repo=repo))
 
     @router.post("/match-runs/{run_id}/publish", summary="Publish a staged run's proposals")
-    async def publish(run_id: str, who: Who) -> views.RunView:
+    async def publish(run_id: Id, who: Who) -> views.RunView:
         who.require_staff()
         async with cmd() as (uow, repo):
             run = await handlers.publish_run(run_id, by=who.subject, uow=uow, repo=repo)
         return views.run_view(run)
 
     @router.post("/match-runs/{run_id}/discard", summary="Discard a staged run")
-    async def discard(run_id: str, who: Who) -> views.RunView:
+    async def discard(run_id: Id, who: Who) -> views.RunView:
         who.require_staff()
         async with cmd() as (uow, repo):
             run = await handlers.discard_run(run_id, by=who.subject, uow=uow, repo=repo)
@@ -285,11 +323,11 @@ def _runs(cmd: Command, context: ServiceContext) -> APIRouter:
 
 
 def _pairs(cmd: Command) -> APIRouter:
-    router = APIRouter(tags=["pairs"])
+    router = APIRouter(tags=["pairs"], dependencies=[Depends(refuse_nul)])
 
     @router.get("/programs/{program_id}/proposals", summary="Open proposals (participants: own)")
     async def proposals(
-        program_id: str, who: Who, limit: Limit = 100, offset: Offset = 0
+        program_id: Id, who: Who, limit: Limit = 100, offset: Offset = 0
     ) -> list[views.PairView]:
         async with cmd() as (_, repo):
             found = await repo.find_pairs(
@@ -303,7 +341,7 @@ def _pairs(cmd: Command) -> APIRouter:
 
     @router.get("/programs/{program_id}/pairs", summary="Pairs of a program (participants: own)")
     async def list_pairs(
-        program_id: str,
+        program_id: Id,
         who: Who,
         status: Annotated[list[PairStatus] | None, Query()] = None,
         limit: Limit = 100,
@@ -320,21 +358,21 @@ def _pairs(cmd: Command) -> APIRouter:
         return [views.PairView.model_validate(p) for p in found]
 
     @router.get("/pairs/{pair_id}", summary="One pair (its two people and admins)")
-    async def get(pair_id: str, who: Who) -> views.PairView:
+    async def get(pair_id: Id, who: Who) -> views.PairView:
         async with cmd() as (_, repo):
             return views.PairView.model_validate(
                 _visible(await handlers.load_pair(pair_id, repo=repo), who)
             )
 
     @router.get("/pairs/{pair_id}/explanation", summary="Why this pair: score and factors")
-    async def explain(pair_id: str, who: Who) -> views.ExplanationView:
+    async def explain(pair_id: Id, who: Who) -> views.ExplanationView:
         async with cmd() as (_, repo):
             return views.ExplanationView.model_validate(
                 _visible(await handlers.load_pair(pair_id, repo=repo), who)
             )
 
     @router.post("/pairs/{pair_id}/accept", summary="Accept a proposal (PairAccepted)")
-    async def accept(pair_id: str, who: Who) -> views.PairView:
+    async def accept(pair_id: Id, who: Who) -> views.PairView:
         who.require_participant()
         async with cmd() as (uow, repo):
             pair = await handlers.accept_pair(
@@ -343,7 +381,7 @@ def _pairs(cmd: Command) -> APIRouter:
         return views.PairView.model_validate(pair)
 
     @router.post("/pairs/{pair_id}/decline", summary="Decline a proposal (PairDeclined)")
-    async def decline(pair_id: str, who: Who) -> views.PairView:
+    async def decline(pair_id: Id, who: Who) -> views.PairView:
         who.require_participant()
         async with cmd() as (uow, repo):
             pair = await handlers.decline_pair(
@@ -352,7 +390,7 @@ def _pairs(cmd: Command) -> APIRouter:
         return views.PairView.model_validate(pair)
 
     @router.post("/pairs/{pair_id}/end", summary="End a formed pair (PairEnded)")
-    async def end(pair_id: str, body: views.EndPairRequest, who: Who) -> views.PairView:
+    async def end(pair_id: Id, body: views.EndPairRequest, who: Who) -> views.PairView:
         reason = _end_reason(body, who)
         async with cmd() as (uow, repo):
             pair = await handlers.end_pair(
@@ -361,7 +399,7 @@ def _pairs(cmd: Command) -> APIRouter:
         return views.PairView.model_validate(pair)
 
     @router.post("/pairs/{pair_id}/veto", summary="Veto a proposal (PairDeclined vetoed)")
-    async def veto(pair_id: str, body: views.PairVetoRequest, who: Who) -> views.PairView:
+    async def veto(pair_id: Id, body: views.PairVetoRequest, who: Who) -> views.PairView:
         who.require_staff()
         async with cmd() as (uow, repo):
             pair = await handlers.veto_pair(
@@ -375,7 +413,7 @@ def _pairs(cmd: Command) -> APIRouter:
         summary="A mentee asks a named mentor (PairProposed, mentee accepted)",
         responses={422: {"description": "The pair breaks constraints: `violations` lists them"}},
     )
-    async def self_match(program_id: str, body: views.SelfMatchRequest, who: Who) -> views.PairView:
+    async def self_match(program_id: Id, body: views.SelfMatchRequest, who: Who) -> views.PairView:
         who.require_participant()
         async with cmd() as (uow, repo):
             pair = await handlers.request_self_match(
@@ -390,7 +428,7 @@ def _pairs(cmd: Command) -> APIRouter:
         responses={422: {"description": "The pair breaks constraints: `violations` lists them"}},
     )
     async def manual_pair(
-        program_id: str, body: views.ManualPairRequest, who: Who
+        program_id: Id, body: views.ManualPairRequest, who: Who
     ) -> views.PairView:
         who.require_staff()
         async with cmd() as (uow, repo):
@@ -411,7 +449,7 @@ def _pairs(cmd: Command) -> APIRouter:
         summary="Forbid a (mentor, mentee) combination; an open pair of it is withdrawn",
     )
     async def veto_combination(
-        program_id: str, body: views.VetoRequest, who: Who
+        program_id: Id, body: views.VetoRequest, who: Who
     ) -> list[views.PairView]:
         who.require_staff()
         async with cmd() as (uow, repo):
@@ -427,6 +465,20 @@ def _pairs(cmd: Command) -> APIRouter:
         return [views.PairView.model_validate(p) for p in withdrawn]
 
     return router
+
+
+async def refuse_nul(request: Request) -> None:
+    """422 when a string of the JSON body holds NUL (PostgreSQL text cannot keep it)."""
+    body = await request.body()
+    if b"\\u0000" not in body:
+        return
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return  # not JSON: the body's own validation answers 422
+    where = handlers.first_nul(decoded, "body")
+    if where is not None:
+        raise HTTPException(422, f"{where} holds a NUL character (\\u0000), which is not allowed")
 
 
 def _visible(pair: Pair, who: Caller) -> Pair:

@@ -7,11 +7,20 @@ admin's id). Real JWT verification will replace :func:`caller` alone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Header, HTTPException
+
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,128}$"
+"""An id as the API accepts it (subject, path): 1-128 characters, no whitespace or controls.
+
+The same shape as the events' ``Identifier``, so an id taken from a header or a path
+always fits the event it ends up in, and PostgreSQL (which refuses NUL) can store it.
+"""
+_ID = re.compile(ID_PATTERN)
 
 
 class CallerRole(StrEnum):
@@ -61,4 +70,9 @@ async def caller(
         role = CallerRole(x_upward_role)
     except ValueError as error:
         raise HTTPException(401, "X-Upward-Role must be admin, participant or service") from error
-    return Caller(role, x_upward_subject.strip())
+    subject = x_upward_subject.strip()
+    if not _ID.match(subject):
+        raise HTTPException(
+            401, "X-Upward-Subject must be an id: 1-128 characters, no spaces or control characters"
+        )
+    return Caller(role, subject)

@@ -45,7 +45,7 @@ class ManualPairRequest(_Body):
 
     mentor_id: Identifier
     mentee_id: Identifier
-    reason: ShortText | None = Field(default=None, description="Why (kept in the audit trail).")
+    reason: ShortText = Field(description="Why (kept in the audit trail).")
 
 
 class VetoRequest(_Body):
