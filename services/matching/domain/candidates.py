@@ -73,15 +73,19 @@ class PairEvaluator:
         self._grade_gap = rules.min_grade_gap
         self._clock_limit = rules.max_timezone_gap_hours * 60
         self._units = _UnitTables(factor_weights(rules), units_scale(rules), cohort)
+        self._offered_by_topic = np.ascontiguousarray(cohort.mentors.topics.T)
 
     def block(self, mentees: IntArray, mentors: IntArray) -> PairArcs:
         """Every allowed pair of ``mentees`` x ``mentors`` (both sorted) with its units."""
         wants, offers = self.cohort.mentees, self.cohort.mentors
-        taught = wants.topics[mentees] @ offers.topics[mentors].T
+        every_mentor = mentors.size == len(offers)
+        pick = slice(None) if every_mentor else mentors
+        offered = self._offered_by_topic if every_mentor else offers.topics[mentors].T
+        taught = wants.topics[mentees] @ offered
         allowed = taught > 0
-        allowed &= self._grade_ok(wants.grade[mentees], offers.grade[mentors])
-        allowed &= self._clock_ok(wants.offset[mentees], offers.offset[mentors])
-        allowed &= _share_a_bit(wants.languages[mentees], offers.languages[mentors])
+        allowed &= self._grade_ok(wants.grade[mentees], offers.grade[pick])
+        allowed &= self._clock_ok(wants.offset[mentees], offers.offset[pick])
+        allowed &= _share_a_bit(wants.languages[mentees], offers.languages[pick])
         flat = np.flatnonzero(allowed)
         local_row = flat // len(mentors)
         mentee = mentees[local_row]
