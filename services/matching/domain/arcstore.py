@@ -168,8 +168,8 @@ def best_per_group(
     """Mask of each group's ``keep[g]`` highest-scoring arcs (ties: earlier arc first).
 
     Groups with no more arcs than they keep take them all. For the others a histogram
-    of at most 1024 buckets (best bucket first) finds the bucket holding the
-    ``keep``-th best, without a full sort; only the arcs of that bucket are sorted.
+    (best bucket first, at most 1024 buckets) finds the bucket holding the ``keep``-th
+    best, without a full sort; only the arcs of that bucket are sorted.
     """
     group = group.astype(np.int64)
     crowded = np.bincount(group, minlength=keep.size) > keep
@@ -181,7 +181,10 @@ def best_per_group(
     values = score[arcs].astype(np.int64)
     quota = keep[crowded]
     highest = int(values.max())
-    shift = max(0, (highest - int(values.min())).bit_length() - _BUCKET_BITS)
+    # About two arcs per bucket and group, at most 1024 buckets: fine enough that few arcs
+    # tie at the threshold, coarse enough that the histogram stays small.
+    bucket_bits = min(_BUCKET_BITS, max(4, (2 * arcs.size // quota.size).bit_length()))
+    shift = max(0, (highest - int(values.min())).bit_length() - bucket_bits)
     rank_bucket = (highest - values) >> shift
     n_buckets = int(rank_bucket.max()) + 1
     counts = np.bincount(local * n_buckets + rank_bucket, minlength=quota.size * n_buckets)

@@ -31,7 +31,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 UNIT_CEILING = (1 << 20) - 1
 """No pair has more score units than this (10^6 plus rounding)."""
-BLOCK_PAIRS = 1 << 20
+BLOCK_PAIRS = 1 << 18
 """Pairs evaluated per block: bounds the engine's working memory (~30 MiB)."""
 
 
