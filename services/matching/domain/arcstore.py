@@ -17,15 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
+from services.matching.domain.arrays import BoolArray, Int32Array, IntArray
 from services.matching.domain.candidates import BLOCK_PAIRS, PairArcs, PairEvaluator
-
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-Int32Array = npt.NDArray[np.int32]
 
 _BUCKET_BITS = 10
 

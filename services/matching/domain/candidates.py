@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.programs import ProgramType
+from services.matching.domain.arrays import BoolArray, IntArray
 from services.matching.domain.cohort import Cohort, Side
 from services.matching.domain.constraints import MINUTES_PER_DAY
 from services.matching.domain.model import ProgramRules
@@ -25,9 +26,6 @@ from services.matching.domain.scoring import (
     factor_weights,
     units_scale,
 )
-
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 UNIT_CEILING = (1 << 20) - 1
 """No pair has more score units than this (10^6 plus rounding)."""

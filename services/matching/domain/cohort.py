@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from schemas.primitives import Role
 from schemas.programs import ProgramType
+from services.matching.domain.arrays import FloatArray, IntArray
 from services.matching.domain.constraints import (
     NO_SHARED_TOPIC,
     NOT_SCREENED,
@@ -34,10 +35,8 @@ from services.matching.domain.constraints import (
 from services.matching.domain.model import Candidate, ProgramRules
 from services.matching.domain.scoring import MAX_LEVEL
 
-IntArray = npt.NDArray[np.int64]
 NO_ELIGIBLE = "no_eligible_candidate"
 """No allowed partner at all in this run."""
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
 
+from services.matching.domain.arrays import IntArray
 from services.matching.domain.candidates import PairEvaluator
-from services.matching.domain.cohort import NO_ELIGIBLE, Cohort, IntArray, Side, encode_cohort
+from services.matching.domain.cohort import NO_ELIGIBLE, Cohort, Side, encode_cohort
 from services.matching.domain.constraints import pair_violations, timezone_gap_minutes
 from services.matching.domain.explain import explain_pairs
 from services.matching.domain.model import (

@@ -10,8 +10,8 @@ work (ScoreFactor objects, topic order) is left.
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
+from services.matching.domain.arrays import FloatArray, IntArray
 from services.matching.domain.cohort import Cohort
 from services.matching.domain.constraints import MINUTES_PER_DAY
 from services.matching.domain.model import PlannedPair, ProgramRules
@@ -23,9 +23,6 @@ from services.matching.domain.scoring import (
     shared_topics,
     weighted_score,
 )
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 def explain_pairs(

@@ -10,9 +10,9 @@
    and its objective equals the plan's (checked): by LP duality the plan is optimal on
    all eligible arcs (the b-matching polytope is integral). Otherwise the profitable arcs
    (and, after the first round, the nearly profitable ones) join the candidates and the
-   loop repeats. From the third round on the set only grows, so the loop ends; in practice
-   it ends in three rounds. If the second round still leaves people unmatched, a maximum
-   cardinality matching of the whole cohort (Hopcroft-Karp) joins the candidates.
+   loop repeats. After the third round's set is built the set only grows, so the loop
+   ends; in practice it ends in three rounds. If the second round still leaves people
+   unmatched, a maximum cardinality matching of the whole cohort (Hopcroft-Karp) joins.
 
 Objective ``max_matched_then_score``: arcs weigh ``bonus + units`` where ``bonus`` exceeds
 any plan's total units, so more pairs always wins, then more units. The solver handles
@@ -24,16 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from schemas.programs import MatchingObjective
 from services.matching.domain.arcstore import ArcStore, best_per_group, maximum_matching, sweep
+from services.matching.domain.arrays import BoolArray, IntArray
 from services.matching.domain.candidates import UNIT_CEILING, PairArcs, PairEvaluator
 from services.matching.domain.scoring import UNITS_PER_TOTAL_WEIGHT
 from services.matching.domain.solver import Arcs, Duals, SolverError, optimal_duals, solve
-
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 PER_PERSON = 16
 """Best arcs per mentee and per mentor slot in the seed candidate set."""
@@ -42,8 +39,8 @@ PROFITABLE_PER_PERSON = 8
 NEAR = 3 * UNITS_PER_TOTAL_WEIGHT // 100
 """Later rounds also add arcs within this many units of being profitable (3% of a score)."""
 WINDOW = UNITS_PER_TOTAL_WEIGHT // 10
-"""In round 2, candidates further than this from profitable leave the set (the chosen stay);
-from round 3 on nothing leaves, so the set only grows and the loop must end."""
+"""Building round 3, candidates further than this from profitable leave the set (the chosen
+stay); after that nothing leaves, so the set only grows and the loop must end."""
 MAX_ROUNDS = 100
 _PRICE_CHUNK = 1 << 22
 
