@@ -1,8 +1,9 @@
 """Every eligible arc of a cohort, kept compactly, and the seed of the candidate set.
 
-:func:`sweep` evaluates the cohort block by block (a block is at most
-:data:`~services.matching.domain.candidates.BLOCK_PAIRS` pairs, so the dense work never
-holds more than ~30 MiB) and keeps only the *eligible* arcs, 12 bytes each, sorted by
+:func:`sweep` evaluates the cohort block by block (mentees in UTC-offset order, each block
+against the mentors whose clock is in reach; a block is at most
+:data:`~services.matching.domain.candidates.BLOCK_PAIRS` pairs, so its dense work stays
+small) and keeps only the *eligible* arcs, 12 bytes each, sorted by
 (mentee, mentor). A 10,000 x 10,000 cohort with sparse topic overlap keeps ~15 million of
 its 100 million pairs (~170 MiB). The solver never sees them all: it works on a small
 candidate set, and the store serves to *price* every arc against the solver's duals.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import maximum_bipartite_matching
+from threadpoolctl import threadpool_limits
 
 from services.matching.domain.arrays import BoolArray, Int32Array, IntArray
 from services.matching.domain.candidates import BLOCK_PAIRS, PairArcs, PairEvaluator
@@ -67,19 +69,21 @@ def sweep(evaluator: PairEvaluator, *, per_person: int, block_pairs: int = BLOCK
     """Evaluate every pair; keep the eligible arcs and mark each side's best ``per_person``."""
     cohort = evaluator.cohort
     n, m = len(cohort.mentees), len(cohort.mentors)
-    mentors = np.arange(m, dtype=np.int64)
     columns = _Columns(capacity=min(n * m, 1 << 26))
     best_of_mentee: list[BoolArray] = []
     best_of_mentor = _RunningBest(keep=per_person * cohort.capacities)
     step, stored = max(1, block_pairs // max(1, m)), 0
-    for first in range(0, n, step):
-        rows = np.arange(first, min(n, first + step), dtype=np.int64)
-        arcs = evaluator.block(rows, mentors)
-        columns.append(arcs)
-        keep = np.full(rows.size, per_person, dtype=np.int64)
-        best_of_mentee.append(best_per_group(arcs.mentee - first, arcs.units, keep=keep))
-        best_of_mentor.offer(arcs, first_index=stored)
-        stored += len(arcs)
+    # Thousands of tiny matrix products: BLAS threads only add wake-up costs (on a busy
+    # machine, several times the work itself), so the sweep runs them single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for first in range(0, n, step):
+            rows = np.arange(first, min(n, first + step), dtype=np.int64)
+            arcs = evaluator.block(rows, evaluator.mentors_in_reach(rows))
+            columns.append(arcs)
+            keep = np.full(rows.size, per_person, dtype=np.int64)
+            best_of_mentee.append(best_per_group(arcs.mentee - first, arcs.units, keep=keep))
+            best_of_mentor.offer(arcs, first_index=stored)
+            stored += len(arcs)
     mentee, mentor, units = columns.arrays()
     store = ArcStore(mentee=mentee, mentor=mentor, units=units, n_mentees=n, n_mentors=m)
     seed = np.concatenate(best_of_mentee) if best_of_mentee else np.zeros(0, dtype=bool)

@@ -30,7 +30,7 @@ from services.matching.domain.scoring import (
 UNIT_CEILING = (1 << 20) - 1
 """No pair has more score units than this (10^6 plus rounding)."""
 BLOCK_PAIRS = 1 << 18
-"""Pairs evaluated per block: bounds the engine's working memory (~30 MiB)."""
+"""Pairs evaluated per block: small enough for the block's arrays to stay in the CPU cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,21 @@ class PairEvaluator:
         self._clock_limit = rules.max_timezone_gap_hours * 60
         self._units = _UnitTables(factor_weights(rules), units_scale(rules), cohort)
         self._offered_by_topic = np.ascontiguousarray(cohort.mentors.topics.T)
+
+    def mentors_in_reach(self, mentees: IntArray) -> IntArray:
+        """Mentors whose clock is close enough to at least one of ``mentees`` (sorted).
+
+        The union of the mentees' windows is one circular interval of offsets, from the
+        earliest mentee's offset minus the limit to the latest one's plus the limit.
+        """
+        everyone = np.arange(len(self.cohort.mentors), dtype=np.int64)
+        offsets = self.cohort.mentees.offset[mentees].astype(np.int64)
+        if mentees.size == 0 or self._clock_limit >= HALF_DAY_MINUTES:
+            return everyone
+        start = int(offsets.min()) - self._clock_limit
+        width = int(offsets.max()) - int(offsets.min()) + 2 * self._clock_limit
+        into = (self.cohort.mentors.offset.astype(np.int64) - start) % MINUTES_PER_DAY
+        return everyone[into <= width]
 
     def block(self, mentees: IntArray, mentors: IntArray) -> PairArcs:
         """Every allowed pair of ``mentees`` x ``mentors`` (both sorted) with its units."""

@@ -2,7 +2,8 @@
 
 Only people who can take part on a side are encoded: open mentors (role, active,
 screened / trained when required, a free slot) and open mentees (role, active, needing a
-mentor), both sorted by id so that the plan does not depend on input order. A mentor who
+mentor), each side sorted by (UTC offset, id): the plan does not depend on input order,
+and people in nearby time zones sit next to each other. A mentor who
 offers nothing any open mentee wants (or the reverse) cannot be paired and is left out
 early, which keeps a continuous run of one new joiner against a big pool cheap.
 
@@ -234,6 +235,7 @@ def _encode(
     at: datetime,
     topics: list[str],
 ) -> Cohort:
+    mentors, mentees = _by_clock(mentors, at), _by_clock(mentees, at)
     languages = _vocabulary(lang for c in mentors + mentees for lang in c.languages)
     attributes = _vocabulary(key for c in mentors + mentees for key in c.background)
     departments: dict[str, int] = {}
@@ -259,6 +261,13 @@ def _encode(
         open_mentees=len(mentees),
         closed={},
     )
+
+
+def _by_clock(people: list[Candidate], at: datetime) -> list[Candidate]:
+    """People ordered by UTC offset, then id: neighbours in time sit together, so a block
+    of mentees is only compared with the mentors whose clock can be close enough."""
+    offsets = {tz: utc_offset_minutes(tz, at) for tz in {c.timezone for c in people}}
+    return sorted(people, key=lambda c: (offsets[c.timezone], c.participant_id))
 
 
 def _vocabulary(items: Iterable[str]) -> dict[str, int]:

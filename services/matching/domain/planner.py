@@ -42,7 +42,7 @@ WINDOW = UNITS_PER_TOTAL_WEIGHT // 10
 """Building round 3, candidates further than this from profitable leave the set (the chosen
 stay); after that nothing leaves, so the set only grows and the loop must end."""
 MAX_ROUNDS = 100
-_PRICE_CHUNK = 1 << 22
+_PRICE_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,20 +150,21 @@ def _certify(
 
 
 def price(store: ArcStore, duals: Duals, bonus: int, *, out: IntArray | None = None) -> IntArray:
-    """Reduced weight of every stored arc: ``units + bonus - u_mentor - v_mentee``."""
+    """Reduced weight of every stored arc: ``units + bonus - u_mentor - v_mentee``.
+
+    Cache-sized chunks written in place: no temporary as big as the store.
+    """
     reduced = np.empty(len(store), dtype=np.int64) if out is None else out
     mentor_price = bonus - duals.u
+    scratch = np.empty(min(len(store), _PRICE_CHUNK), dtype=np.int64)
     for first in range(0, len(store), _PRICE_CHUNK):
-        part = slice(first, first + _PRICE_CHUNK)
-        reduced[part] = (
-            store.units[part] + mentor_price[store.mentor[part]] - duals.v[store.mentee[part]]
-        )
+        part = slice(first, min(len(store), first + _PRICE_CHUNK))
+        size = part.stop - part.start
+        np.take(mentor_price, store.mentor[part], out=reduced[part])
+        np.take(duals.v, store.mentee[part], out=scratch[:size])
+        reduced[part] -= scratch[:size]
+        reduced[part] += store.units[part]
     return reduced
-
-
-def _short_of_pairs(capacities: IntArray, matched: int, store: ArcStore) -> bool:
-    """Whether the candidates may allow fewer pairs than the whole cohort."""
-    return matched < min(int(capacities.sum()), store.n_mentees)
 
 
 def _next_candidates(
