@@ -15,12 +15,14 @@ when the seed does not allow as many pairs as the whole cohort does.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import maximum_bipartite_matching
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from services.matching.domain.arrays import BoolArray, Int32Array, IntArray
 from services.matching.domain.candidates import BLOCK_PAIRS, PairArcs, PairEvaluator
@@ -75,7 +77,7 @@ def sweep(evaluator: PairEvaluator, *, per_person: int, block_pairs: int = BLOCK
     step, stored = max(1, block_pairs // max(1, m)), 0
     # Thousands of tiny matrix products: BLAS threads only add wake-up costs (on a busy
     # machine, several times the work itself), so the sweep runs them single-threaded.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _single_threaded_blas() if n > step else nullcontext():
         for first in range(0, n, step):
             rows = np.arange(first, min(n, first + step), dtype=np.int64)
             arcs = evaluator.block(rows, evaluator.mentors_in_reach(rows))
@@ -89,6 +91,16 @@ def sweep(evaluator: PairEvaluator, *, per_person: int, block_pairs: int = BLOCK
     seed = np.concatenate(best_of_mentee) if best_of_mentee else np.zeros(0, dtype=bool)
     seed[best_of_mentor.result()] = True
     return Sweep(store=store, seed=seed)
+
+
+@cache
+def _blas_controller() -> ThreadpoolController:
+    """Found once: inspecting the loaded libraries costs milliseconds."""
+    return ThreadpoolController()
+
+
+def _single_threaded_blas() -> AbstractContextManager[object]:
+    return _blas_controller().limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
 class _RunningBest:

@@ -105,13 +105,14 @@ def encode_cohort(
 
 
 def _distinct(participants: Sequence[Candidate]) -> list[Candidate]:
-    """Participants sorted by id; a repeated identical entry counts once."""
+    """Each participant once (a repeated identical entry counts once); the order is set
+    later, by :func:`_by_clock`."""
     by_id: dict[str, Candidate] = {}
     for person in participants:
         seen = by_id.setdefault(person.participant_id, person)
         if seen is not person and seen != person:
             raise ValueError(f"participant {person.participant_id!r} is given twice, differently")
-    return [by_id[pid] for pid in sorted(by_id)]
+    return list(by_id.values())
 
 
 def _open_sides(
