@@ -36,9 +36,9 @@ PER_PERSON = 16
 """Best arcs per mentee and per mentor slot in the seed candidate set."""
 PROFITABLE_PER_PERSON = 8
 """After the first round, each person's most profitable arcs join the candidates."""
-NEAR = 3 * UNITS_PER_TOTAL_WEIGHT // 100
-"""Later rounds also add arcs within this many units of being profitable (3% of a score)."""
-WINDOW = UNITS_PER_TOTAL_WEIGHT // 10
+NEAR = 2 * UNITS_PER_TOTAL_WEIGHT // 100
+"""Later rounds also add arcs within this many units of being profitable (2% of a score)."""
+WINDOW = 6 * UNITS_PER_TOTAL_WEIGHT // 100
 """Building round 3, candidates further than this from profitable leave the set (the chosen
 stay); after that nothing leaves, so the set only grows and the loop must end."""
 MAX_ROUNDS = 100
