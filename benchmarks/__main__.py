@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from benchmarks import kit_pipeline, matching
 
@@ -26,15 +27,7 @@ def main() -> None:
         "--no-dense", action="store_true", help="matching: skip the dense reference"
     )
     args = parser.parse_args()
-    command = (
-        "python -m benchmarks "
-        + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items()
-            if v is not False and k != "no_dense"
-        )
-        + (" --no-dense" if args.no_dense else "")
-    )
+    command = " ".join(["python -m benchmarks", *sys.argv[1:]])
     if args.suite in ("all", "kit"):
         kit_pipeline.main(args.events, args.rounds, command)
     if args.suite in ("all", "matching"):

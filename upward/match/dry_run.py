@@ -25,9 +25,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.participants import ParticipantJoined
+from schemas.participants import ParticipantJoined, ScreeningOutcome
 from schemas.programs import ProgramCreated
 from services.matching.domain.model import Candidate, MatchPlan, ProgramRules
+from services.matching.domain.participants import to_candidate
 
 DRY_RUN_PROGRAM_ID = "dry-run"
 
@@ -113,24 +114,13 @@ def _field_problems(exc: ValidationError) -> list[str]:
 
 
 def candidate(person: ParticipantJoined, *, assume_screened: bool) -> Candidate:
-    """The engine's view of a joiner: open on every side, nobody paired yet."""
-    return Candidate(
-        participant_id=person.participant_id,
-        role=person.role,
-        grade=person.grade,
-        department=person.department,
-        timezone=person.timezone,
-        languages=frozenset(person.languages),
-        manager_chain=tuple(person.manager_chain),
-        offers=dict(person.offers),
-        wants=dict(person.wants),
-        background=dict(person.background),
-        prefer=frozenset(person.preferences.prefer),
-        avoid=frozenset(person.preferences.avoid),
-        mentor_slots=person.capacity,
-        needs_mentor=True,
-        screened=assume_screened,
+    """The engine's view of a joiner (the service's own conversion): nobody paired yet."""
+    return to_candidate(
+        person.model_dump(mode="json"),
+        screening=ScreeningOutcome.PASSED.value if assume_screened else None,
         trained=assume_screened,
+        open_as_mentor=0,
+        open_as_mentee=False,
     )
 
 

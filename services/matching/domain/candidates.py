@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.programs import ProgramType
+from services.matching.domain.arrays import BoolArray, IntArray
 from services.matching.domain.cohort import Cohort, Side
 from services.matching.domain.constraints import MINUTES_PER_DAY
 from services.matching.domain.model import ProgramRules
@@ -26,13 +27,10 @@ from services.matching.domain.scoring import (
     units_scale,
 )
 
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-
 UNIT_CEILING = (1 << 20) - 1
 """No pair has more score units than this (10^6 plus rounding)."""
-BLOCK_PAIRS = 1 << 20
-"""Pairs evaluated per block: bounds the engine's working memory (~30 MiB)."""
+BLOCK_PAIRS = 1 << 18
+"""Pairs evaluated per block: small enough for the block's arrays to stay in the CPU cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +71,34 @@ class PairEvaluator:
         self._grade_gap = rules.min_grade_gap
         self._clock_limit = rules.max_timezone_gap_hours * 60
         self._units = _UnitTables(factor_weights(rules), units_scale(rules), cohort)
+        self._offered_by_topic = np.ascontiguousarray(cohort.mentors.topics.T)
+
+    def mentors_in_reach(self, mentees: IntArray) -> IntArray:
+        """Mentors whose clock is close enough to at least one of ``mentees`` (sorted).
+
+        The union of the mentees' windows is one circular interval of offsets, from the
+        earliest mentee's offset minus the limit to the latest one's plus the limit.
+        """
+        everyone = np.arange(len(self.cohort.mentors), dtype=np.int64)
+        offsets = self.cohort.mentees.offset[mentees].astype(np.int64)
+        if mentees.size == 0 or self._clock_limit >= HALF_DAY_MINUTES:
+            return everyone
+        start = int(offsets.min()) - self._clock_limit
+        width = int(offsets.max()) - int(offsets.min()) + 2 * self._clock_limit
+        into = (self.cohort.mentors.offset.astype(np.int64) - start) % MINUTES_PER_DAY
+        return everyone[into <= width]
 
     def block(self, mentees: IntArray, mentors: IntArray) -> PairArcs:
         """Every allowed pair of ``mentees`` x ``mentors`` (both sorted) with its units."""
         wants, offers = self.cohort.mentees, self.cohort.mentors
-        taught = wants.topics[mentees] @ offers.topics[mentors].T
+        every_mentor = mentors.size == len(offers)
+        pick = slice(None) if every_mentor else mentors
+        offered = self._offered_by_topic if every_mentor else offers.topics[mentors].T
+        taught = wants.topics[mentees] @ offered
         allowed = taught > 0
-        allowed &= self._grade_ok(wants.grade[mentees], offers.grade[mentors])
-        allowed &= self._clock_ok(wants.offset[mentees], offers.offset[mentors])
-        allowed &= _share_a_bit(wants.languages[mentees], offers.languages[mentors])
+        allowed &= self._grade_ok(wants.grade[mentees], offers.grade[pick])
+        allowed &= self._clock_ok(wants.offset[mentees], offers.offset[pick])
+        allowed &= _share_a_bit(wants.languages[mentees], offers.languages[pick])
         flat = np.flatnonzero(allowed)
         local_row = flat // len(mentors)
         mentee = mentees[local_row]

@@ -2,7 +2,8 @@
 
 Only people who can take part on a side are encoded: open mentors (role, active,
 screened / trained when required, a free slot) and open mentees (role, active, needing a
-mentor), both sorted by id so that the plan does not depend on input order. A mentor who
+mentor), each side sorted by (UTC offset, id): the plan does not depend on input order,
+and people in nearby time zones sit next to each other. A mentor who
 offers nothing any open mentee wants (or the reverse) cannot be paired and is left out
 early, which keeps a continuous run of one new joiner against a big pool cheap.
 
@@ -25,6 +26,7 @@ import numpy.typing as npt
 
 from schemas.primitives import Role
 from schemas.programs import ProgramType
+from services.matching.domain.arrays import FloatArray, IntArray
 from services.matching.domain.constraints import (
     NO_SHARED_TOPIC,
     NOT_SCREENED,
@@ -34,10 +36,8 @@ from services.matching.domain.constraints import (
 from services.matching.domain.model import Candidate, ProgramRules
 from services.matching.domain.scoring import MAX_LEVEL
 
-IntArray = npt.NDArray[np.int64]
 NO_ELIGIBLE = "no_eligible_candidate"
 """No allowed partner at all in this run."""
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +105,14 @@ def encode_cohort(
 
 
 def _distinct(participants: Sequence[Candidate]) -> list[Candidate]:
-    """Participants sorted by id; a repeated identical entry counts once."""
+    """Each participant once (a repeated identical entry counts once); the order is set
+    later, by :func:`_by_clock`."""
     by_id: dict[str, Candidate] = {}
     for person in participants:
         seen = by_id.setdefault(person.participant_id, person)
         if seen is not person and seen != person:
             raise ValueError(f"participant {person.participant_id!r} is given twice, differently")
-    return [by_id[pid] for pid in sorted(by_id)]
+    return list(by_id.values())
 
 
 def _open_sides(
@@ -235,6 +236,7 @@ def _encode(
     at: datetime,
     topics: list[str],
 ) -> Cohort:
+    mentors, mentees = _by_clock(mentors, at), _by_clock(mentees, at)
     languages = _vocabulary(lang for c in mentors + mentees for lang in c.languages)
     attributes = _vocabulary(key for c in mentors + mentees for key in c.background)
     departments: dict[str, int] = {}
@@ -260,6 +262,13 @@ def _encode(
         open_mentees=len(mentees),
         closed={},
     )
+
+
+def _by_clock(people: list[Candidate], at: datetime) -> list[Candidate]:
+    """People ordered by UTC offset, then id: neighbours in time sit together, so a block
+    of mentees is only compared with the mentors whose clock can be close enough."""
+    offsets = {tz: utc_offset_minutes(tz, at) for tz in {c.timezone for c in people}}
+    return sorted(people, key=lambda c: (offsets[c.timezone], c.participant_id))
 
 
 def _vocabulary(items: Iterable[str]) -> dict[str, int]:

@@ -11,9 +11,11 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
 
+from services.matching.domain.arrays import IntArray
 from services.matching.domain.candidates import PairEvaluator
-from services.matching.domain.cohort import NO_ELIGIBLE, Cohort, IntArray, Side, encode_cohort
+from services.matching.domain.cohort import NO_ELIGIBLE, Cohort, Side, encode_cohort
 from services.matching.domain.constraints import pair_violations, timezone_gap_minutes
+from services.matching.domain.explain import explain_pairs
 from services.matching.domain.model import (
     Candidate,
     MatchPlan,
@@ -84,11 +86,8 @@ def plan_matching(
     cohort = encode_cohort(rules=rules, participants=participants, excluded=excluded, at=at)
     evaluator = PairEvaluator(rules=rules, cohort=cohort)
     certified = certified_plan(evaluator, objective=rules.objective)
-    mentors, mentees = cohort.mentors.people, cohort.mentees.people
-    pairs = tuple(
-        score_pair(rules=rules, mentor=mentors[int(i)], mentee=mentees[int(j)], at=at)
-        for j, i in zip(certified.chosen.mentee, certified.chosen.mentor, strict=True)
-    )
+    chosen = certified.chosen
+    pairs = explain_pairs(rules, cohort, mentees=chosen.mentee, mentors=chosen.mentor)
     return MatchPlan(
         pairs=pairs,
         unmatched=unmatched_people(cohort, certified),

@@ -3,16 +3,16 @@
 1. :func:`~services.matching.domain.arcstore.sweep` stores every eligible arc and seeds
    the candidate set with each person's best arcs and a maximum-cardinality matching.
 2. OR-Tools' min-cost flow solves the b-matching on the candidates only.
-3. :func:`~services.matching.domain.solver.central_duals` rebuilds an optimal dual
+3. :func:`~services.matching.domain.solver.optimal_duals` rebuilds an optimal dual
    ``(u, v)`` of that restricted problem; every stored arc is *priced*:
    ``reduced = weight - u_mentor - v_mentee``.
 4. If no arc has a positive reduced cost, ``(u, v)`` is feasible for the whole problem
    and its objective equals the plan's (checked): by LP duality the plan is optimal on
    all eligible arcs (the b-matching polytope is integral). Otherwise the profitable arcs
    (and, after the first round, the nearly profitable ones) join the candidates and the
-   loop repeats. From the third round on the set only grows, so the loop ends; in practice
-   it ends in three rounds. If the first round leaves people unmatched, a maximum
-   cardinality matching of the whole cohort (Hopcroft-Karp) joins the candidates.
+   loop repeats. After the third round's set is built the set only grows, so the loop
+   ends; in practice it ends in three rounds. If the second round still leaves people
+   unmatched, a maximum cardinality matching of the whole cohort (Hopcroft-Karp) joins.
 
 Objective ``max_matched_then_score``: arcs weigh ``bonus + units`` where ``bonus`` exceeds
 any plan's total units, so more pairs always wins, then more units. The solver handles
@@ -24,27 +24,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from schemas.programs import MatchingObjective
 from services.matching.domain.arcstore import ArcStore, best_per_group, maximum_matching, sweep
+from services.matching.domain.arrays import BoolArray, IntArray
 from services.matching.domain.candidates import UNIT_CEILING, PairArcs, PairEvaluator
 from services.matching.domain.scoring import UNITS_PER_TOTAL_WEIGHT
-from services.matching.domain.solver import Arcs, Duals, SolverError, central_duals, solve
+from services.matching.domain.solver import Arcs, Duals, SolverError, optimal_duals, solve
 
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-
-PER_PERSON = 24
+PER_PERSON = 16
 """Best arcs per mentee and per mentor slot in the seed candidate set."""
-PROFITABLE_PER_PERSON = 4
+PROFITABLE_PER_PERSON = 8
 """After the first round, each person's most profitable arcs join the candidates."""
-NEAR = UNITS_PER_TOTAL_WEIGHT // 50
+NEAR = 2 * UNITS_PER_TOTAL_WEIGHT // 100
 """Later rounds also add arcs within this many units of being profitable (2% of a score)."""
-WINDOW = UNITS_PER_TOTAL_WEIGHT // 10
-"""Candidates more than this many units from profitable leave the set (the chosen stay)."""
-MAX_ROUNDS = 30
-_PRICE_CHUNK = 1 << 22
+WINDOW = 6 * UNITS_PER_TOTAL_WEIGHT // 100
+"""Building round 3, candidates further than this from profitable leave the set (the chosen
+stay); after that nothing leaves, so the set only grows and the loop must end."""
+MAX_ROUNDS = 100
+_PRICE_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +79,16 @@ def certified_plan(
     bonus = pair_bonus(objective, capacities=capacities, n_mentees=store.n_mentees)
     most_pairs_first = objective == MatchingObjective.MAX_MATCHED_THEN_SCORE
     history: list[tuple[int, int]] = []
+    reduced = np.empty(len(store), dtype=np.int64)
     for round_number in range(1, MAX_ROUNDS + 1):
         result = _solve_round(
-            store, candidates, capacities, bonus, most_pairs_first=most_pairs_first
+            store, candidates, capacities, bonus, most_pairs_first=most_pairs_first, reduced=reduced
         )
         profitable = int((result.reduced > 0).sum())
         history.append((result.picked.size, profitable))
         if profitable == 0:
             return _certify(result, store, capacities, tuple(history))
-        if round_number == 1 and result.chosen.sum() < min(int(capacities.sum()), store.n_mentees):
+        if round_number == 2 and result.chosen.sum() < min(int(capacities.sum()), store.n_mentees):
             candidates |= maximum_matching(store, capacities)
         chosen = result.picked[result.chosen]
         candidates = _next_candidates(store, candidates, chosen, result.reduced, round_number)
@@ -113,15 +112,23 @@ def _solve_round(
     bonus: int,
     *,
     most_pairs_first: bool,
+    reduced: IntArray,
 ) -> _Round:
-    """Solve on the candidates, rebuild the duals, price every stored arc."""
+    """Solve on the candidates, rebuild the duals, price every stored arc into ``reduced``."""
     picked = np.flatnonzero(candidates)
     taken = store.take(picked)
-    arcs = Arcs(mentor=taken.mentor, mentee=taken.mentee, weight=taken.units + bonus)
     n = store.n_mentees
-    chosen = solve(capacities=capacities, n_mentees=n, arcs=arcs, most_pairs_first=most_pairs_first)
-    duals = central_duals(capacities=capacities, n_mentees=n, arcs=arcs, chosen=chosen)
-    return _Round(picked, arcs, chosen, duals, price(store, duals, bonus))
+    scored = Arcs(mentor=taken.mentor, mentee=taken.mentee, weight=taken.units)
+    # The solver orders "most pairs first" itself: it sees the small unit costs only,
+    # which keeps its cost scaling short; the bonus enters the duals and the prices.
+    chosen = solve(
+        capacities=capacities, n_mentees=n, arcs=scored, most_pairs_first=most_pairs_first
+    )
+    arcs = Arcs(mentor=taken.mentor, mentee=taken.mentee, weight=taken.units + bonus)
+    duals = optimal_duals(
+        capacities=capacities, n_mentees=n, arcs=arcs, chosen=chosen, favour="mentee"
+    )
+    return _Round(picked, arcs, chosen, duals, price(store, duals, bonus, out=reduced))
 
 
 def _certify(
@@ -142,21 +149,22 @@ def _certify(
     )
 
 
-def price(store: ArcStore, duals: Duals, bonus: int) -> IntArray:
-    """Reduced weight of every stored arc: ``units + bonus - u_mentor - v_mentee``."""
-    reduced = np.empty(len(store), dtype=np.int64)
+def price(store: ArcStore, duals: Duals, bonus: int, *, out: IntArray | None = None) -> IntArray:
+    """Reduced weight of every stored arc: ``units + bonus - u_mentor - v_mentee``.
+
+    Cache-sized chunks written in place: no temporary as big as the store.
+    """
+    reduced = np.empty(len(store), dtype=np.int64) if out is None else out
     mentor_price = bonus - duals.u
+    scratch = np.empty(min(len(store), _PRICE_CHUNK), dtype=np.int64)
     for first in range(0, len(store), _PRICE_CHUNK):
-        part = slice(first, first + _PRICE_CHUNK)
-        reduced[part] = (
-            store.units[part] + mentor_price[store.mentor[part]] - duals.v[store.mentee[part]]
-        )
+        part = slice(first, min(len(store), first + _PRICE_CHUNK))
+        size = part.stop - part.start
+        np.take(mentor_price, store.mentor[part], out=reduced[part])
+        np.take(duals.v, store.mentee[part], out=scratch[:size])
+        reduced[part] -= scratch[:size]
+        reduced[part] += store.units[part]
     return reduced
-
-
-def _short_of_pairs(capacities: IntArray, matched: int, store: ArcStore) -> bool:
-    """Whether the candidates may allow fewer pairs than the whole cohort."""
-    return matched < min(int(capacities.sum()), store.n_mentees)
 
 
 def _next_candidates(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from schemas.pairs import ScoreFactor, ScoreFactorName
 from services.matching.domain.model import Candidate, ProgramRules
@@ -125,9 +126,23 @@ def explanation(
     weights: tuple[float, float, float, float], values: FactorValues
 ) -> tuple[ScoreFactor, ...]:
     """One ScoreFactor per factor: weight, value and contribution = weight x value."""
+    return _explanation(weights, values.as_tuple())
+
+
+@lru_cache(maxsize=1 << 16)
+def _explanation(
+    weights: tuple[float, float, float, float], values: tuple[float, float, float, float]
+) -> tuple[ScoreFactor, ...]:
+    """Shared immutable lines: factor values take few distinct values in a cohort.
+
+    Built without re-validation (``model_construct``): weights are >= 0 and every value
+    is in 0..1 by construction.
+    """
     return tuple(
-        ScoreFactor(factor=name, weight=weight, value=value, contribution=round(weight * value, 6))
-        for name, weight, value in zip(FACTORS, weights, values.as_tuple(), strict=True)
+        ScoreFactor.model_construct(
+            factor=name, weight=weight, value=value, contribution=round(weight * value, 6)
+        )
+        for name, weight, value in zip(FACTORS, weights, values, strict=True)
     )
 
 

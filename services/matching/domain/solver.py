@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from ortools.graph.python import min_cost_flow
 
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+from services.matching.domain.arrays import BoolArray, IntArray
 
 _INF = np.int64(2**62)
 
