@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from servicekit.retry import is_transient
 
 Probe = Callable[[], Awaitable[bool]]
 PROBE_TIMEOUT_S = 2.0
@@ -56,7 +58,22 @@ def create_http_app(
 ) -> FastAPI:
     """A FastAPI app with the service's routers and the operations routes."""
     app = FastAPI(title=title, version=version)
+    app.add_exception_handler(Exception, _unavailable_or_error)
     for router in routers:
         app.include_router(router)
     app.include_router(operations)
     return app
+
+
+async def _unavailable_or_error(request: Request, exc: Exception) -> JSONResponse:
+    """A transient failure (database or broker unreachable, deadlock) is a 503, not a 500.
+
+    The request's transaction was rolled back, so the client may simply try again.
+    """
+    if is_transient(exc):
+        return JSONResponse(
+            {"detail": "a store or the broker is temporarily unavailable; try again"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse({"detail": "internal error"}, status_code=500)
