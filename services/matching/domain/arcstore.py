@@ -15,6 +15,8 @@ when the seed does not allow as many pairs as the whole cohort does.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +30,10 @@ from services.matching.domain.arrays import BoolArray, Int32Array, IntArray
 from services.matching.domain.candidates import BLOCK_PAIRS, PairArcs, PairEvaluator
 
 _BUCKET_BITS = 10
+_COARSE_BITS = 6
+_PREFILTER_RATIO = 4
+SWEEP_WORKERS = max(1, min(4, os.cpu_count() or 1))
+"""Threads evaluating blocks: numpy's loops release the GIL, so cores add up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,16 @@ class ArcStore:
             units=self.units[selected].astype(np.int64),
         )
 
+    def subset(self, index: IntArray) -> ArcStore:
+        """The arcs at ``index`` (sorted store indices) as a store of their own."""
+        return ArcStore(
+            mentee=self.mentee[index],
+            mentor=self.mentor[index],
+            units=self.units[index],
+            n_mentees=self.n_mentees,
+            n_mentors=self.n_mentors,
+        )
+
     def degrees(self) -> tuple[IntArray, IntArray]:
         """Eligible arcs per mentee and per mentor."""
         return (
@@ -67,30 +83,98 @@ class Sweep:
     seed: BoolArray
 
 
-def sweep(evaluator: PairEvaluator, *, per_person: int, block_pairs: int = BLOCK_PAIRS) -> Sweep:
-    """Evaluate every pair; keep the eligible arcs and mark each side's best ``per_person``."""
+def sweep(
+    evaluator: PairEvaluator,
+    *,
+    per_person: int,
+    block_pairs: int = BLOCK_PAIRS,
+    workers: int = SWEEP_WORKERS,
+) -> Sweep:
+    """Evaluate every pair; keep the eligible arcs and mark each side's best ``per_person``.
+
+    ``workers`` threads each take a contiguous run of mentees (numpy releases the GIL inside
+    its loops): they evaluate its blocks, join its arcs and pick its seed arcs. Mentees
+    belong to one run, so their best arcs are final there; a mentor's best arcs over the
+    whole cohort are among the best of each run, and are picked exactly from those. The
+    result does not depend on the number of workers.
+    """
     cohort = evaluator.cohort
     n, m = len(cohort.mentees), len(cohort.mentors)
-    columns = _Columns(capacity=min(n * m, 1 << 26))
-    best_of_mentee: list[BoolArray] = []
-    best_of_mentor = _RunningBest(keep=per_person * cohort.capacities)
-    step, stored = max(1, block_pairs // max(1, m)), 0
+    step = max(1, block_pairs // max(1, m))
+    starts = list(range(0, n, step))
+    workers = max(1, min(workers, len(starts)))
+    cuts = [len(starts) * w // workers for w in range(workers + 1)]
+    runs = [starts[cuts[w] : cuts[w + 1]] for w in range(workers)]
+    mentor_keep = per_person * cohort.capacities
+
+    def run_part(run: list[int]) -> _Part:
+        return _evaluate(evaluator, run, step, per_person=per_person, mentor_keep=mentor_keep)
+
     # Thousands of tiny matrix products: BLAS threads only add wake-up costs (on a busy
     # machine, several times the work itself), so the sweep runs them single-threaded.
     with _single_threaded_blas() if n > step else nullcontext():
-        for first in range(0, n, step):
-            rows = np.arange(first, min(n, first + step), dtype=np.int64)
-            arcs = evaluator.block(rows, evaluator.mentors_in_reach(rows))
-            columns.append(arcs)
-            keep = np.full(rows.size, per_person, dtype=np.int64)
-            best_of_mentee.append(best_per_group(arcs.mentee - first, arcs.units, keep=keep))
-            best_of_mentor.offer(arcs, first_index=stored)
-            stored += len(arcs)
-    mentee, mentor, units = columns.arrays()
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                parts = list(pool.map(run_part, runs))
+        else:
+            parts = [run_part(starts)]
+    mentee, mentor, units = (np.concatenate([part.columns[k] for part in parts]) for k in range(3))
     store = ArcStore(mentee=mentee, mentor=mentor, units=units, n_mentees=n, n_mentors=m)
-    seed = np.concatenate(best_of_mentee) if best_of_mentee else np.zeros(0, dtype=bool)
-    seed[best_of_mentor.result()] = True
+    seed = np.concatenate([part.mentee_best for part in parts])
+    offsets = np.cumsum([0, *(part.columns[0].size for part in parts)])
+    pool_of_mentor_best = np.concatenate(
+        [part.mentor_best + offset for part, offset in zip(parts, offsets, strict=False)]
+    )
+    best = best_per_group(
+        store.mentor[pool_of_mentor_best], store.units[pool_of_mentor_best], keep=mentor_keep
+    )
+    seed[pool_of_mentor_best[best]] = True
     return Sweep(store=store, seed=seed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One worker's arcs (int32 columns) and its seed picks."""
+
+    columns: tuple[Int32Array, Int32Array, Int32Array]
+    mentee_best: BoolArray
+    """Over the part's arcs: each of its mentees' best arcs (final)."""
+    mentor_best: IntArray
+    """Part-local indices of each mentor slot's best arcs within the part."""
+
+
+def _evaluate(
+    evaluator: PairEvaluator,
+    starts: list[int],
+    step: int,
+    *,
+    per_person: int,
+    mentor_keep: IntArray,
+) -> _Part:
+    """The eligible arcs of the blocks starting at ``starts``, and their seed picks."""
+    n = len(evaluator.cohort.mentees)
+    blocks: list[tuple[Int32Array, Int32Array, Int32Array]] = []
+    for first in starts:
+        rows = np.arange(first, min(n, first + step), dtype=np.int64)
+        arcs = evaluator.block(rows, evaluator.mentors_in_reach(rows))
+        blocks.append(
+            (
+                arcs.mentee.astype(np.int32),
+                arcs.mentor.astype(np.int32),
+                arcs.units.astype(np.int32),
+            )
+        )
+    columns = tuple(
+        np.concatenate([b[k] for b in blocks]) if blocks else np.zeros(0, dtype=np.int32)
+        for k in range(3)
+    )
+    mentee, mentor, units = columns
+    keep = np.full(n, per_person, dtype=np.int64)
+    return _Part(
+        columns=(mentee, mentor, units),
+        mentee_best=best_per_group(mentee, units, keep=keep),
+        mentor_best=np.flatnonzero(best_per_group(mentor, units, keep=mentor_keep)),
+    )
 
 
 @cache
@@ -103,77 +187,6 @@ def _single_threaded_blas() -> AbstractContextManager[object]:
     return _blas_controller().limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
-class _RunningBest:
-    """Each mentor's best arcs over the stream of blocks, without holding every arc.
-
-    An arc enters the pool only if it is at least as good as the mentor's current
-    ``keep``-th best; the pool is cut back to each mentor's best from time to time. The
-    result is exactly :func:`best_per_group` over all arcs (ties: earlier arc first).
-    """
-
-    def __init__(self, *, keep: IntArray) -> None:
-        self._keep = keep
-        self._threshold = np.full(keep.size, -1, dtype=np.int64)
-        self._index: list[IntArray] = []
-        self._mentor: list[IntArray] = []
-        self._units: list[IntArray] = []
-        self._size = 0
-
-    def offer(self, arcs: PairArcs, *, first_index: int) -> None:
-        """Consider a block's arcs (``first_index`` = store index of its first arc)."""
-        entering = np.flatnonzero(arcs.units >= self._threshold[arcs.mentor])
-        self._index.append(entering + first_index)
-        self._mentor.append(arcs.mentor[entering])
-        self._units.append(arcs.units[entering])
-        self._size += entering.size
-        if self._size > 4 * int(self._keep.sum()):
-            self._cut()
-
-    def result(self) -> IntArray:
-        """Store indices of each mentor's best arcs."""
-        self._cut()
-        return self._index[0] if self._index else np.zeros(0, dtype=np.int64)
-
-    def _cut(self) -> None:
-        if not self._index:
-            return
-        index, mentor, units = (np.concatenate(p) for p in (self._index, self._mentor, self._units))
-        kept = best_per_group(mentor, units, keep=self._keep)
-        index, mentor, units = index[kept], mentor[kept], units[kept]
-        full = np.bincount(mentor, minlength=self._keep.size) >= self._keep
-        lowest = np.full(self._keep.size, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(lowest, mentor, units)
-        self._threshold = np.where(full, lowest, -1)
-        self._index, self._mentor, self._units, self._size = [index], [mentor], [units], index.size
-
-
-class _Columns:
-    """Growable int32 columns (mentee, mentor, units), written in place.
-
-    ``np.empty`` only reserves address space: memory is used as arcs are written, and
-    the arcs are not copied again at the end (on a fresh VM, touching memory is slow).
-    """
-
-    def __init__(self, *, capacity: int) -> None:
-        self._data = np.empty((3, max(1, capacity)), dtype=np.int32)
-        self._size = 0
-
-    def append(self, arcs: PairArcs) -> None:
-        """Write a block's arcs after the previous ones, doubling the room if needed."""
-        end = self._size + len(arcs)
-        if end > self._data.shape[1]:
-            grown = np.empty((3, max(end, 2 * self._data.shape[1])), dtype=np.int32)
-            grown[:, : self._size] = self._data[:, : self._size]
-            self._data = grown
-        for row, values in enumerate((arcs.mentee, arcs.mentor, arcs.units)):
-            self._data[row, self._size : end] = values
-        self._size = end
-
-    def arrays(self) -> tuple[Int32Array, Int32Array, Int32Array]:
-        """The mentee, mentor and units columns (views, no copy)."""
-        return self._data[0, : self._size], self._data[1, : self._size], self._data[2, : self._size]
-
-
 def best_per_group(
     group: IntArray | Int32Array, score: IntArray | Int32Array, *, keep: IntArray
 ) -> BoolArray:
@@ -183,6 +196,15 @@ def best_per_group(
     (best bucket first, at most 1024 buckets) finds the bucket holding the ``keep``-th
     best, without a full sort; only the arcs of that bucket are sorted.
     """
+    if group.size > _PREFILTER_RATIO * int(keep.sum()) + 64:
+        return _prefiltered_best(group, score, keep=keep)
+    return _exact_best(group, score, keep=keep)
+
+
+def _exact_best(
+    group: IntArray | Int32Array, score: IntArray | Int32Array, *, keep: IntArray
+) -> BoolArray:
+    """:func:`best_per_group` by a fine histogram and a sort of the threshold bucket."""
     group = group.astype(np.int64)
     crowded = np.bincount(group, minlength=keep.size) > keep
     selected: BoolArray = ~crowded[group]
@@ -211,6 +233,30 @@ def best_per_group(
     starts = np.flatnonzero(np.diff(tied_group, prepend=-1))
     rank = np.arange(tied.size) - np.repeat(starts, np.diff(starts, append=tied.size))
     selected[arcs[tied[rank < (quota - better)[tied_group]]]] = True
+    return selected
+
+
+def _prefiltered_best(
+    group: IntArray | Int32Array, score: IntArray | Int32Array, *, keep: IntArray
+) -> BoolArray:
+    """:func:`best_per_group` for many arcs per kept one: a coarse pass first.
+
+    A 64-bucket histogram per group finds the bucket holding the group's ``keep``-th
+    best; every arc in a better or that bucket is a candidate (a superset of the answer,
+    arc order kept), and the exact selection runs on the candidates only.
+    """
+    highest, lowest = int(score.max()), int(score.min())
+    shift = max(0, (highest - lowest).bit_length() - _COARSE_BITS)
+    n_buckets = ((highest - lowest) >> shift) + 1
+    rank = (highest - score) >> shift
+    counts = np.bincount(group * n_buckets + rank, minlength=keep.size * n_buckets)
+    at_or_better = np.cumsum(counts.reshape(keep.size, n_buckets), axis=1)
+    threshold = np.argmax(at_or_better >= keep[:, None], axis=1)
+    threshold[at_or_better[:, -1] < keep] = n_buckets - 1
+    candidates = np.flatnonzero(rank <= threshold[group])
+    selected = np.zeros(group.size, dtype=bool)
+    exact = _exact_best(group[candidates], score[candidates], keep=keep)
+    selected[candidates[exact]] = True
     return selected
 
 

@@ -11,6 +11,7 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
 
+from services.matching.domain.allocator import reusing_freed_memory
 from services.matching.domain.arrays import IntArray
 from services.matching.domain.candidates import PairEvaluator
 from services.matching.domain.cohort import NO_ELIGIBLE, Cohort, Side, encode_cohort
@@ -83,16 +84,17 @@ def plan_matching(
     at: datetime,
 ) -> MatchPlan:
     """Optimal plan for ``rules.objective``; deterministic; sparse candidates, certified."""
-    cohort = encode_cohort(rules=rules, participants=participants, excluded=excluded, at=at)
-    evaluator = PairEvaluator(rules=rules, cohort=cohort)
-    certified = certified_plan(evaluator, objective=rules.objective)
-    chosen = certified.chosen
-    pairs = explain_pairs(rules, cohort, mentees=chosen.mentee, mentors=chosen.mentor)
-    return MatchPlan(
-        pairs=pairs,
-        unmatched=unmatched_people(cohort, certified),
-        totals=plan_totals(cohort, certified, pairs),
-    )
+    with reusing_freed_memory():
+        cohort = encode_cohort(rules=rules, participants=participants, excluded=excluded, at=at)
+        evaluator = PairEvaluator(rules=rules, cohort=cohort)
+        certified = certified_plan(evaluator, objective=rules.objective)
+        chosen = certified.chosen
+        pairs = explain_pairs(rules, cohort, mentees=chosen.mentee, mentors=chosen.mentor)
+        return MatchPlan(
+            pairs=pairs,
+            unmatched=unmatched_people(cohort, certified),
+            totals=plan_totals(cohort, certified, pairs),
+        )
 
 
 def unmatched_people(cohort: Cohort, certified: CertifiedPlan) -> tuple[Unmatched, ...]:
