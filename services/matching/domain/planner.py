@@ -43,10 +43,10 @@ PROFITABLE_PER_PERSON = 8
 """While many arcs are profitable, each person's most profitable arcs join the candidates."""
 SHRINK = 2 * UNITS_PER_TOTAL_WEIGHT // 100
 """Meanwhile candidates further than this from profitable leave (2% of a score)."""
-NEAR = UNITS_PER_TOTAL_WEIGHT // 100
+NEAR = 15 * UNITS_PER_TOTAL_WEIGHT // 1000
 """Once few arcs are profitable, the candidates are the chosen arcs and every arc within
-this many units of being profitable (1% of a score)."""
-GROW_ONLY_FROM = 6
+this many units of being profitable (1.5% of a score)."""
+GROW_ONLY_FROM = 2
 """From this round on nothing leaves the candidates, so the set only grows and the loop
 must end."""
 WORKING = 5 * UNITS_PER_TOTAL_WEIGHT // 100
