@@ -51,7 +51,7 @@ def test_a_pair_meeting_every_rule_is_allowed_and_planned() -> None:
         (replace(MENTOR, screened=False), MENTEE, "not_screened"),
         (replace(MENTOR, trained=False), MENTEE, "not_trained"),
         (replace(MENTOR, mentor_slots=0), MENTEE, "no_capacity"),
-        (MENTOR, replace(MENTEE, needs_mentor=False), "no_capacity"),
+        (MENTOR, replace(MENTEE, needs_mentor=False), "already_paired"),
         (replace(MENTOR, grade=5), MENTEE, "grade_gap"),
         (replace(MENTOR, manager_chain=("lead-7", "e-1")), MENTEE, "reporting_line"),
         (MENTOR, replace(MENTEE, manager_chain=("m-1",)), "reporting_line"),

@@ -82,7 +82,10 @@ def test_kept_pairs_use_up_capacity_so_competing_pairs_drop() -> None:
         at=T0,
     )
     assert [p.mentee_id for p in checked.kept] == ["e-1"]
-    assert [d.reasons for d in checked.dropped] == [("no_capacity",), ("no_capacity",)]
+    assert [d.reasons for d in checked.dropped] == [
+        ("no_capacity",),
+        ("no_capacity", "already_paired"),
+    ]
 
 
 def run(plan: MatchPlan) -> staging.MatchRun:

@@ -21,6 +21,7 @@ INACTIVE = "inactive"
 NOT_SCREENED = "not_screened"
 NOT_TRAINED = "not_trained"
 NO_CAPACITY = "no_capacity"
+ALREADY_PAIRED = "already_paired"
 GRADE_GAP = "grade_gap"
 REPORTING_LINE = "reporting_line"
 NO_SHARED_LANGUAGE = "no_shared_language"
@@ -92,7 +93,7 @@ def mentee_side_violations(mentee: Candidate) -> list[str]:
     if not mentee.active:
         found.append(INACTIVE)
     if not mentee.needs_mentor:
-        found.append(NO_CAPACITY)
+        found.append(ALREADY_PAIRED)
     return found
 
 
