@@ -6,8 +6,9 @@ fresh ``mmap`` and returns them to the system on ``free``, so every pass faults 
 temporaries in again, page by page: on a virtual machine that alone doubles the cost of
 a pass. While at least one plan runs, :func:`reusing_freed_memory` raises glibc's mmap
 and trim thresholds so freed blocks stay in the heap and are reused; when the last plan
-ends it restores the defaults and trims the heap, so the service's resident memory goes
-back down. The peak is unchanged: the same arrays exist at the same time.
+ends it sets glibc's default values back and trims the heap, so the service's resident
+memory goes back down. The peak can be higher (freed blocks are kept, and fragment): with
+the threaded sweep, the 10,000 x 10,000 benchmark went from 0.54 to about 0.85 GiB.
 
 numpy also asks the kernel for transparent huge pages on every array of 4 MiB or more
 (``madvise``); on reused heap memory that only costs the kernel compaction work, in
@@ -29,7 +30,9 @@ import numpy as np
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _DEFAULT_THRESHOLD = 128 * 1024
-"""glibc's default for both thresholds."""
+"""glibc's default for both thresholds. Once set explicitly, glibc no longer raises the
+mmap threshold by itself as large blocks are freed; with 128 KiB fixed, every large
+temporary outside a plan is a fresh mapping, which only costs page faults."""
 _WHILE_PLANNING = 1 << 30
 _lock = threading.Lock()
 _active = 0

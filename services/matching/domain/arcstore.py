@@ -133,7 +133,7 @@ def sweep(
     seed = np.concatenate([part.mentee_best for part in parts])
     offsets = np.cumsum([0, *(part.columns[0].size for part in parts)])
     pool_of_mentor_best = np.concatenate(
-        [part.mentor_best + offset for part, offset in zip(parts, offsets, strict=False)]
+        [part.mentor_best + offset for part, offset in zip(parts, offsets[:-1], strict=True)]
     )
     best = best_per_group(
         store.mentor[pool_of_mentor_best], store.units[pool_of_mentor_best], keep=mentor_keep
