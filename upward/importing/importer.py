@@ -132,7 +132,7 @@ def compare(row: RowJoin, stored: Mapping[str, Any]) -> RowOutcome:
     differing = differing_fields(row.body, stored["profile"])
     if not differing:
         return RowOutcome(row.line, person, RowStatus.ALREADY_IMPORTED, "already in the program")
-    reason = f"already joined with other data: {', '.join(differing)} differ"
+    reason = f"already joined with other data in: {', '.join(differing)}"
     return RowOutcome(row.line, person, RowStatus.DIFFERS, reason)
 
 
