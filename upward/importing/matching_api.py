@@ -8,7 +8,6 @@ caller to report.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -19,12 +18,8 @@ from upward.identity import PLATFORM_ADMIN, Identity, auth_headers
 
 DEFAULT_MATCHING_URL = "http://127.0.0.1:8101"
 MATCHING_URL_ENV = "UPWARD_MATCHING_URL"
+"""The environment variable the commands read the matching API's URL from."""
 PAGE = 1000
-
-
-def matching_url() -> str:
-    """The matching API's URL: ``UPWARD_MATCHING_URL``, else the local default."""
-    return os.environ.get(MATCHING_URL_ENV, DEFAULT_MATCHING_URL)
 
 
 class MatchingUnavailable(RuntimeError):
