@@ -167,11 +167,5 @@ def test_the_hr_export_reads_back_into_the_same_join_bodies(
     assert parsed.problems == []
     assert parsed.not_joining == 2000 - 300
     assert [j.body for j in parsed.joins] == [ParticipantJoined.model_validate(b) for b in cohort]
-    assert [j.line for j in parsed.joins][:1] == [
-        2
-        + next(
-            i
-            for i, p in enumerate(enterprise.employees)
-            if p.employee_id == cohort[0]["participant_id"]
-        )
-    ]
+    line_of = {p.employee_id: line for line, p in enumerate(enterprise.employees, start=2)}
+    assert [j.line for j in parsed.joins] == [line_of[b["participant_id"]] for b in cohort]
