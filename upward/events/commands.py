@@ -183,28 +183,35 @@ def census_command() -> None:
     census = _run(
         topic_census(bootstrap=settings.kafka_bootstrap_servers, prefix=settings.topic_prefix)
     )
-    out.print(census_table(census))
+    for table in census_tables(census):
+        out.print(table)
 
 
-def census_table(census: Census) -> Table:
-    """The census as one table, a row per (topic, event type) and one per topic's problems."""
-    table = Table(title="Topic census")
-    for column in ("topic", "event type", "events", "duplicate ids", "undecodable", "dead letters"):
-        table.add_column(column, justify="left" if " " in column or column == "topic" else "right")
+def census_tables(census: Census) -> tuple[Table, Table]:
+    """The census as two tables: events per (topic, type), then each topic's problems."""
+    events = Table(title="Events per topic and type")
+    events.add_column("topic", no_wrap=True)
+    events.add_column("event type", no_wrap=True)
+    events.add_column("events", justify="right")
+    problems = Table(title="Duplicates, undecodable records and dead letters")
+    problems.add_column("topic", no_wrap=True)
+    problems.add_column("duplicate ids", justify="right")
+    problems.add_column("undecodable")
+    problems.add_column("dead letters")
     for topic in census.events:
         kinds = sorted(kind for (name, kind) in census.counts if name == topic)
         for kind in kinds:
-            table.add_row(topic, kind, str(census.counts[(topic, kind)]), "", "", "")
-        total = str(sum(census.counts[(topic, kind)] for kind in kinds))
-        problems = _problems(census, topic)
-        table.add_row(topic, Text("(all)", style="dim"), total, *problems, end_section=True)
-    return table
+            events.add_row(topic, kind, str(census.counts[(topic, kind)]))
+        total = sum(census.counts[(topic, kind)] for kind in kinds)
+        events.add_row(topic, Text("all", style="bold"), str(total), end_section=True)
+        problems.add_row(topic, *_problems(census, topic))
+    return events, problems
 
 
 def _problems(census: Census, topic: str) -> tuple[str, str, str]:
-    """Duplicates, undecodable (by reason) and dead letters (by reason) of ``topic``."""
+    """Duplicate ids, undecodable (by reason) and dead letters (by reason) of ``topic``."""
     return (
-        str(sum(times - 1 for times in census.duplicates[topic].values())),
+        str(len(census.duplicates[topic])),
         _with_reasons(census.undecodable[topic], census.undecodable_reasons[topic]),
         _with_reasons(census.dead_letters[topic], census.dead_letter_reasons[topic]),
     )
@@ -229,10 +236,10 @@ def list_command(topics: TopicsOpt = None) -> None:
     chosen = _names(resolve_topics, topics)
     found = _run(read_dead_letters(settings.kafka_bootstrap_servers, settings.topic_prefix, chosen))
     for dead in found:
-        _print_dead_letter_topic(dead)
+        _print_dead_letter_topic(dead, prefix=settings.topic_prefix)
 
 
-def _print_dead_letter_topic(dead: DeadLetterTopic) -> None:
+def _print_dead_letter_topic(dead: DeadLetterTopic, *, prefix: str) -> None:
     count = len(dead.letters)
     replayed = sum(1 for letter in dead.letters if letter.replayed)
     reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dead.reasons().items()))
@@ -241,31 +248,35 @@ def _print_dead_letter_topic(dead: DeadLetterTopic) -> None:
         f"[bold]{dead.dlq_topic}[/bold]: {count} dead letter{'s' * (count != 1)}"
         + (f", {replayed} replayed" if replayed else "")
         + (f" — {reasons}" if reasons else "")
-        + missing
+        + missing,
+        soft_wrap=True,
     )
     if dead.letters:
-        out.print(dead_letter_table(dead.letters))
+        out.print(dead_letter_table(dead.letters, prefix=prefix))
 
 
-def dead_letter_table(letters: tuple[DeadLetter, ...]) -> Table:
-    """A table row per dead letter with its ``dlq.*`` headers."""
+def dead_letter_table(letters: tuple[DeadLetter, ...], *, prefix: str) -> Table:
+    """A table row per dead letter with its ``dlq.*`` headers (topics without ``prefix``)."""
     table = Table()
-    for column in ("at", "reason", "detail", "original", "failed at", "group", "replayed"):
+    table.add_column("at", no_wrap=True, min_width=5)
+    for column in ("reason", "original", "failed at", "group"):
         table.add_column(column, overflow="fold")
+    table.add_column("replayed", no_wrap=True, min_width=3)
+    table.add_column("detail", overflow="fold")
     for letter in letters:
         original = "{}:{}:{}".format(
-            letter.header("original.topic"),
+            letter.header("original.topic").removeprefix(prefix),
             letter.header("original.partition"),
             letter.header("original.offset"),
         )
         table.add_row(
             letter.position,
             letter.reason,
-            Text(letter.header("detail")[:120]),
             original,
-            letter.header("failed.at"),
+            letter.header("failed.at")[:19].replace("T", " "),
             letter.header("consumer.group"),
             "yes" if letter.replayed else "",
+            Text(letter.header("detail")[:300]),
         )
     return table
 

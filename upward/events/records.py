@@ -36,14 +36,17 @@ class SeenRecord:
         return _raw_type(self.value)
 
     def key_fields(self) -> dict[str, Any]:
-        """The identifying fields of the event's data (``*_id`` and a few categorical ones)."""
+        """The identifying fields of the event's data (``*_id`` and a few categorical ones),
+        without the subject field (shown as the subject)."""
         if self.event is None:
             return {}
-        data = self.event.data.model_dump(mode="json")
+        data = self.event.data
         return {
             name: value
-            for name, value in data.items()
-            if (name.endswith("_id") or name in KEY_FIELDS) and not isinstance(value, dict | list)
+            for name, value in data.model_dump(mode="json").items()
+            if (name.endswith("_id") or name in KEY_FIELDS)
+            and name != data.subject_field
+            and not isinstance(value, dict | list)
         }
 
     def as_json(self) -> dict[str, Any]:
