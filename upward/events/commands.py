@@ -120,8 +120,8 @@ def tail_command(
 ) -> None:
     """Print the events of the catalogue topics as they arrive, decoded with the codec.
 
-    Undecodable records are shown with their decode error. Uses no consumer group, so it
-    never moves the services' offsets.
+    Undecodable records are shown with their decode error.
+    Joins no consumer group: the services' offsets are never touched.
     """
     request = TailRequest(
         topics=_names(resolve_topics, topics),
@@ -176,8 +176,8 @@ def tail_line(seen: SeenRecord) -> Text:
 def census_command() -> None:
     """Count what every catalogue topic and its .dlq twin hold now.
 
-    Events per type, duplicate event ids, undecodable records and dead letters (with
-    reasons), read from the beginning to the current end of each topic.
+    Events per type, duplicate event ids, undecodable records, dead letters.
+    Reads each topic from the beginning to its current end; joins no group.
     """
     settings = _settings()
     census = _run(
@@ -229,8 +229,8 @@ def _with_reasons(total: int, reasons: dict[str, int]) -> str:
 def list_command(topics: TopicsOpt = None) -> None:
     """Count and list the dead letters of each topic, with their reasons.
 
-    Per dead letter: position on the .dlq topic, reason, detail, original
-    topic:partition:offset, when it failed, the consumer group that gave up, replayed or not.
+    Per dead letter: its .dlq position, reason, original topic:partition:offset,
+    when it failed, the consumer group that gave up, replayed or not, the detail.
     """
     settings = _settings()
     chosen = _names(resolve_topics, topics)
@@ -344,8 +344,9 @@ def replay_command(
 ) -> None:
     """Publish dead letters back to their original topic, key and value byte for byte.
 
-    Each replayed dead letter gets a marker on its .dlq topic in the same transaction, so
-    running replay again never publishes it twice. Truncated dead letters are skipped.
+    Each one is marked as replayed on its .dlq topic in the same transaction:
+    running replay again never publishes it twice.
+    Truncated dead letters are skipped.
     """
     settings = _settings()
     chosen = _names(resolve_topics, topics)
