@@ -152,14 +152,6 @@ def test_replay_asks_first_and_a_no_publishes_nothing(
     assert published_on(kafka_bootstrap, dead["topic"]) == []
 
 
-def test_replay_of_an_unknown_reason_lists_the_valid_ones() -> None:
-    result = invoke(["dlq", "replay", "--reason", "bad"], bootstrap="unused:1", prefix="")
-
-    assert result.exit_code == 1
-    assert "unknown reason 'bad'" in result.stderr
-    assert "invalid_json" in result.stderr and "unprocessable" in result.stderr
-
-
 def run_list(bootstrap: str, dead: dict[str, Any]) -> list[tuple[str, str]]:
     """(partition:offset, reason) of each dead letter, from ``upward dlq list``."""
     result = invoke(

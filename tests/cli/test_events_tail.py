@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import pytest
@@ -112,27 +111,3 @@ async def test_follow_waits_for_records_published_after_it_started(
         published["joined"].event_id,
         later.event_id,
     ]
-
-
-def test_unknown_topic_or_type_lists_the_valid_names() -> None:
-    topic = invoke(["events", "tail", "--topic", "pears"], bootstrap="unused:1", prefix="")
-    kind = invoke(["events", "tail", "--type", "PairMade"], bootstrap="unused:1", prefix="")
-
-    assert topic.exit_code == 1
-    assert "unknown topic 'pears'" in topic.stderr and "upward.pairs" in topic.stderr
-    assert kind.exit_code == 1
-    assert "unknown event type 'PairMade'" in kind.stderr and "PairFormed" in kind.stderr
-
-
-def test_unreachable_broker_is_one_line_with_the_address_and_exit_1() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
-    result = invoke(["events", "tail", "--no-follow"], bootstrap=address, prefix="")
-
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: cannot reach Kafka at {address}: start the local stack with `upward stack up`, "
-        "or point UPWARD_KAFKA_BOOTSTRAP_SERVERS at a running broker"
-    ]
-    assert "Traceback" not in result.output

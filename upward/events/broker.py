@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,6 +20,12 @@ MAX_RECORD_BYTES = 1_048_576 + 64 * 1024
 """Largest record the tools read or write (an event's limit plus room for headers)."""
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+def connection_options(bootstrap: str) -> dict[str, Any]:
+    """Keyword arguments every client of the tools connects with (the one place to add
+    security settings)."""
+    return {"bootstrap_servers": bootstrap, "client_id": "upward-cli"}
 
 
 class BrokerUnreachable(Exception):
@@ -38,9 +44,8 @@ class BrokerUnreachable(Exception):
 async def open_reader(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer with no group (assign partitions yourself); stopped on exit."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **connection_options(bootstrap),
         group_id=None,
-        client_id="upward-cli",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -70,7 +75,7 @@ async def existing_partitions(
     bootstrap: str, topics: Iterable[str]
 ) -> dict[str, list[TopicPartition]]:
     """The partitions of those ``topics`` that exist (a missing topic is left out, not created)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="upward-cli")
+    admin = AIOKafkaAdminClient(**connection_options(bootstrap))
     try:
         await admin.start()
     except (KafkaConnectionError, KafkaError, OSError) as error:

@@ -69,12 +69,16 @@ def _settings() -> EventToolSettings:
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work``; an unreachable broker or unknown name becomes one line and exit 1."""
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its errors become ours
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # its connection errors become ours, in one line
     try:
         return asyncio.run(work)
     except (BrokerUnreachable, UnknownName) as error:
         err.print(f"[bold red]error:[/bold red] {error}", soft_wrap=True)
         raise typer.Exit(1) from None
+    finally:
+        client_log.setLevel(level)
 
 
 def _names(call: Any, names: list[str] | None) -> Any:

@@ -22,7 +22,13 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.errors import DecodeFailure
 from servicekit.dead_letters import HEADER_PREFIX
-from upward.events.broker import MAX_RECORD_BYTES, Record, read_all, start_producer
+from upward.events.broker import (
+    MAX_RECORD_BYTES,
+    Record,
+    connection_options,
+    read_all,
+    start_producer,
+)
 from upward.events.catalogue import physical_dlq
 
 REPLAY_MARK = HEADER_PREFIX + "replay.of"
@@ -207,8 +213,7 @@ async def replay(
 def _transactional_producer(bootstrap: str, dlq_topic: str) -> AIOKafkaProducer:
     """An idempotent, transactional producer owning the replays of ``dlq_topic``."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id="upward-dlq-replay",
+        **connection_options(bootstrap),
         transactional_id=f"upward-dlq-replay-{dlq_topic}",
         enable_idempotence=True,
         acks="all",
