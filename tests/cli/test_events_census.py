@@ -97,6 +97,8 @@ async def test_events_are_in_offset_order_per_partition_and_per_key(world: dict[
     pair_a = census.by_key("upward.pairs")[b"pair-a"]
     assert [e.envelope.event_name for e in pair_a] == ["PairProposed", "PairFormed"]
     assert [e.data.subject() for e in census.of_type("SessionScheduled")] == ["pair-a"]
+    about_a = [e.envelope.event_name for e in census.about("pair-a")]
+    assert about_a == ["PairProposed", "PairFormed", "SessionScheduled"]  # by event time
 
 
 def test_census_command_prints_counts_and_problems(

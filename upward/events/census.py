@@ -62,6 +62,18 @@ class Census:
             if logged.event.envelope.event_name == event_type
         ]
 
+    def about(self, subject: str) -> list[DecodedEvent]:
+        """Every decoded event whose subject is ``subject``, on any topic, by event time
+        (e.g. a pair's PairFormed, SessionScheduled and FeedbackRequested)."""
+        found = [
+            logged.event
+            for partitions in self.events.values()
+            for events in partitions.values()
+            for logged in events
+            if logged.event.envelope.subject == subject
+        ]
+        return sorted(found, key=lambda event: event.envelope.time)
+
     def by_key(self, topic: str) -> dict[bytes | None, list[DecodedEvent]]:
         """``topic``'s events grouped by record key, each group in offset order."""
         groups: dict[bytes | None, list[DecodedEvent]] = {}
