@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.json import JSON
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -68,7 +69,7 @@ def _settings() -> EventToolSettings:
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; an unreachable broker or unknown name becomes one line and exit 1."""
+    """Run ``work``; a broker error or an unknown name becomes one line and exit 1."""
     client_log = logging.getLogger("aiokafka")
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)  # its connection errors become ours, in one line
@@ -76,6 +77,9 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except (BrokerUnreachable, UnknownName) as error:
         err.print(f"[bold red]error:[/bold red] {error}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KafkaError as error:  # e.g. a replay fenced by a newer one, or refused by ACLs
+        err.print(f"[bold red]Kafka error:[/bold red] {error!r}", soft_wrap=True)
         raise typer.Exit(1) from None
     finally:
         client_log.setLevel(level)
