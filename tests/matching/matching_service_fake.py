@@ -160,6 +160,10 @@ class InMemoryMatchingRepository(MatchingRepository):
                     mentee_id=None if action.mentee_id == participant_id else action.mentee_id,
                 )
                 scrubbed += 1
+        for index, action in enumerate(self.audit):
+            if action.actor_id == participant_id:
+                self.audit[index] = replace(action, actor_id="erased")
+                scrubbed += 1
         return scrubbed
 
     def _scrub_runs(self, participant_id: str) -> int:

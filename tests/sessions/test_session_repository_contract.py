@@ -60,6 +60,7 @@ async def sessions_database(postgres: PostgresServerInfo) -> AsyncIterator[str]:
     name = f"test_sessions_repo_{uuid.uuid4().hex[:12]}"
     url = await postgres.create_database(name)
     pool = await db.create_pool(url)
+    await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
     await db.apply_migrations(pool, "sessions", MIGRATIONS)
     await pool.close()
     yield url

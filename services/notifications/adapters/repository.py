@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from schemas.notifications import Channel, NotificationKind
 from servicekit.db import Connection
+from servicekit.erasure import erase_from_outbox, personal_texts, redact
 from services.notifications.domain.delivery import ClaimedDelivery
 from services.notifications.domain.planning import (
     CalendarPart,
@@ -61,7 +62,12 @@ class NotificationsRepository(ABC):
 
     @abstractmethod
     async def erase_person(self, *, person_id: str) -> int:
-        """Delete a person's personal data; return the number of rows deleted or scrubbed."""
+        """Delete a person's personal data; return the number of rows deleted or scrubbed.
+
+        Their contact, preferences and messages go; other people's messages lose the
+        person's name and address (context and calendar invite), and the outbox keeps
+        nothing of them (``servicekit.erasure``).
+        """
 
     @abstractmethod
     async def save_program(self, *, program: ProgramInfo) -> None:
@@ -285,7 +291,8 @@ class PostgresNotificationsRepository(NotificationsRepository):
 
     async def erase_person(self, *, person_id: str) -> int:
         """Delete the person's contact, preferences and messages; scrub their name elsewhere."""
-        erased = 0
+        personal = await self._personal_texts(person_id)
+        erased = await self._redact_invites(person_id, personal)
         for statement in (
             "DELETE FROM contacts WHERE person_id = $1",
             "DELETE FROM preferences WHERE person_id = $1",
@@ -296,7 +303,37 @@ class PostgresNotificationsRepository(NotificationsRepository):
         ):
             status = await self._conn.execute(statement, person_id)
             erased += int(status.split()[-1])
-        return erased
+        return erased + await erase_from_outbox(
+            self._conn, participant_id=person_id, personal=personal
+        )
+
+    async def _personal_texts(self, person_id: str) -> set[str]:
+        row = await self._conn.fetchrow(
+            "SELECT display_name, email FROM contacts WHERE person_id = $1", person_id
+        )
+        if row is None:
+            return set()
+        return personal_texts(name=row["display_name"], email=row["email"])
+
+    async def _redact_invites(self, person_id: str, personal: set[str]) -> int:
+        """Take the person out of the calendar invites their partners were (or will be) sent."""
+        rows = await self._conn.fetch(
+            "SELECT delivery_id, calendar_ics FROM deliveries"
+            " WHERE partner_id = $1 AND recipient_id <> $1 AND calendar_ics IS NOT NULL"
+            " FOR UPDATE",
+            person_id,
+        )
+        changed = 0
+        for row in rows:
+            ics = redact(row["calendar_ics"], personal)
+            if ics != row["calendar_ics"]:
+                await self._conn.execute(
+                    "UPDATE deliveries SET calendar_ics = $2 WHERE delivery_id = $1",
+                    row["delivery_id"],
+                    ics,
+                )
+                changed += 1
+        return changed
 
     async def save_program(self, *, program: ProgramInfo) -> None:
         """Insert or replace a program's projection."""
