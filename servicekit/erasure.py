@@ -34,6 +34,7 @@ _WAITING = """
 SELECT seq, payload FROM kit_outbox
 WHERE published_at IS NULL
   AND EXISTS (SELECT 1 FROM unnest($1::bytea[]) AS n(needle) WHERE position(needle IN payload) > 0)
+ORDER BY seq
 FOR UPDATE
 """
 
@@ -46,14 +47,19 @@ def unfold(text: str) -> str:
 
 
 def personal_texts(*, name: str | None, email: str | None) -> set[str]:
-    """A person's name, each word of it (3 letters or more) and their e-mail address.
+    """A person's name and e-mail address, exactly as events and stores carry them."""
+    return {text for text in (name, email) if text}
+
+
+def with_name_words(texts: Collection[str]) -> set[str]:
+    """``texts`` and each word (3 letters or more) of the names among them.
 
     Free text written by others names people by their first name as often as by their
-    full name; replacing the words of a name errs on the side of erasing too much.
+    full name; replacing the words of a name errs on the side of erasing too much. Only
+    for free text: in events, words of a name could hit an enum value or a topic key.
     """
-    found = {text for text in (name, email) if text}
-    found.update(word for word in (name or "").split() if len(word) >= 3)
-    return found
+    words = {w for text in texts if "@" not in text for w in text.split() if len(w) >= 3}
+    return set(texts) | words
 
 
 def redact(text: str, personal: Collection[str]) -> str:
@@ -91,9 +97,10 @@ async def erase_from_outbox(
 ) -> int:
     """Erase a forgotten person from the outbox, in the caller's transaction; rows touched.
 
-    Published rows that mention the person's id or one of the ``personal`` texts are
-    deleted. Rows not yet published are rewritten with :func:`redact_json` (they are
-    still published, in order); their ids stay, so the event still reaches its key.
+    Published rows that mention the person's id or one of the ``personal`` texts (their
+    exact name and e-mail, see :func:`personal_texts`) are deleted. Rows not yet
+    published are rewritten with :func:`redact_json` (they are still published, in
+    order); their ids stay, so the event still reaches its key.
     """
     texts = sorted({p for p in personal if p})
     needles = [_needle(json.dumps(participant_id, ensure_ascii=False))]

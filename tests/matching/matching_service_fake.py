@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from schemas.primitives import PairingMode
-from servicekit.erasure import personal_texts, redact
+from servicekit.erasure import personal_texts, redact, with_name_words
 from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain.audit import AdminAction, Veto
 from services.matching.domain.model import Candidate, MatchPlan
@@ -160,7 +160,7 @@ class InMemoryMatchingRepository(MatchingRepository):
         redacted = 0
         for index, action in enumerate(self.audit):
             if action.reason and participant_id in (action.mentor_id, action.mentee_id):
-                reason = redact(action.reason, personal)
+                reason = redact(action.reason, with_name_words(personal))
                 redacted += reason != action.reason
                 self.audit[index] = replace(action, reason=reason)
         return redacted

@@ -18,14 +18,17 @@ from servicekit.erasure import (
     personal_texts,
     redact,
     redact_json,
+    with_name_words,
 )
 
-PERSONAL = personal_texts(name="Aisha Rahman", email="aisha.rahman@example.com")
+EXACT = personal_texts(name="Aisha Rahman", email="aisha.rahman@example.com")
+PERSONAL = with_name_words(EXACT)
 
 
-def test_personal_texts_are_the_name_its_words_and_the_address() -> None:
+def test_personal_texts_are_the_name_and_the_address_free_text_adds_the_words() -> None:
+    assert {"Aisha Rahman", "aisha.rahman@example.com"} == EXACT
     assert {"Aisha Rahman", "Aisha", "Rahman", "aisha.rahman@example.com"} == PERSONAL
-    assert personal_texts(name="Al Li", email=None) == {"Al Li"}
+    assert with_name_words(personal_texts(name="Al Li", email=None)) == {"Al Li"}
     assert personal_texts(name=None, email=None) == set()
 
 
@@ -90,7 +93,7 @@ async def test_published_rows_go_and_waiting_rows_are_published_without_the_pers
         queued = [("upward.sessions", e) for e in (plain, waiting)]
         await outbox.append(conn, queued, max_bytes=10**6)
         async with conn.transaction():
-            touched = await erase_from_outbox(conn, participant_id="emp-a", personal=PERSONAL)
+            touched = await erase_from_outbox(conn, participant_id="emp-a", personal=EXACT)
         rows = await conn.fetch(
             "SELECT event_id, payload, event_key, published_at FROM kit_outbox ORDER BY seq"
         )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from servicekit.erasure import personal_texts, redact
+from servicekit.erasure import personal_texts, redact, with_name_words
 from services.sessions.adapters.repository import SessionsRepository
 from services.sessions.domain.model import (
     Note,
@@ -88,7 +88,7 @@ class FakeSessionsRepository(SessionsRepository):
         return erased
 
     def _redact_partner_notes(self, participant_id: str, person: Participant) -> int:
-        personal = personal_texts(name=person.display_name, email=person.email)
+        personal = with_name_words(personal_texts(name=person.display_name, email=person.email))
         changed = 0
         for index, note in enumerate(self.all_notes):
             pair = self.pairs_by_id.get(note.pair_id)

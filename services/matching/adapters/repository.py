@@ -22,7 +22,7 @@ from schemas.participants import ParticipantProfile, ScreeningOutcome
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
 from servicekit.db import Connection
-from servicekit.erasure import erase_from_outbox, personal_texts, redact
+from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
 from services.matching.adapters.offload import off_loop
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
 from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, Unmatched
@@ -454,7 +454,7 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         changed = 0
         for row in rows:
-            reason = redact(row["reason"], personal)
+            reason = redact(row["reason"], with_name_words(personal))
             if reason != row["reason"]:
                 await self._conn.execute(
                     "UPDATE admin_actions SET reason = $2 WHERE action_id = $1",

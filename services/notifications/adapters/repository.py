@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from schemas.notifications import Channel, NotificationKind
 from servicekit.db import Connection
-from servicekit.erasure import erase_from_outbox, personal_texts, redact
+from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
 from services.notifications.domain.delivery import ClaimedDelivery
 from services.notifications.domain.planning import (
     CalendarPart,
@@ -338,7 +338,7 @@ class PostgresNotificationsRepository(NotificationsRepository):
         )
         changed = 0
         for row in rows:
-            ics = redact(row["calendar_ics"], personal)
+            ics = redact(row["calendar_ics"], with_name_words(personal))
             if ics != row["calendar_ics"]:
                 await self._conn.execute(
                     "UPDATE deliveries SET calendar_ics = $2 WHERE delivery_id = $1",

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from servicekit.db import Connection
-from servicekit.erasure import erase_from_outbox, personal_texts, redact
+from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
 from services.sessions.domain.agenda import Topic
 from services.sessions.domain.model import (
     Note,
@@ -296,7 +296,7 @@ class PostgresSessionsRepository(SessionsRepository):
         )
         changed = 0
         for row in rows:
-            body = redact(row["body"], personal)
+            body = redact(row["body"], with_name_words(personal))
             if body != row["body"]:
                 await self._conn.execute(
                     "UPDATE session_notes SET body = $2 WHERE note_id = $1", row["note_id"], body
