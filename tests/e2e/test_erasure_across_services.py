@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from schemas.participants import ErasureCompleted
-from tests.e2e.platform import Platform, mentions, running_platform
+from tests.e2e.four_services import Platform, mentions, running_platform
 from tests.fixtures.infra import PostgresServerInfo
 from tests.integration.kafka_io import eventually
 from tests.matching.matching_service_fixtures import mentee, mentor, program_definition
