@@ -2,6 +2,7 @@
 
 import pytest
 
+from servicekit.kafka import KafkaSecurityError, kafka_client_options
 from servicekit.settings import load_settings
 
 
@@ -26,3 +27,41 @@ def test_database_url_is_required_and_secret(monkeypatch: pytest.MonkeyPatch) ->
         load_settings("feedback")
     monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://u:hunter2@db/f")
     assert "hunter2" not in repr(load_settings("feedback"))
+
+
+def test_a_service_own_kafka_credentials_win_over_the_shared_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UPWARD_MATCHING_DATABASE_URL", "postgresql://m@db/upward_matching")
+    monkeypatch.setenv("UPWARD_SESSIONS_DATABASE_URL", "postgresql://s@db/upward_sessions")
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_USERNAME", "upward")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_PASSWORD", "shared-secret")
+    monkeypatch.setenv("UPWARD_MATCHING_KAFKA_SASL_USERNAME", "matching")
+    monkeypatch.setenv("UPWARD_MATCHING_KAFKA_SASL_PASSWORD", "matching-secret")
+    matching, sessions = load_settings("matching"), load_settings("sessions")
+    assert matching.kafka_sasl_username == "matching"
+    assert sessions.kafka_sasl_username == "upward"
+    assert matching.kafka_security_protocol == sessions.kafka_security_protocol == "SASL_SSL"
+    assert "matching-secret" not in repr(matching)
+    options = kafka_client_options(matching)
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == "matching-secret"
+    assert options["ssl_context"].check_hostname is True
+
+
+def test_sasl_without_credentials_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    for name in ("UPWARD_KAFKA_SASL_USERNAME", "UPWARD_FEEDBACK_KAFKA_SASL_USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(KafkaSecurityError, match="needs UPWARD_KAFKA_SASL_USERNAME"):
+        kafka_client_options(load_settings("feedback"))
+
+
+def test_plaintext_options_carry_no_tls_or_sasl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.delenv("UPWARD_KAFKA_SECURITY_PROTOCOL", raising=False)
+    options = kafka_client_options(load_settings("feedback"))
+    assert options["security_protocol"] == "PLAINTEXT"
+    assert "ssl_context" not in options and "sasl_mechanism" not in options
