@@ -13,12 +13,15 @@ as itself while a single-credential deployment sets one variable.
 from __future__ import annotations
 
 import copy
+import os
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from pydantic import AliasChoices, Field, SecretStr, create_model
+from pydantic import AliasChoices, Field, SecretStr, create_model, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servicekit.production import UnsafeProductionSettings, production_problems
 
 
 def _shared(name: str) -> AliasChoices:
@@ -44,7 +47,11 @@ PER_SERVICE_KAFKA_FIELDS = (
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclassed per service by :func:`settings_for`."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a validation error must not print the input (database URLs
+    # with passwords, SASL passwords).
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     service_name: str = Field(description="Service name, also the consumer group stem")
     database_url: SecretStr = Field(
@@ -147,6 +154,15 @@ class ServiceSettings(BaseSettings):
         description="Start time of a manual clock (ISO 8601 with offset); default: now",
     )
 
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> ServiceSettings:
+        """In production, refuse the settings :mod:`servicekit.production` calls unsafe."""
+        if self.environment == "production":
+            problems = production_problems(self, os.environ)
+            if problems:
+                raise UnsafeProductionSettings(problems)
+        return self
+
     @property
     def group_id(self) -> str:
         """The Kafka consumer group of this service."""
@@ -172,7 +188,9 @@ def settings_for(
     prefix = f"UPWARD_{service_name.upper()}_"
 
     class _Prefixed(base):  # type: ignore[valid-type,misc]
-        model_config = SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
+        model_config = SettingsConfigDict(
+            env_prefix=prefix, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+        )
 
     overrides: dict[str, Any] = {
         name: (info.annotation, _per_service(info, prefix, name))
