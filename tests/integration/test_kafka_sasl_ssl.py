@@ -10,13 +10,17 @@ on a topic is denied it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 import trustme
 from aiokafka.errors import KafkaError
@@ -28,8 +32,11 @@ from examples import welcome_service
 from schemas.codec import decode, encode, new_event
 from schemas.participants import ParticipantJoined
 from servicekit.kafka import KafkaSecurityError, check_kafka_login, make_consumer, make_producer
+from servicekit.logs import configure_logging, get_logger
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_for
+from tests.fixtures.infra import PostgresServerInfo
+from upward.identity import PLATFORM_ADMIN, auth_headers
 from upward.stack import StackSettings, free_ports
 from upward.stack import kafka as stack_kafka
 from upward.stack.process import run_sync
@@ -238,3 +245,97 @@ async def test_acls_deny_a_service_a_topic_it_has_no_acl_for(
         await producer.stop()
     assert "authorization" in type(denied.value).__name__.lower() + str(denied.value).lower()
     assert metadata.topic == allowed
+
+
+SECRETS = {
+    "database password": "db-pass-7c1e-do-not-log",
+    "JWT secret": "jwt-secret-2b8d-do-not-log",
+    "wrong database password": "wrong-db-pass-5a0f-do-not-log",
+}
+
+
+async def test_secrets_never_reach_the_logs(
+    secure_broker: SecureBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres: PostgresServerInfo,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Startup, a request, a failed startup and shutdown at DEBUG: no secret is printed.
+
+    Both log paths are captured: the kit's structlog lines (stderr) and every library's
+    standard logging records (aiokafka, asyncpg, uvicorn) with their tracebacks.
+    """
+    caplog.set_level(logging.DEBUG)
+    configure_logging(service="welcome", level="DEBUG")
+    monkeypatch.setenv("UPWARD_AUTH_JWT_SECRET", SECRETS["JWT secret"])
+    database = f"sec_{uuid.uuid4().hex[:12]}"
+    await postgres.create_database(database)
+    try:
+        url = _with_password(postgres.database_url(database), SECRETS["database password"])
+        settings = service_settings(
+            secure_broker, monkeypatch, service="welcome", password=PASSWORDS["welcome"],
+            database_url=url,
+        )  # fmt: skip
+        runtime = ServiceRuntime(welcome_service.DEFINITION, settings)
+        await runtime.start()
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{settings.http_port}",
+                headers=auth_headers(PLATFORM_ADMIN),
+            ) as client:
+
+                async def readiness() -> int:
+                    try:
+                        return (await client.get("/readyz")).status_code
+                    except httpx.ConnectError:  # uvicorn is not listening yet
+                        return 0
+
+                assert await eventually(readiness, lambda status: status == 200) == 200
+                joined = await client.get("/programs/p-1/joined")
+                assert joined.status_code == 200
+        finally:
+            runtime.stop.set()
+            await runtime.wait()
+        failure = await _failed_startup(
+            settings.model_copy(
+                update={
+                    "database_url": SecretStr(
+                        _with_password(
+                            postgres.database_url(f"{database}_missing"),
+                            SECRETS["wrong database password"],
+                        )
+                    ),
+                    "startup_timeout_s": 0.0,
+                }
+            )
+        )
+    finally:
+        await postgres.drop_database(database)
+    assert "does not exist" in failure  # the failure is explained ...
+    logged = capsys.readouterr().err + caplog.text + failure
+    assert "service_started" in logged and "service_stopped" in logged
+    assert "SCRAM-SHA-512" in caplog.text or "sasl" in caplog.text.lower()
+    secrets = {**SECRETS, "SASL password": PASSWORDS["welcome"]}
+    leaked = [what for what, value in secrets.items() if value in logged]
+    assert not leaked, f"secrets in the logs: {leaked}"  # ... without any secret
+
+
+def _with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}:{password}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def _failed_startup(settings: ServiceSettings) -> str:
+    """Start a runtime that must fail; return its error with the traceback, as logged."""
+    runtime = ServiceRuntime(welcome_service.DEFINITION, settings)
+    try:
+        await runtime.start()
+    except Exception as exc:
+        get_logger("test").exception("startup_failed")
+        return "".join(traceback.format_exception(exc))
+    finally:
+        runtime.stop.set()
+        await runtime.wait()
+    raise AssertionError("startup should have failed")

@@ -4,6 +4,7 @@ import pytest
 
 from servicekit.kafka import KafkaSecurityError, kafka_client_options
 from servicekit.settings import load_settings
+from upward.deploy import settings_class
 
 
 def test_service_and_shared_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +66,25 @@ def test_plaintext_options_carry_no_tls_or_sasl(monkeypatch: pytest.MonkeyPatch)
     options = kafka_client_options(load_settings("feedback"))
     assert options["security_protocol"] == "PLAINTEXT"
     assert "ssl_context" not in options and "sasl_mechanism" not in options
+
+
+@pytest.mark.parametrize("service", ["matching", "sessions", "feedback", "notifications"])
+def test_no_secret_shows_in_any_rendering_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch, service: str
+) -> None:
+    prefix = f"UPWARD_{service.upper()}_"
+    secrets = {
+        f"{prefix}DATABASE_URL": "postgresql://u:db-secret-91@db/x",
+        f"{prefix}KAFKA_SASL_PASSWORD": "sasl-secret-92",
+        f"{prefix}SMTP_PASSWORD": "smtp-secret-93",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_class(service)(service_name=service)
+    rendered = " ".join(
+        [repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())]
+    )
+    for secret in ("db-secret-91", "sasl-secret-92", "smtp-secret-93"):
+        assert secret not in rendered, secret
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "sasl-secret-92"
