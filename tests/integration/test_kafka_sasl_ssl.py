@@ -209,6 +209,19 @@ async def test_service_runs_end_to_end_over_sasl_ssl_with_its_own_credentials(
     finally:
         await reader.stop()
     assert decode(record.value, key=record.key).envelope.causationid == event.id
+    # faust's stream worker (the live count) runs over SASL_SSL too
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{settings.http_port}", headers=auth_headers(PLATFORM_ADMIN)
+    ) as client:
+
+        async def live_count() -> int:
+            try:
+                answer = await client.get(f"/programs/{data.program_id}/joined")
+            except httpx.ConnectError:  # uvicorn is not listening yet
+                return 0
+            return int(answer.json()["joined"]) if answer.status_code == 200 else 0
+
+        assert await eventually(live_count, lambda n: n >= 1) == 1
 
 
 async def test_a_wrong_password_is_refused_with_a_clear_error(
