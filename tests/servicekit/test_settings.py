@@ -4,6 +4,7 @@ import pytest
 
 from servicekit.kafka import KafkaSecurityError, kafka_client_options
 from servicekit.settings import load_settings
+from servicekit.streams import faust_credentials
 from upward.deploy import settings_class
 
 
@@ -88,3 +89,19 @@ def test_no_secret_shows_in_any_rendering_of_the_settings(
         assert secret not in rendered, secret
     assert settings.kafka_sasl_password is not None
     assert settings.kafka_sasl_password.get_secret_value() == "sasl-secret-92"
+
+
+def test_faust_gets_the_same_security(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("UPWARD_FEEDBACK_KAFKA_SASL_USERNAME", "feedback")
+    monkeypatch.setenv("UPWARD_FEEDBACK_KAFKA_SASL_PASSWORD", "feedback-secret")
+    credentials = faust_credentials(load_settings("feedback"))
+    assert credentials.username == "feedback" and credentials.password == "feedback-secret"
+    assert credentials.mechanism.value == "SCRAM-SHA-256"
+    assert credentials.protocol.value == "SASL_SSL" and credentials.ssl_context is not None
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SSL")
+    assert faust_credentials(load_settings("feedback")).context is not None
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    assert faust_credentials(load_settings("feedback")) is None
