@@ -28,7 +28,7 @@ from servicekit import db
 from servicekit.clock import Clock, ManualClock, SystemClock, clock_from_settings
 from servicekit.consumer import EventConsumer, RecordProcessor
 from servicekit.http import Probe, create_http_app, health_router
-from servicekit.kafka import ensure_topics, make_producer
+from servicekit.kafka import check_kafka_login, ensure_topics, make_producer
 from servicekit.logs import configure_logging, get_logger
 from servicekit.outbox import OutboxRelay
 from servicekit.retry import Backoff, retry_transient
@@ -110,6 +110,7 @@ class ServiceRuntime:
         await db.apply_migrations(self.pool, "servicekit", db.KIT_MIGRATIONS)
         await db.apply_migrations(self.pool, self.definition.name, self.definition.migrations)
         topics = sorted({*self.definition.subscribes, *self.definition.publishes})
+        await self._when_reachable("kafka", lambda: check_kafka_login(s))
         await self._when_reachable(
             "kafka", lambda: ensure_topics(s, [s.physical_topic(t) for t in topics])
         )

@@ -3,25 +3,55 @@
 Shared infrastructure settings have fixed names (``UPWARD_KAFKA_BOOTSTRAP_SERVERS``,
 ``UPWARD_REGION`` ...); settings owned by one service carry its prefix, e.g.
 ``UPWARD_MATCHING_DATABASE_URL``. :func:`settings_for` builds the class for a service.
+
+The Kafka security settings (:data:`PER_SERVICE_KAFKA_FIELDS`) are read both ways: the
+service's own name wins (``UPWARD_MATCHING_KAFKA_SASL_USERNAME``), the shared name
+(``UPWARD_KAFKA_SASL_USERNAME``) is the fallback, so each service can log in to the broker
+as itself while a single-credential deployment sets one variable.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, create_model, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servicekit.production import UnsafeProductionSettings, production_problems
 
 
 def _shared(name: str) -> AliasChoices:
     return AliasChoices(f"UPWARD_{name}")
 
 
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+#: Kafka security fields a service may set under its own prefix (which wins over the shared name).
+PER_SERVICE_KAFKA_FIELDS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+    "kafka_ssl_check_hostname",
+)
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclassed per service by :func:`settings_for`."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a validation error must not print the input (database URLs
+    # with passwords, SASL passwords).
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     service_name: str = Field(description="Service name, also the consumer group stem")
     database_url: SecretStr = Field(
@@ -31,6 +61,55 @@ class ServiceSettings(BaseSettings):
         default="127.0.0.1:19092",
         validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS"),
         description="Comma-separated Kafka bootstrap servers",
+    )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT",
+        validation_alias=_shared("KAFKA_SECURITY_PROTOCOL"),
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512",
+        validation_alias=_shared("KAFKA_SASL_MECHANISM"),
+        description="SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, validation_alias=_shared("KAFKA_SASL_USERNAME"), description="SASL user"
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_shared("KAFKA_SASL_PASSWORD"),
+        description="SASL password",
+    )
+    kafka_ssl_cafile: str | None = Field(
+        default=None,
+        validation_alias=_shared("KAFKA_SSL_CAFILE"),
+        description="PEM file of the CA certificates that sign the brokers' certificates",
+    )
+    kafka_ssl_certfile: str | None = Field(
+        default=None,
+        validation_alias=_shared("KAFKA_SSL_CERTFILE"),
+        description="PEM client certificate (mutual TLS)",
+    )
+    kafka_ssl_keyfile: str | None = Field(
+        default=None,
+        validation_alias=_shared("KAFKA_SSL_KEYFILE"),
+        description="PEM private key of the client certificate",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        validation_alias=_shared("KAFKA_SSL_CHECK_HOSTNAME"),
+        description="Check that the broker certificate names the broker host",
+    )
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        validation_alias=_shared("ENVIRONMENT"),
+        description="production refuses unsafe settings (see docs/security.md)",
+    )
+    regions: str = Field(
+        default="",
+        validation_alias=_shared("REGIONS"),
+        description="Comma-separated regions of the deployment; more than one means "
+        "traffic crosses regions (MirrorMaker), so Kafka must use TLS in production",
     )
     topic_prefix: str = Field(
         default="",
@@ -75,6 +154,15 @@ class ServiceSettings(BaseSettings):
         description="Start time of a manual clock (ISO 8601 with offset); default: now",
     )
 
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> ServiceSettings:
+        """In production, refuse the settings :mod:`servicekit.production` calls unsafe."""
+        if self.environment == "production":
+            problems = production_problems(self, os.environ)
+            if problems:
+                raise UnsafeProductionSettings(problems)
+        return self
+
     @property
     def group_id(self) -> str:
         """The Kafka consumer group of this service."""
@@ -99,11 +187,25 @@ def settings_for(
     """
     prefix = f"UPWARD_{service_name.upper()}_"
 
-    class _Settings(base):  # type: ignore[valid-type,misc]
-        model_config = SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
+    class _Prefixed(base):  # type: ignore[valid-type,misc]
+        model_config = SettingsConfigDict(
+            env_prefix=prefix, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+        )
 
-    _Settings.__name__ = f"{service_name.title()}Settings"
-    return _Settings
+    overrides: dict[str, Any] = {
+        name: (info.annotation, _per_service(info, prefix, name))
+        for name, info in base.model_fields.items()
+        if name in PER_SERVICE_KAFKA_FIELDS
+    }
+    created: Any = create_model(f"{service_name.title()}Settings", __base__=_Prefixed, **overrides)
+    return cast(type[ServiceSettings], created)
+
+
+def _per_service(info: FieldInfo, prefix: str, name: str) -> FieldInfo:
+    """``info`` read from ``<prefix><NAME>`` first, then from the shared ``UPWARD_<NAME>``."""
+    field = copy.copy(info)
+    field.validation_alias = AliasChoices(f"{prefix}{name.upper()}", f"UPWARD_{name.upper()}")
+    return field
 
 
 def load_settings(

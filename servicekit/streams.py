@@ -25,6 +25,7 @@ import faust
 from prometheus_client import Counter
 
 from schemas.codec import DecodedEvent, EventDecodeError, decode
+from servicekit.kafka import kafka_client_options
 from servicekit.settings import ServiceSettings
 
 StreamsSetup = Callable[[Any, ServiceSettings], Any]
@@ -42,6 +43,20 @@ def faust_broker_url(bootstrap_servers: str) -> str:
     return "kafka://" + ";".join(servers)
 
 
+def faust_credentials(settings: ServiceSettings) -> Any:
+    """faust's ``broker_credentials`` from the kit's Kafka security settings (or ``None``)."""
+    options = kafka_client_options(settings)
+    context = options.get("ssl_context")
+    if "sasl_mechanism" in options:
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
 def create_stream_app(
     settings: ServiceSettings, *, partitions: int = 3, replication_factor: int = 1
 ) -> Any:
@@ -49,6 +64,7 @@ def create_stream_app(
     return faust.App(
         f"{settings.group_id}-streams",
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",

@@ -24,11 +24,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import asyncpg
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
 from servicekit import metrics
 from servicekit.clock import Clock, ManualClock
+from servicekit.http import unprocessable
 from servicekit.logs import get_logger
 from servicekit.retry import is_transient
 from servicekit.settings import ServiceSettings
@@ -184,10 +185,10 @@ def clock_router(clock: ManualClock, runner: TimerRunner | None) -> APIRouter:
         try:
             _apply(clock, move)
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise unprocessable(str(exc)) from exc
         except OverflowError as exc:
             detail = "the clock cannot move that far (past year 9999)"
-            raise HTTPException(status_code=422, detail=detail) from exc
+            raise unprocessable(detail) from exc
         ran = await runner.run_all() if runner is not None else {}
         return ClockState(now=clock.now(), timers=ran)
 

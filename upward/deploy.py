@@ -25,6 +25,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from schemas.registry import TOPIC_NAMES, dlq_topic
 from servicekit import db
+from servicekit.kafka import make_admin
 from servicekit.settings import ServiceSettings, load_settings, settings_for
 
 SERVICES = ("matching", "sessions", "feedback", "notifications")
@@ -106,9 +107,12 @@ class TopicReport:
     drift: list[str] = field(default_factory=list)
 
 
-async def create_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> TopicReport:
-    """Create the missing topics of ``specs``; report existing ones that have fewer partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def create_topics(settings: ServiceSettings, specs: list[TopicSpec]) -> TopicReport:
+    """Create the missing topics of ``specs``; report existing ones that have fewer partitions.
+
+    The broker and its connection security come from ``settings`` (as the services read them).
+    """
+    admin = make_admin(settings)
     await admin.start()
     try:
         report = TopicReport()
@@ -248,7 +252,7 @@ def prepare(
 
 def _prepare_topics(plan: TopicPlan, settings: ServiceSettings) -> None:
     specs = desired_topics(plan, prefix=settings.topic_prefix)
-    report = asyncio.run(create_topics(settings.kafka_bootstrap_servers, specs))
+    report = asyncio.run(create_topics(settings, specs))
     typer.echo(f"topics: {len(report.created)} created, {len(report.existing)} already there")
     for line in report.drift:
         typer.echo(f"warning: {line} (left as is: see docs/operations.md)", err=True)

@@ -119,7 +119,8 @@ def test_pods_run_locked_down(rendered: dict[str, list[Manifest]], values_file: 
             assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
             assert {"cpu", "memory"} <= set(container["resources"]["limits"]), name
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
-            assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"], name
+            mounts = container["volumeMounts"]
+            assert [m["mountPath"] for m in mounts if not m.get("readOnly")] == ["/tmp"], name
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES)
@@ -298,7 +299,44 @@ def test_each_service_loads_its_rendered_settings(
                 env.delenv(key)
             for key, value in config_map["data"].items():
                 env.setenv(key, value)
-            env.setenv(f"UPWARD_{service.upper()}_DATABASE_URL", "postgresql://db/x")
+            # What the Secrets give a production pod: a URL with a real password, and the
+            # JWT signing secret (production mode refuses to start without them).
+            url = "postgresql://svc:from-the-secret-4f9@db/x"
+            env.setenv(f"UPWARD_{service.upper()}_DATABASE_URL", url)
+            env.setenv("UPWARD_AUTH_JWT_SECRET", "from-the-secret-b21c")
             settings = settings_class(service)(service_name=service)
+        values = values_of(values_file)
         assert settings.http_host == "0.0.0.0" and settings.http_port == 8000
-        assert settings.region == values_of(values_file)["region"]
+        assert settings.region == values["region"]
+        assert settings.environment == values["environment"]
+        assert settings.kafka_security_protocol == values["kafka"]["security"]["protocol"]
+
+
+def test_region_releases_use_sasl_ssl_with_per_service_credentials(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    manifests = rendered["values-eu-west.yaml"]
+    data = of_kind(manifests, "ConfigMap")["upward-matching"]["data"]
+    assert data["UPWARD_ENVIRONMENT"] == "production"
+    assert data["UPWARD_REGIONS"] == "eu-west,eu-central"
+    assert data["UPWARD_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert data["UPWARD_KAFKA_SSL_CAFILE"] == "/etc/upward/kafka-ca/ca.crt"
+    pods = pod_specs(manifests)
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for c in pods["upward-matching"]["containers"]
+        for e in c["env"]
+        if "KAFKA_SASL" in e["name"]
+    }
+    assert refs == {
+        "UPWARD_MATCHING_KAFKA_SASL_USERNAME": {
+            "name": "upward-eu-west-kafka-users", "key": "matching-username"
+        },
+        "UPWARD_MATCHING_KAFKA_SASL_PASSWORD": {
+            "name": "upward-eu-west-kafka-users", "key": "matching-password"
+        },
+    }  # fmt: skip
+    job_env = {e["name"] for c in pods["upward-prepare"]["containers"] for e in c["env"]}
+    assert {"UPWARD_KAFKA_SASL_USERNAME", "UPWARD_KAFKA_SASL_PASSWORD"} <= job_env
+    volumes = {v["name"]: v for v in pods["upward-matching"]["volumes"]}
+    assert volumes["kafka-ca"]["secret"]["secretName"] == "upward-eu-west-kafka-ca"

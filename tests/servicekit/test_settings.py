@@ -2,7 +2,10 @@
 
 import pytest
 
+from servicekit.kafka import KafkaSecurityError, kafka_client_options
 from servicekit.settings import load_settings
+from servicekit.streams import faust_credentials
+from upward.deploy import settings_class
 
 
 def test_service_and_shared_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,3 +29,79 @@ def test_database_url_is_required_and_secret(monkeypatch: pytest.MonkeyPatch) ->
         load_settings("feedback")
     monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://u:hunter2@db/f")
     assert "hunter2" not in repr(load_settings("feedback"))
+
+
+def test_a_service_own_kafka_credentials_win_over_the_shared_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UPWARD_MATCHING_DATABASE_URL", "postgresql://m@db/upward_matching")
+    monkeypatch.setenv("UPWARD_SESSIONS_DATABASE_URL", "postgresql://s@db/upward_sessions")
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_USERNAME", "upward")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_PASSWORD", "shared-secret")
+    monkeypatch.setenv("UPWARD_MATCHING_KAFKA_SASL_USERNAME", "matching")
+    monkeypatch.setenv("UPWARD_MATCHING_KAFKA_SASL_PASSWORD", "matching-secret")
+    matching, sessions = load_settings("matching"), load_settings("sessions")
+    assert matching.kafka_sasl_username == "matching"
+    assert sessions.kafka_sasl_username == "upward"
+    assert matching.kafka_security_protocol == sessions.kafka_security_protocol == "SASL_SSL"
+    assert "matching-secret" not in repr(matching)
+    options = kafka_client_options(matching)
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == "matching-secret"
+    assert options["ssl_context"].check_hostname is True
+
+
+def test_sasl_without_credentials_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    for name in ("UPWARD_KAFKA_SASL_USERNAME", "UPWARD_FEEDBACK_KAFKA_SASL_USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(KafkaSecurityError, match="needs UPWARD_KAFKA_SASL_USERNAME"):
+        kafka_client_options(load_settings("feedback"))
+
+
+def test_plaintext_options_carry_no_tls_or_sasl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.delenv("UPWARD_KAFKA_SECURITY_PROTOCOL", raising=False)
+    options = kafka_client_options(load_settings("feedback"))
+    assert options["security_protocol"] == "PLAINTEXT"
+    assert "ssl_context" not in options and "sasl_mechanism" not in options
+
+
+@pytest.mark.parametrize("service", ["matching", "sessions", "feedback", "notifications"])
+def test_no_secret_shows_in_any_rendering_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch, service: str
+) -> None:
+    prefix = f"UPWARD_{service.upper()}_"
+    secrets = {
+        f"{prefix}DATABASE_URL": "postgresql://u:db-secret-91@db/x",
+        f"{prefix}KAFKA_SASL_PASSWORD": "sasl-secret-92",
+        f"{prefix}SMTP_PASSWORD": "smtp-secret-93",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_class(service)(service_name=service)
+    rendered = " ".join(
+        [repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())]
+    )
+    for secret in ("db-secret-91", "sasl-secret-92", "smtp-secret-93"):
+        assert secret not in rendered, secret
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "sasl-secret-92"
+
+
+def test_faust_gets_the_same_security(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("UPWARD_FEEDBACK_KAFKA_SASL_USERNAME", "feedback")
+    monkeypatch.setenv("UPWARD_FEEDBACK_KAFKA_SASL_PASSWORD", "feedback-secret")
+    credentials = faust_credentials(load_settings("feedback"))
+    assert credentials.username == "feedback" and credentials.password == "feedback-secret"
+    assert credentials.mechanism.value == "SCRAM-SHA-256"
+    assert credentials.protocol.value == "SASL_SSL" and credentials.ssl_context is not None
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SSL")
+    assert faust_credentials(load_settings("feedback")).context is not None
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    assert faust_credentials(load_settings("feedback")) is None

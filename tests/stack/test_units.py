@@ -76,6 +76,31 @@ def test_server_properties_single_node(tmp_path: Path) -> None:
         assert props[key] == "1"
 
 
+def test_server_properties_with_a_sasl_ssl_listener(tmp_path: Path) -> None:
+    listener = stack_kafka.SaslSslListener(1113, tmp_path / "broker.pem", {"matching": "pw"})
+    cfg = stack_kafka.KafkaConfig(
+        "4.0.2", tmp_path / "libs", tmp_path / "kafka", 1111, 1112, sasl_ssl=listener
+    )
+    props = dict(
+        line.split("=", 1)
+        for line in stack_kafka.render_server_properties(cfg).splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:1111,SASL_SSL://127.0.0.1:1113,CONTROLLER://127.0.0.1:1112"
+    )
+    assert props["listener.security.protocol.map"].endswith("SASL_SSL:SASL_SSL")
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["ssl.keystore.type"] == "PEM"
+    assert props["ssl.keystore.location"] == str(tmp_path / "broker.pem")
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert cfg.sasl_ssl_bootstrap_servers == "127.0.0.1:1113"
+    assert listener.scram_arguments() == [
+        "--add-scram", "SCRAM-SHA-512=[name=matching,password=pw]"
+    ]  # fmt: skip
+
+
 def test_own_addresses_are_not_external(tmp_path: Path) -> None:
     kafka_port, pg_port = free_ports(2)
     settings = StackSettings(home=tmp_path, kafka_port=kafka_port, postgres_port=pg_port)

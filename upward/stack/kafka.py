@@ -11,6 +11,12 @@ Layout (``<home>`` is the stack home, ``<cache>`` the jar cache root)::
     <home>/kafka/logs/server.log           broker log (log4j2)
     <home>/kafka/logs/kafka.out            JVM stdout/stderr
     <home>/kafka/kafka.pid                 broker pid (own process group)
+
+With a :class:`SaslSslListener` the broker also opens a SASL_SSL listener (SCRAM-SHA-512
+users created at format time, TLS from a PEM keystore) and enforces ACLs there with the
+KRaft ``StandardAuthorizer``; the PLAINTEXT listener stays the administrative and
+inter-broker one (its anonymous principal is a super user), and :func:`grant_acls` adds
+ACLs through it.
 """
 
 from __future__ import annotations
@@ -61,6 +67,27 @@ _LOG_OFFSETS: dict[int, int] = {}
 
 
 @dataclass(frozen=True)
+class SaslSslListener:
+    """A SASL_SSL (SCRAM-SHA-512) listener with ACLs, beside the PLAINTEXT one.
+
+    ``keystore`` is a PEM file with the broker's unencrypted PKCS#8 private key followed by
+    its certificate chain; ``users`` maps SCRAM user names to passwords.
+    """
+
+    port: int
+    keystore: Path
+    users: dict[str, str]
+
+    def scram_arguments(self) -> list[str]:
+        """``--add-scram`` arguments of ``kafka-storage format`` for every user."""
+        return [
+            arg
+            for name, password in sorted(self.users.items())
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+        ]
+
+
+@dataclass(frozen=True)
 class KafkaConfig:
     """Everything needed to fetch, configure, start and stop the local broker."""
 
@@ -76,11 +103,17 @@ class KafkaConfig:
     maven_timeout: float = 900.0
     start_timeout: float = 90.0
     stop_timeout: float = 30.0
+    sasl_ssl: SaslSslListener | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         """``host:port`` of the PLAINTEXT listener."""
         return f"{HOST}:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str | None:
+        """``host:port`` of the SASL_SSL listener, if there is one."""
+        return None if self.sasl_ssl is None else f"{HOST}:{self.sasl_ssl.port}"
 
     @property
     def config_dir(self) -> Path:
@@ -263,9 +296,31 @@ def render_server_properties(cfg: KafkaConfig) -> str:
         "num.io.threads": 4,
         "num.recovery.threads.per.data.dir": 1,
     }
+    if cfg.sasl_ssl is not None:
+        settings |= _sasl_ssl_settings(cfg, cfg.sasl_ssl)
     lines = ["# Rendered by `upward stack up`; edits are overwritten at the next start."]
     lines += [f"{key}={value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
+
+
+def _sasl_ssl_settings(cfg: KafkaConfig, listener: SaslSslListener) -> dict[str, str | int]:
+    """Broker settings adding the SASL_SSL listener, its TLS keystore and the authorizer."""
+    scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return {
+        "listeners": f"PLAINTEXT://{HOST}:{cfg.port},SASL_SSL://{HOST}:{listener.port},"
+        f"CONTROLLER://{HOST}:{cfg.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{cfg.port},SASL_SSL://{HOST}:{listener.port}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+        "SASL_SSL:SASL_SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram_login,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(listener.keystore),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        # The PLAINTEXT and controller listeners are the local administrative ones.
+        "super.users": "User:ANONYMOUS",
+        "allow.everyone.if.no.acl.found": "false",
+    }
 
 
 def write_config(cfg: KafkaConfig) -> None:
@@ -319,9 +374,11 @@ def format_storage(cfg: KafkaConfig, step: Step = no_step) -> bool:
         cluster_id = _storage_tool(cfg, "random-uuid").strip().splitlines()[-1]
         cluster_file.write_text(cluster_id + "\n", encoding="utf-8")
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    scram = cfg.sasl_ssl.scram_arguments() if cfg.sasl_ssl is not None else []
     _storage_tool(
-        cfg, "format", "-t", cluster_id, "-c", str(cfg.properties_file), "--ignore-formatted"
-    )
+        cfg,
+        "format", "-t", cluster_id, "-c", str(cfg.properties_file), "--ignore-formatted", *scram,
+    )  # fmt: skip
     return True
 
 
@@ -428,3 +485,54 @@ def stop_broker(cfg: KafkaConfig) -> bool:
             child.wait(timeout=5)
     cfg.pid_file.unlink(missing_ok=True)
     return True
+
+
+# ------------------------------------------------------------------------- ACLs
+
+#: Kafka protocol codes of the ACL resource types, pattern types and operations used here.
+ACL_RESOURCE_TYPES = {"topic": 2, "group": 3, "cluster": 4, "transactional_id": 5}
+ACL_PATTERN_TYPES = {"literal": 3, "prefixed": 4}
+ACL_OPERATIONS = {"all": 2, "read": 3, "write": 4, "create": 5, "describe": 8}
+_ACL_ALLOW = 3
+
+
+@dataclass(frozen=True)
+class AclGrant:
+    """Allow ``principal`` (``User:<name>``) ``operation`` on a resource (all hosts)."""
+
+    principal: str
+    resource_type: str
+    resource_name: str
+    operation: str = "all"
+    pattern_type: str = "literal"
+
+
+async def grant_acls(bootstrap_servers: str, grants: list[AclGrant]) -> None:
+    """Create ``grants`` through the (super-user) PLAINTEXT listener at ``bootstrap_servers``.
+
+    aiokafka's admin client has no ``create_acls``; the CreateAcls request is sent to the
+    controller directly. Raises :class:`StackError` when the broker refuses one.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="upward-acls")
+    await admin.start()
+    try:
+        for grant in grants:
+            request = CreateAclsRequest(
+                ACL_RESOURCE_TYPES[grant.resource_type],
+                grant.resource_name,
+                ACL_PATTERN_TYPES[grant.pattern_type],
+                grant.principal,
+                "*",
+                ACL_OPERATIONS[grant.operation],
+                _ACL_ALLOW,
+            )
+            response = await admin._send_to_controller(request)
+            for result in response.to_object()["creation_responses"]:
+                if result["error_code"]:
+                    reason = result["error_message"] or result["error_code"]
+                    raise StackError(f"creating ACL {grant} failed: {reason}")
+    finally:
+        await admin.close()

@@ -25,6 +25,7 @@ from schemas.participants import (
 )
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
+from servicekit.http import unprocessable
 from servicekit.outbox import EventTooLarge
 from servicekit.runtime import RouterFactory, ServiceContext
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
@@ -486,7 +487,10 @@ def _pairs(cmd: Command) -> APIRouter:
 
 
 async def refuse_nul(request: Request) -> None:
-    """422 when a string of the JSON body holds NUL (PostgreSQL text cannot keep it)."""
+    """422 when a string of the JSON body holds NUL (PostgreSQL text cannot keep it).
+
+    Answered as a request validation error, so the body has the documented 422 shape.
+    """
     body = await request.body()
     if b"\\u0000" not in body:
         return
@@ -496,7 +500,7 @@ async def refuse_nul(request: Request) -> None:
         return  # not JSON: the body's own validation answers 422
     where = handlers.first_nul(decoded, "body")
     if where is not None:
-        raise HTTPException(422, f"{where} holds a NUL character (\\u0000), which is not allowed")
+        raise unprocessable(f"{where} holds a NUL character (\\u0000), which is not allowed")
 
 
 def _visible(pair: Pair, who: Caller) -> Pair:
@@ -516,6 +520,4 @@ def _end_reason(body: views.EndPairRequest, who: Caller) -> PairEndReason:
 
 def _same(field: str, in_path: str, in_body: str) -> None:
     if in_path != in_body:
-        raise HTTPException(
-            422, f"{field} in the body ({in_body}) differs from the path ({in_path})"
-        )
+        raise unprocessable(f"{field} in the body ({in_body}) differs from the path ({in_path})")

@@ -57,6 +57,9 @@ def caller(
 
 CallerDep = Annotated[Caller, Depends(caller)]
 
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,128}$"
+"""An id in a query: 1-128 characters, no whitespace or controls (the store cannot keep NUL)."""
+
 
 def _require_self(who: Caller, person_id: str, *, also: Sequence[Role] = ()) -> None:
     if who.role is Role.SERVICE or who.role in also or who.subject == person_id:
@@ -137,7 +140,7 @@ def build_routers(repository: RepositoryFactory) -> Callable[[ServiceContext], l
         @router.get("/deliveries", summary="A person's notifications, newest first (no content)")
         async def list_deliveries(
             who: CallerDep,
-            recipient_id: Annotated[str, Query(min_length=1, max_length=128)],
+            recipient_id: Annotated[str, Query(pattern=ID_PATTERN)],
             limit: Annotated[int, Query(ge=1, le=500)] = 100,
         ) -> list[DeliveryView]:
             _require_self(who, recipient_id, also=(Role.ADMIN,))

@@ -77,5 +77,7 @@ def check_feed_token(secret: str, participant_id: str, token: str | None) -> Non
     """401 without a token, 403 with a wrong one."""
     if not token:
         raise HTTPException(401, "the calendar feed needs its token: ?token=...")
-    if not hmac.compare_digest(feed_token(secret, participant_id), token):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    expected = feed_token(secret, participant_id).encode()
+    if not hmac.compare_digest(expected, token.encode("utf-8", "surrogatepass")):
         raise HTTPException(403, "this token does not open this participant's calendar feed")

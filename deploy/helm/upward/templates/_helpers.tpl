@@ -78,12 +78,20 @@ UPWARD_KAFKA_BOOTSTRAP_SERVERS: {{ required "kafka.bootstrapServers is required"
 UPWARD_TOPIC_PREFIX: {{ .Values.topicPrefix | quote }}
 UPWARD_REGION: {{ .Values.region | quote }}
 UPWARD_LOG_LEVEL: {{ .Values.logLevel | quote }}
+UPWARD_REGIONS: {{ join "," .Values.regions | quote }}
+UPWARD_KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.security.protocol | quote }}
+UPWARD_KAFKA_SASL_MECHANISM: {{ .Values.kafka.security.saslMechanism | quote }}
+UPWARD_KAFKA_SSL_CHECK_HOSTNAME: {{ .Values.kafka.security.sslCheckHostname | toString | quote }}
+{{- if .Values.kafka.security.caSecret }}
+UPWARD_KAFKA_SSL_CAFILE: "/etc/upward/kafka-ca/ca.crt"
+{{- end }}
 {{- end -}}
 
 {{/* The environment of one service: shared settings, its HTTP address, its own settings. */}}
 {{- define "upward.serviceEnv" -}}
 {{- $prefix := printf "UPWARD_%s_" (upper .name) -}}
 {{ include "upward.sharedEnv" .root }}
+UPWARD_ENVIRONMENT: {{ .root.Values.environment | quote }}
 {{ $prefix }}HTTP_HOST: "0.0.0.0"
 {{ $prefix }}HTTP_PORT: {{ .root.Values.http.port | quote }}
 {{- range $field, $value := .svc.settings }}
@@ -98,6 +106,35 @@ UPWARD_LOG_LEVEL: {{ .Values.logLevel | quote }}
     secretKeyRef:
       name: {{ .secret }}
       key: {{ required (printf "database.secretKeys.%s is required" .name) (index .root.Values.database.secretKeys .name) }}
+{{- end -}}
+
+{{/* SASL credentials from kafka.security.credentialsSecret: (dict "root" $ "env" "UPWARD_MATCHING_KAFKA_SASL_" "key" "matching"). */}}
+{{- define "upward.kafkaCredentialsEnv" -}}
+{{- with .root.Values.kafka.security.credentialsSecret }}
+- name: {{ $.env }}USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.key }}-username}
+- name: {{ $.env }}PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: {{ $.key }}-password}
+{{- end }}
+{{- end -}}
+
+{{/* The Kafka CA volume mount and volume, when kafka.security.caSecret is set. */}}
+{{- define "upward.kafkaCaMount" -}}
+{{- if .Values.kafka.security.caSecret }}
+- name: kafka-ca
+  mountPath: /etc/upward/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "upward.kafkaCaVolume" -}}
+{{- with .Values.kafka.security.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ . }}
+{{- end }}
 {{- end -}}
 
 {{- define "upward.podSecurity" -}}
