@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from upward.demo.commands import demo
 from upward.deploy import app as deploy_app
 from upward.match.commands import app as match_app
+from upward.services.commands import app as services_app
 from upward.stack.commands import app as stack_app
 
 app = typer.Typer(
@@ -16,6 +18,8 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.add_typer(match_app, name="match")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(services_app, name="services")
+app.command(name="demo")(demo)
 
 
 if __name__ == "__main__":  # pragma: no cover
