@@ -47,6 +47,10 @@ TOPICS: tuple[str, ...] = (
 )
 
 
+RETRIES_503 = 8
+"""How often a call answered 503 (transient, retry) is tried again."""
+
+
 class ScenarioError(RuntimeError):
     """Something the scenario expected did not happen (names what, and where)."""
 
@@ -59,6 +63,17 @@ class PlatformAddress:
     database_urls: dict[str, str]
     bootstrap_servers: str
     topic_prefix: str = ""
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """The partitions of the *topics* that exist (missing ones are skipped, not created)."""
+    described = await admin.describe_topics(topics)
+    return [
+        TopicPartition(str(topic["topic"]), int(partition["partition"]))
+        for topic in described
+        if topic["error_code"] == 0
+        for partition in topic["partitions"]
+    ]
 
 
 async def eventually(
@@ -126,14 +141,22 @@ class Platform:
         params: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (200, 201, 202),
     ) -> Any:
-        """One API call; :class:`ScenarioError` with the service's answer when not *ok*."""
-        response = await self.http.request(
-            method,
-            self.address.urls[service] + path,
-            json=body,
-            params=params,
-            headers=auth_headers(identity),
-        )
+        """One API call; :class:`ScenarioError` with the service's answer when not *ok*.
+
+        A 503 (a transient failure the service asks to retry, e.g. a deadlock between two
+        answers of one program) is tried again, up to :data:`RETRIES_503` times.
+        """
+        for attempt in range(RETRIES_503 + 1):
+            response = await self.http.request(
+                method,
+                self.address.urls[service] + path,
+                json=body,
+                params=params,
+                headers=auth_headers(identity),
+            )
+            if response.status_code != 503:
+                break
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
         if response.status_code not in ok:
             raise ScenarioError(
                 f"{service}: {method} {path} answered {response.status_code}: {response.text}"
@@ -170,14 +193,9 @@ class Platform:
 
     async def end_offsets(self, topics: tuple[str, ...]) -> dict[TopicPartition, int]:
         """The end offset of every partition of the (logical) *topics* that exist."""
-        assert self.consumer is not None
-        existing = await self.consumer.topics()
-        partitions = [
-            TopicPartition(self.physical(topic), p)
-            for topic in topics
-            if self.physical(topic) in existing
-            for p in self.consumer.partitions_for_topic(self.physical(topic)) or ()
-        ]
+        assert self.consumer is not None and self.admin is not None
+        names = [self.physical(topic) for topic in topics]
+        partitions = await topic_partitions(self.admin, names)
         if not partitions:
             return {}
         return dict(await self.consumer.end_offsets(partitions))
