@@ -144,10 +144,10 @@ def logs(
         raise typer.Exit(1)
     with path.open(encoding="utf-8", errors="replace") as log:
         for line in log.readlines()[-lines:]:
-            out.print(line, end="", highlight=False, markup=False)
+            typer.echo(line, nl=False)
         while follow:
             line = log.readline()
             if line:
-                out.print(line, end="", highlight=False, markup=False)
+                typer.echo(line, nl=False)
             else:
                 time.sleep(0.3)
