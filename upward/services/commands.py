@@ -74,7 +74,10 @@ def up(
     ),
     manual_clock: Annotated[
         str | None,
-        typer.Option(help="Run on a manual clock starting at this ISO time (demo, tests)."),
+        typer.Option(
+            help="Run on a manual clock starting at this ISO time, with the demo's short "
+            "intervals (demo, tests)."
+        ),
     ] = None,
     topic_prefix: Annotated[str, typer.Option(help="Prefix of every topic.")] = "",
     timeout: Annotated[float, typer.Option(help="Seconds each service has to be ready.")] = 120,
@@ -88,6 +91,7 @@ def up(
         mail_port=mail_port,
         topic_prefix=topic_prefix,
         clock_start=clock,
+        fast=clock is not None,
     )
     supervisor = ServiceSupervisor(options)
     try:

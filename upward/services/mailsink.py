@@ -14,7 +14,7 @@ import json
 import signal
 from collections import Counter
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ class FileMailbox:
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         """Record the message and accept it."""
-        message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
+        # Headers only: the body (HTML, invite attachments) is not needed to count.
+        message = BytesHeaderParser().parsebytes(envelope.original_content or b"")
         line = {
             "to": list(envelope.rcpt_tos),
             "kind": str(message.get("X-Upward-Notification-Kind", "")),
