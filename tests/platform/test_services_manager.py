@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import smtplib
+from collections import Counter
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from upward.demo.scenario import chance
+from upward.demo.summary import Summary, summary_tables
 from upward.services.mailsink import read_mailbox
 from upward.services.manager import (
     MAIL_SINK,
@@ -111,3 +114,25 @@ def test_choices_are_deterministic_and_spread() -> None:
     assert draws == [chance(7, "decline", f"e-{i:05d}") for i in range(2000)]
     assert 0.04 < sum(d < 0.05 for d in draws) / len(draws) < 0.06
     assert chance(8, "decline", "e-00001") != chance(7, "decline", "e-00001")
+
+
+def test_summary_tables_show_the_figures_and_urls() -> None:
+    summary = Summary(
+        participants=Counter({"mentor": 3, "mentee": 2}),
+        pairs=Counter({"proposed": 4, "formed": 3, "declined": 1, "ended": 3}),
+        ended_reasons=Counter({"completed": 2, "at_risk_rematch": 1}),
+        rematches=1,
+        nps=22.0,
+        notifications=Counter({("session_invite", "email"): 6}),
+        events={"upward.pairs": 12},
+        dead_letters={"upward.pairs.dlq": 2},
+        urls={"matching": "http://127.0.0.1:8101"},
+    )
+    console = Console(record=True, width=160)
+    for table in summary_tables(summary):
+        console.print(table)
+    text = console.export_text()
+    assert "5 (2 mentees, 3 mentors)" in text
+    assert "3 (1 at_risk_rematch, 2 completed)" in text
+    assert "session_invite" in text and "http://127.0.0.1:8101/metrics" in text
+    assert "upward.pairs.dlq" in text

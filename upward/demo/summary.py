@@ -185,18 +185,22 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _parts(counts: Counter[str], plural: str = "") -> str:
+    """`` (3 a, 2 b)``: a breakdown after a total (empty when there is none)."""
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{n} {name}{plural}" for name, n in sorted(counts.items())) + ")"
+
+
 def _program_table(s: Summary) -> Table:
     table = Table(title="Program", show_header=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [
-        ("participants", f"{sum(s.participants.values())} "
-         + ", ".join(f"{n} {role}s" for role, n in sorted(s.participants.items()))),
+        ("participants", f"{sum(s.participants.values())}{_parts(s.participants, 's')}"),
         ("pairs proposed / formed", f"{s.pairs['proposed']} / {s.pairs['formed']}"),
-        ("pairs declined", f"{s.pairs['declined']} "
-         + ", ".join(f"{n} {r}" for r, n in sorted(s.declined_reasons.items()))),
-        ("pairs ended", f"{s.pairs['ended']} "
-         + ", ".join(f"{n} {r}" for r, n in sorted(s.ended_reasons.items()))),
+        ("pairs declined", f"{s.pairs['declined']}{_parts(s.declined_reasons)}"),
+        ("pairs ended", f"{s.pairs['ended']}{_parts(s.ended_reasons)}"),
         ("match quality: mean score", _fmt(s.mean_score, 3)),
         ("match quality: wants covered", "—" if s.wants_coverage is None
          else f"{s.wants_coverage:.0%}"),
