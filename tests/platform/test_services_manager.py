@@ -18,6 +18,7 @@ from upward.services.manager import (
     MAIL_SINK,
     Infrastructure,
     ServiceOptions,
+    ServicesError,
     ServiceSupervisor,
     service_environment,
 )
@@ -136,3 +137,29 @@ def test_summary_tables_show_the_figures_and_urls() -> None:
     assert "3 (1 at_risk_rematch, 2 completed)" in text
     assert "session_invite" in text and "http://127.0.0.1:8101/metrics" in text
     assert "upward.pairs.dlq" in text
+
+
+def test_a_service_that_cannot_start_is_reported_with_its_log_and_nothing_is_left(
+    tmp_path: Path,
+) -> None:
+    *ports, mail_port = free_ports(len(SERVICES) + 1)
+    closed = free_ports(1)[0]  # nothing listens there
+    infra = Infrastructure(
+        f"127.0.0.1:{closed}", {s: f"postgresql://u@127.0.0.1:{closed}/x" for s in SERVICES}
+    )
+    options = ServiceOptions(
+        run_dir=tmp_path,
+        ports=dict(zip(SERVICES, ports, strict=True)),
+        mail_port=mail_port,
+        extra_env={f"UPWARD_{s.upper()}_STARTUP_TIMEOUT_S": "0.5" for s in SERVICES},
+    )
+    supervisor = ServiceSupervisor(options)
+    try:
+        with pytest.raises(ServicesError) as failed:
+            supervisor.up(infra, timeout_s=60)
+        assert failed.value.message == "matching exited during start"
+        assert failed.value.log_path == tmp_path / "matching.log"
+        assert failed.value.log_tail.strip(), "the error carries the end of the log"
+    finally:
+        supervisor.down(timeout_s=10)
+    assert not any(s.running for s in supervisor.status())

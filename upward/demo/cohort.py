@@ -10,6 +10,7 @@ shapes: ``POST /programs`` body and ``POST /programs/{id}/participants`` bodies.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -155,7 +156,9 @@ def load_cohort(
         program = program_body(program_id, starts_on=starts_on, weeks=weeks, extra_topics=TOPICS)
         return stand_in_cohort(employees, seed=seed, program=program)
     company = enterprise.generate_enterprise(employees, seed=seed)
-    base = enterprise.demo_program(program_id=program_id)
+    wanted = {"program_id": program_id, "starts_on": starts_on, "duration_weeks": weeks}
+    accepted = inspect.signature(enterprise.demo_program).parameters
+    base = enterprise.demo_program(**{k: v for k, v in wanted.items() if k in accepted})
     program = program_body(program_id, starts_on=starts_on, weeks=weeks, base=base)
     members = enterprise.cohort_requests(company, program_id=program_id, kind="reverse")
     return Cohort(program, list(members))
