@@ -44,9 +44,9 @@ SETTINGS = ScenarioSettings(
     program_id="prg-e2e",
     weeks=3,
     seed=11,
-    decline_share=0.1,
-    quiet_share=0.1,
-    unhappy_share=0.1,
+    decline_share=0.15,
+    quiet_share=0.15,
+    unhappy_share=0.15,
     late_share=0.1,
 )
 EMPLOYEES = 200

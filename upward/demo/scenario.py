@@ -264,14 +264,15 @@ class Scenario:
         await self.platform.settle(f"day {day}'s records to take effect")
         self.tally.days = day
 
-    def _quiet(self, pair_id: str) -> bool:
-        return chance(self.settings.seed, "quiet", pair_id) < self.settings.quiet_share
+    def _pair_draw(self, what: str, row: dict[str, Any]) -> float:
+        """A draw for the pair's two people (pair ids are random; people are not)."""
+        return chance(self.settings.seed, what, str(row["mentor_id"]), str(row["mentee_id"]))
 
     async def record_sessions(self, now: datetime) -> None:
         """The pairs record the sessions that have started (quiet pairs record nothing)."""
         rows = await self.platform.fetch(
             "sessions",
-            "SELECT s.session_id, s.pair_id, s.agenda, p.mentor_id, p.mentee_id,"
+            "SELECT s.session_id, s.number, s.agenda, p.mentor_id, p.mentee_id,"
             " EXTRACT(EPOCH FROM s.ends_at - s.starts_at)::int / 60 AS minutes"
             " FROM sessions s JOIN pairs p USING (pair_id)"
             " WHERE s.program_id = $1 AND s.status = 'scheduled' AND s.starts_at <= $2"
@@ -279,15 +280,14 @@ class Scenario:
             self.program_id,
             now,
         )
-        todo = [dict(row) for row in rows if not self._quiet(str(row["pair_id"]))]
+        quiet = self.settings.quiet_share
+        todo = [dict(r) for r in rows if self._pair_draw("quiet", dict(r)) >= quiet]
         await self._each("recording sessions", todo, self._record_one)
 
     async def _record_one(self, row: dict[str, Any]) -> None:
         who = participant(str(row["mentor_id"]))
         path = f"/sessions/{row['session_id']}"
-        if chance(self.settings.seed, "missed", str(row["session_id"])) < (
-            self.settings.missed_share
-        ):
+        if self._pair_draw(f"missed-{row['number']}", row) < self.settings.missed_share:
             body: dict[str, Any] = {"absent": [row["mentee_id"]]}
             await self.platform.call("sessions", "POST", f"{path}/missed", identity=who, body=body)
             self.tally.missed_recorded += 1
@@ -304,8 +304,9 @@ class Scenario:
         """People answer their open feedback requests; unhappy pairs rate low."""
         rows = await self.platform.fetch(
             "feedback",
-            "SELECT request_id, pair_id, participant_id FROM feedback_requests"
-            " WHERE program_id = $1 AND status = 'open' ORDER BY request_id",
+            "SELECT r.request_id, r.participant_id, p.mentor_id, p.mentee_id"
+            " FROM feedback_requests r JOIN pairs p USING (pair_id)"
+            " WHERE r.program_id = $1 AND r.status = 'open' ORDER BY r.request_id",
             self.program_id,
         )
         seed = self.settings.seed
@@ -317,9 +318,7 @@ class Scenario:
         await self._each("answering feedback", todo, self._answer_one)
 
     async def _answer_one(self, row: dict[str, Any]) -> None:
-        unhappy = chance(self.settings.seed, "unhappy", str(row["pair_id"])) < (
-            self.settings.unhappy_share
-        )
+        unhappy = self._pair_draw("unhappy", row) < self.settings.unhappy_share
         level = 1 if unhappy else 4 + int(chance(self.settings.seed, "r", row["request_id"]) * 2)
         body = {
             "ratings": {
