@@ -22,23 +22,18 @@ from upward.demo.cohort import load_cohort
 from upward.demo.platform import Platform, PlatformAddress, ScenarioError
 from upward.demo.scenario import Scenario, ScenarioSettings
 from upward.demo.summary import collect_summary, summary_tables
-from upward.services.commands import default_run_dir, fail
+from upward.services.commands import default_run_dir, fail, running_stack
 from upward.services.manager import Infrastructure, ServiceOptions, ServicesError, ServiceSupervisor
-from upward.stack import SERVICES, LocalStack, StackSettings, database_url
+from upward.stack import SERVICES, database_url
 from upward.stack import postgres as stack_postgres
 
 out = Console()
 err = Console(stderr=True)
 
 
-def demo_infrastructure(run_id: str) -> Infrastructure:
+def demo_infrastructure() -> Infrastructure:
     """Fresh ``upward_demo_<service>`` databases next to the stack's, and its broker."""
-    stack = LocalStack(StackSettings())
-    info = stack.info()
-    if not info.kafka_external and info.kafka_pid is None:
-        err.print("[red]Kafka is not running[/red]: start the stack with `upward stack up` "
-                  "(or set UPWARD_KAFKA_BOOTSTRAP_SERVERS).")  # fmt: skip
-        raise typer.Exit(1)
+    info = running_stack()
     admin = info.postgres_admin_url
     names = {name: f"upward_demo_{name}" for name in SERVICES}
 
@@ -68,7 +63,7 @@ def demo(
     previous = ServiceSupervisor.from_run_dir(run_dir).down()
     if previous:
         out.print(f"stopped the services already running ({', '.join(previous)})")
-    infra = demo_infrastructure(run_id)
+    infra = demo_infrastructure()
     options = ServiceOptions(
         run_dir=run_dir, topic_prefix=f"demo-{run_id}.", clock_start=settings.start
     )

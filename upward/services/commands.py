@@ -21,7 +21,7 @@ from upward.services.manager import (
     ServiceSupervisor,
     log_file,
 )
-from upward.stack import SERVICES, LocalStack, StackSettings
+from upward.stack import SERVICES, LocalStack, StackInfo, StackSettings
 
 app = typer.Typer(
     name="services",
@@ -47,9 +47,23 @@ def default_run_dir() -> Path:
     return StackSettings().home / "services"
 
 
-def stack_infrastructure() -> Infrastructure:
-    """Kafka and the service databases of the local stack, or the configured external ones."""
+def running_stack() -> StackInfo:
+    """The local stack's addresses (or the external ones); exit 1 when it is not running."""
     info = LocalStack(StackSettings()).info()
+    if not info.kafka_external and info.kafka_pid is None:
+        err.print("[red]Kafka is not running[/red]: start the stack with `upward stack up` "
+                  "(or set UPWARD_KAFKA_BOOTSTRAP_SERVERS).")  # fmt: skip
+        raise typer.Exit(1)
+    if not info.postgres_external and info.postgres_pid is None:
+        err.print("[red]PostgreSQL is not running[/red]: start the stack with "
+                  "`upward stack up` (or set UPWARD_DATABASE_URL).")  # fmt: skip
+        raise typer.Exit(1)
+    return info
+
+
+def stack_infrastructure() -> Infrastructure:
+    """Kafka and the service databases of the running stack, or the configured external ones."""
+    info = running_stack()
     return Infrastructure(info.bootstrap_servers, dict(info.database_urls))
 
 
