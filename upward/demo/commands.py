@@ -67,6 +67,7 @@ def demo(
     options = ServiceOptions(
         run_dir=run_dir, topic_prefix=f"demo-{run_id}.", clock_start=settings.start
     )
+    options.mail_file.unlink(missing_ok=True)  # the summary counts this run's mail only
     supervisor = ServiceSupervisor(options)
     try:
         with out.status("starting the services") as spinner:
