@@ -38,7 +38,8 @@ from upward.services.mailsink import Mailbox, read_mailbox
 from upward.services.manager import Infrastructure, ServiceOptions, ServiceSupervisor
 from upward.stack import SERVICES, free_ports
 
-pytestmark = pytest.mark.integration
+# The first test also pays for the whole run (about a minute here) in its setup.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 SETTINGS = ScenarioSettings(
     program_id="prg-e2e",
