@@ -23,9 +23,9 @@ deploy-tools:  ## Build helm (Go module proxy) and the CRD schema validator (npm
 	@bash deploy/tools/install-helm.sh >/dev/null
 	@bash tests/deploy/crd_validator/install.sh >/dev/null
 
-demo: install  ## Start the local stack (Kafka + PostgreSQL) and show its status
+demo: install  ## Start the local stack and run the demo program through simulated time
 	$(BIN)/upward stack up
-	$(BIN)/upward stack status
+	$(BIN)/upward demo
 
 test: install deploy-tools  ## Run the whole test suite (starts its own Kafka and PostgreSQL)
 	$(BIN)/pytest -ra

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from upward.demo.commands import demo
 from upward.deploy import app as deploy_app
 from upward.events.commands import dlq_app, events_app
 from upward.importing.commands import app as import_app
 from upward.match.commands import app as match_app
 from upward.programs.commands import app as program_app
+from upward.services.commands import app as services_app
 from upward.stack.commands import app as stack_app
 
 app = typer.Typer(
@@ -23,6 +25,8 @@ app.add_typer(program_app, name="program")
 app.add_typer(import_app, name="import")
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(services_app, name="services")
+app.command(name="demo")(demo)
 
 
 if __name__ == "__main__":  # pragma: no cover
