@@ -28,6 +28,7 @@ from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import settings_for
 from services.feedback.bootstrap import DEFINITION, FeedbackServiceSettings
+from tests.fixtures import tokens
 from tests.fixtures.infra import PostgresServerInfo
 from tests.integration.kafka_io import eventually, publish, read_topic
 from upward.stack import free_ports
@@ -130,7 +131,7 @@ async def requests_for(runtime: ServiceRuntime, pair: str, n: int) -> list[Feedb
 def client(runtime: ServiceRuntime, role: str | None = None, subject: str | None = None) -> Any:
     headers = {}
     if role is not None and subject is not None:
-        headers = {"X-Upward-Role": role, "X-Upward-Subject": subject}
+        headers = tokens.unchecked(role, subject) if role != "admin" else tokens.admin(subject)
     base = f"http://127.0.0.1:{runtime.settings.http_port}"
     return httpx.AsyncClient(base_url=base, headers=headers, timeout=10)
 

@@ -37,16 +37,17 @@ from services.matching.domain.pairs import Pair, PairStatus
 from services.matching.domain.programs import ProgramIsClosed
 from services.matching.domain.staging import RunNotStaged
 from services.matching.settings import MatchingSettings
+from tests.fixtures import tokens
 from tests.integration.kafka_io import eventually, publish, read_topic
 from upward.stack import free_ports
 
 pytestmark = pytest.mark.integration
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-ADMIN = {"X-Upward-Role": "admin", "X-Upward-Subject": "admin-1"}
+ADMIN = tokens.admin("admin-1")
 
 
 def person(participant_id: str) -> dict[str, str]:
-    return {"X-Upward-Role": "participant", "X-Upward-Subject": participant_id}
+    return tokens.participant(participant_id)
 
 
 def matching_settings(
@@ -378,12 +379,9 @@ async def test_bad_requests_get_clear_4xx_answers(service: Service) -> None:
 
 async def test_malformed_ids_strings_and_pages_get_4xx_never_500(service: Service) -> None:
     await service.create_program("prg-nul")
-    admin_with = {"X-Upward-Role": "admin"}
     for subject in ("admin one", "a" * 129, "adm\x01in"):
-        refused = await service.http.get(
-            "/programs", headers=admin_with | {"X-Upward-Subject": subject}
-        )
-        assert refused.status_code == 401 and "X-Upward-Subject" in refused.text
+        refused = await service.http.get("/programs", headers=tokens.unchecked("admin", subject))
+        assert refused.status_code == 401 and "'sub' claim" in refused.text
     for path in (
         "/programs/a%00b",
         "/pairs/a%00b",
