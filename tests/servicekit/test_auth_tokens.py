@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ from servicekit.auth import (
     TokenVerifier,
     mint_token,
 )
+from tests.fixtures.tokens import BearerAuth
 from upward.identity import PLATFORM_ADMIN, Identity, auth_headers
 
 SECRET = "a-test-secret-long-enough-for-hs512-" + "x" * 32
@@ -297,3 +299,15 @@ def test_caller_checks_scope_admins_to_their_programs() -> None:
     assert _status(lambda: scoped.require_self_or_program("emp-1", "prg-b")) == 403
     assert _status(lambda: scoped.require_platform_admin()) == 403
     assert _status(lambda: platform.require_platform_admin()) == 200
+
+
+def test_generated_requests_carry_a_valid_platform_admin_token(
+    platform_admin_headers: dict[str, str],
+) -> None:
+    case = SimpleNamespace(headers={"Accept": "application/json"})
+    auth = BearerAuth()
+    auth.set(case, auth.get(case, None), None)
+    assert case.headers["Accept"] == "application/json"
+    for header in (case.headers["Authorization"], platform_admin_headers["Authorization"]):
+        caller = TokenVerifier(AuthSettings()).verify(header.removeprefix("Bearer "))
+        assert caller.is_platform_admin
