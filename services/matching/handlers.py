@@ -395,6 +395,28 @@ async def announce_fact(
     return await uow.emit(fact)
 
 
+async def request_erasure(
+    program_id: str,
+    participant_id: str,
+    *,
+    requested_by: str | None,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+) -> CloudEvent:
+    """Announce that a participant of the program (active or not) asked to be forgotten.
+
+    ParticipantForgotten is about the person, not the program: every service erases them
+    everywhere and answers ErasureCompleted. ``requested_by`` is the admin who filed it,
+    None when the person asked themself.
+    """
+    if await repo.get_participant(program_id=program_id, participant_id=participant_id) is None:
+        raise UnknownResource(f"{participant_id} is not a participant of program {program_id}")
+    forgotten = ParticipantForgotten(
+        participant_id=participant_id, requested_at=uow.now, requested_by=requested_by
+    )
+    return await uow.emit(forgotten)
+
+
 # --- commands: match runs --------------------------------------------------------------
 
 

@@ -117,7 +117,9 @@ async def forget_participant(
     data: ParticipantForgotten, uow: UnitOfWork, deps: Dependencies
 ) -> None:
     """Erase the person's contact, preferences and messages; confirm with ErasureCompleted."""
-    erased = await deps.repository(uow.conn).erase_person(person_id=data.participant_id)
+    erased = await deps.repository(uow.conn).erase_person(
+        person_id=data.participant_id, now=uow.now
+    )
     await uow.emit(
         ErasureCompleted(
             participant_id=data.participant_id,

@@ -54,6 +54,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[FeedbackStore]:
     name = f"test_store_{uuid.uuid4().hex[:12]}"
     pool = await db.create_pool(await postgres.create_database(name), max_size=1)
     try:
+        await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
         await db.apply_migrations(pool, "feedback", MIGRATIONS)
         async with pool.acquire() as conn, conn.transaction():
             yield PostgresFeedbackStore(conn)

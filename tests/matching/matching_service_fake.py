@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from schemas.primitives import PairingMode
+from servicekit.erasure import personal_texts, redact, with_name_words
 from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain.audit import AdminAction, Veto
 from services.matching.domain.model import Candidate, MatchPlan
@@ -135,7 +136,7 @@ class InMemoryMatchingRepository(MatchingRepository):
         )
 
     async def erase_participant(self, *, participant_id: str) -> int:
-        erased = 0
+        erased = self._redact_reasons(participant_id)
         for key in [k for k in self.participants if k[1] == participant_id]:
             del self.participants[key]
             erased += 1
@@ -149,6 +150,20 @@ class InMemoryMatchingRepository(MatchingRepository):
         erased += self._scrub_audit(participant_id)
         erased += self._scrub_runs(participant_id)
         return erased
+
+    def _redact_reasons(self, participant_id: str) -> int:
+        personal: set[str] = set()
+        for (_, pid), person in self.participants.items():
+            if pid == participant_id:
+                profile = person.profile
+                personal |= personal_texts(name=profile.display_name, email=profile.email)
+        redacted = 0
+        for index, action in enumerate(self.audit):
+            if action.reason and participant_id in (action.mentor_id, action.mentee_id):
+                reason = redact(action.reason, with_name_words(personal))
+                redacted += reason != action.reason
+                self.audit[index] = replace(action, reason=reason)
+        return redacted
 
     def _scrub_audit(self, participant_id: str) -> int:
         scrubbed = 0

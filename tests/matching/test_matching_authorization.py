@@ -165,6 +165,16 @@ TABLE = [
     ),
     Endpoint(
         "POST",
+        "/programs/prg-a/participants/e-1/forget",
+        [("anonymous", 401), (P2, 403), ("admin-b", 403), (P1, 202)],
+    ),
+    Endpoint(
+        "POST",
+        "/programs/prg-a/participants/e-2/forget",
+        [("service", 202), ("admin-a", 202)],
+    ),
+    Endpoint(
+        "POST",
         "/programs/prg-a/match-runs",
         [(P1, 403), ("admin-b", 403), ("admin-a", 201)],
         body={"dry_run": True},

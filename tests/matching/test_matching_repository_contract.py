@@ -371,6 +371,21 @@ async def test_erasure_removes_every_trace_of_the_person(repo: MatchingRepositor
     assert remembered == {"erased:pair-m-1-e-1", "erased:pair-m-1-e-2", "e-2"}
 
 
+async def test_erasure_takes_the_name_out_of_audit_reasons(repo: MatchingRepository) -> None:
+    await a_program(repo)
+    await join(repo, mentor("m-1"), mentee("e-1", email="sam@example.com"))
+    reason = "Sam Senior (sam@example.com) asked for a mentor in Samarkand"
+    await repo.record_action(
+        action=AdminAction(
+            "prg-1", AdminActionKind.MANUAL_PAIR, "admin-1", T0, reason, None, None, "m-1", "e-1"
+        )
+    )
+    assert await repo.erase_participant(participant_id="e-1") == 3  # reason, ids, participant
+    (action,) = await repo.actions(program_id="prg-1", limit=5, offset=0)
+    assert action.reason == "(erased) (erased@erased.invalid) asked for a mentor in Samarkand"
+    assert (action.actor_id, action.mentor_id, action.mentee_id) == ("admin-1", "m-1", None)
+
+
 async def test_a_savepoint_undoes_only_its_own_writes_when_it_fails(
     repo: MatchingRepository,
 ) -> None:

@@ -473,6 +473,20 @@ async def test_forgetting_someone_ends_their_pairs_and_erases_them() -> None:
     assert people["m-1"].mentor_slots == 1
 
 
+async def test_erasure_is_requested_for_a_participant_of_the_program_only() -> None:
+    world = await a_world()
+    await formed_pair(world)
+    event = await world.command(handlers.request_erasure, "prg-1", "e-1", requested_by=None)
+    assert world.emitted() == ["ParticipantForgotten"]
+    assert event.subject == "e-1" and event.data["requested_by"] is None
+    by_admin = await world.command(handlers.request_erasure, "prg-1", "m-1", requested_by="admin-1")
+    assert by_admin.data["requested_by"] == "admin-1"
+    with pytest.raises(handlers.UnknownResource):
+        await world.command(handlers.request_erasure, "prg-1", "nobody", requested_by=None)
+    with pytest.raises(handlers.UnknownResource):
+        await world.command(handlers.request_erasure, "prg-other", "e-1", requested_by=None)
+
+
 async def test_an_update_without_changes_emits_nothing() -> None:
     world = await a_world()
     program = await world.command(handlers.update_program, program_definition(), by="admin-1")

@@ -284,6 +284,37 @@ async def test_a_forgotten_participant_is_erased_and_the_pair_ended(service: Ser
     assert [d for d in dead if b"prg-forget" in d.value] == []
 
 
+async def test_erasure_is_filed_by_the_person_or_an_admin_only(service: Service) -> None:
+    await service.create_program("prg-forget-api")
+    for profile in (mentor("m-9", "prg-forget-api"), mentee("e-9", "prg-forget-api")):
+        await service.publish(hr_feed(profile))
+    await service.wait_for_participants("prg-forget-api", 2)
+    base = "/programs/prg-forget-api/participants"
+    someone_else = await service.http.post(f"{base}/m-9/forget", headers=person("e-9"))
+    assert someone_else.status_code == 403, someone_else.text
+    unknown = await service.http.post(f"{base}/nobody/forget", headers=ADMIN)
+    assert unknown.status_code == 404, unknown.text
+    filed = await service.http.post(f"{base}/m-9/forget", headers=ADMIN)
+    assert filed.status_code == 202, filed.text
+    event_id = filed.json()["event_id"]
+    records = await read_topic(
+        service.settings.kafka_bootstrap_servers,
+        service.settings.physical_topic("upward.participants"),
+        at_least=1,
+    )
+    (forgotten,) = [
+        e for e in (decode(r.value, key=r.key) for r in records) if e.envelope.id == event_id
+    ]
+    assert isinstance(forgotten.data, ParticipantForgotten)
+    assert forgotten.data.participant_id == "m-9" and forgotten.data.requested_by == "admin-1"
+    gone = await eventually(
+        lambda: service.participants("prg-forget-api"), lambda p: "m-9" not in p
+    )
+    assert gone == ["e-9"]
+    again = await service.http.post(f"{base}/m-9/forget", headers=person("m-9"))
+    assert again.status_code == 404, again.text
+
+
 async def _handled(service: Service, event_id: str) -> int:
     assert service.runtime.pool is not None
     return int(

@@ -523,6 +523,29 @@ async def test_forgotten_participant_is_erased_and_named_nowhere(
     assert "your mentoring partner" in text
 
 
+async def test_a_forgotten_participant_leaves_the_partners_invite_and_gets_nothing_later(
+    harness: Harness,
+) -> None:
+    await harness.cast()
+    example = SessionScheduled.example()
+    attendee = f"ATTENDEE;CN=Aisha Rahman:mailto:{MENTOR}@example.com\r\nEND:VEVENT"
+    named = example.model_copy(update={"ics": example.ics.replace("END:VEVENT", attendee)})
+    await harness.apply(named)
+    await harness.apply(ParticipantForgotten.example())  # the mentor, emp-10442
+    (invite,) = await harness.deliveries(recipient_id=MENTEE, kind="session_invite")
+    assert "(erased)" in invite["calendar_ics"]
+    assert "Aisha" not in invite["calendar_ics"] and MENTOR not in invite["calendar_ics"]
+    assert invite["context"].count("Aisha") == 0
+    await harness.apply(SessionCancelled.example())  # late: the pair ended on the erasure
+    await harness.apply(participant(MENTOR, "Aisha Rahman", "Europe/London"))  # in flight
+    assert await harness.deliveries(recipient_id=MENTOR) == []
+    assert await harness.deliveries(recipient_id=MENTEE, kind="session_cancelled")
+    known = await harness.pool.fetchval(
+        "SELECT count(*) FROM contacts WHERE person_id = $1", MENTOR
+    )
+    assert known == 0
+
+
 async def test_new_reminder_offsets_replan_future_sessions(harness: Harness) -> None:
     await harness.cast()
     event = SessionScheduled.example()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from servicekit.erasure import personal_texts, redact, with_name_words
 from services.sessions.adapters.repository import SessionsRepository
 from services.sessions.domain.model import (
     Note,
@@ -73,7 +74,10 @@ class FakeSessionsRepository(SessionsRepository):
 
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased."""
-        erased = int(self.participants.pop(participant_id, None) is not None)
+        person = self.participants.pop(participant_id, None)
+        erased = int(person is not None)
+        if person is not None:
+            erased += self._redact_partner_notes(participant_id, person)
         for key in [k for k in self.wants if k[0] == participant_id]:
             del self.wants[key]
             erased += 1
@@ -82,6 +86,19 @@ class FakeSessionsRepository(SessionsRepository):
         self.all_notes = kept
         self.forgotten.add(participant_id)
         return erased
+
+    def _redact_partner_notes(self, participant_id: str, person: Participant) -> int:
+        personal = with_name_words(personal_texts(name=person.display_name, email=person.email))
+        changed = 0
+        for index, note in enumerate(self.all_notes):
+            pair = self.pairs_by_id.get(note.pair_id)
+            if pair is None or participant_id not in (pair.mentor_id, pair.mentee_id):
+                continue
+            body = redact(note.body, personal)
+            if note.author_id != participant_id and body != note.body:
+                self.all_notes[index] = replace(note, body=body)
+                changed += 1
+        return changed
 
     async def is_forgotten(self, *, participant_id: str) -> bool:
         """True once the person asked to be forgotten."""

@@ -60,6 +60,7 @@ async def sessions_database(postgres: PostgresServerInfo) -> AsyncIterator[str]:
     name = f"test_sessions_repo_{uuid.uuid4().hex[:12]}"
     url = await postgres.create_database(name)
     pool = await db.create_pool(url)
+    await db.apply_migrations(pool, "servicekit", db.KIT_MIGRATIONS)
     await db.apply_migrations(pool, "sessions", MIGRATIONS)
     await pool.close()
     yield url
@@ -130,6 +131,23 @@ async def test_forgetting_erases_personal_data_and_notes(repo: SessionsRepositor
     assert [n.body for n in await repo.notes(session_id="ses-pair-1-1")] == ["theirs"]
     assert await repo.is_forgotten(participant_id="emp-m")
     assert await repo.forget_participant(participant_id="emp-m", now=T0) == 0
+
+
+async def test_forgetting_takes_the_name_out_of_the_partners_notes(
+    repo: SessionsRepository,
+) -> None:
+    person = Participant("emp-m", "Aisha Rahman", "aisha@example.com", "Europe/London")
+    await repo.save_participant(participant=person, program_id="prg-1")
+    await repo.add_pair(pair=PAIR)
+    await repo.add_session(session=session(1))
+    partner_note = "Aisha (aisha@example.com) said AISHA RAHMAN likes Rahmania"
+    await repo.add_note(note=Note("ses-pair-1-1", "pair-1", "emp-e", partner_note, T0))
+    await repo.add_note(note=Note("ses-pair-1-1", "pair-1", "emp-e", "nothing to hide", T0))
+    assert await repo.forget_participant(participant_id="emp-m", now=T0) == 3  # entry, wants, note
+    assert [n.body for n in await repo.notes(session_id="ses-pair-1-1")] == [
+        "(erased) (erased@erased.invalid) said (erased) likes Rahmania",
+        "nothing to hide",
+    ]
 
 
 async def test_pairs_are_added_once_and_saved(repo: SessionsRepository) -> None:

@@ -17,6 +17,7 @@ from schemas.feedback import FeedbackKind, HealthSignal, PairHealth
 from schemas.pairs import PairEndReason
 from schemas.primitives import PairSide
 from servicekit.db import Connection
+from servicekit.erasure import erase_from_outbox
 from services.feedback.domain.health import HealthAssessment, RatedAnswer
 from services.feedback.domain.milestones import ProgramCalendar
 from services.feedback.domain.outcomes import (
@@ -286,7 +287,10 @@ class PostgresFeedbackStore(FeedbackStore):
     async def forget_participant(
         self, *, participant_id: str, pseudonym: str, now: datetime
     ) -> int:
-        """Erase the person's comments, put ``pseudonym`` in place of their id; rows changed."""
+        """Erase the person's comments, put ``pseudonym`` in place of their id; rows changed.
+
+        The published outbox rows that name the person are deleted too.
+        """
         await self.conn.execute(
             "INSERT INTO forgotten_participants (participant_id, forgotten_at) VALUES ($1, $2)"
             " ON CONFLICT (participant_id) DO NOTHING",
@@ -311,7 +315,11 @@ class PostgresFeedbackStore(FeedbackStore):
                     pseudonym,
                 )
             )
-        return changed
+        # Feedback events carry ids, never names or free text: published ones that name
+        # the person go, waiting ones are published as they are.
+        return changed + await erase_from_outbox(
+            self.conn, participant_id=participant_id, personal=()
+        )
 
     async def is_forgotten(self, *, participant_ids: Collection[str]) -> bool:
         """True when one of these people asked to be forgotten."""

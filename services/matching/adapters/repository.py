@@ -22,6 +22,7 @@ from schemas.participants import ParticipantProfile, ScreeningOutcome
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
 from servicekit.db import Connection
+from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
 from services.matching.adapters.offload import off_loop
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
 from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, Unmatched
@@ -111,8 +112,12 @@ class MatchingRepository(ABC):
     async def erase_participant(self, *, participant_id: str) -> int:
         """Erase the person in every program; return the rows deleted or changed.
 
-        Their participant rows and vetoes are deleted; in pairs they are replaced by
-        ``erased:<pair_id>``; they are removed from run plans and blanked in the audit.
+        Their participant rows (profiles: name, e-mail, time zone, manager chain,
+        preferences, background) and vetoes are deleted; in pairs they are replaced by
+        ``erased:<pair_id>``; they are removed from run plans and blanked in the audit,
+        whose reasons lose their name (admins stay the actors of their own actions).
+        The outbox loses the events it published about them, and the events still
+        waiting lose their name and e-mail (``servicekit.erasure``).
         """
 
     # --- pairs ----------------------------------------------------------------------
@@ -430,12 +435,46 @@ class PostgresMatchingRepository(MatchingRepository):
         return await off_loop(lambda: [_candidate(r) for r in rows], size=len(rows))
 
     async def erase_participant(self, *, participant_id: str) -> int:
-        """Delete the person's data in every program; return the rows erased."""
-        erased = 0
+        """Delete the person's data in every program and the outbox; return the rows erased."""
+        personal = await self._personal_texts(participant_id)
+        erased = await self._redact_audit_reasons(participant_id, personal)
         for statement in _ERASE:
             status = await self._conn.execute(statement, participant_id)
             erased += int(status.rsplit(" ", 1)[-1])
-        return erased
+        return erased + await erase_from_outbox(
+            self._conn, participant_id=participant_id, personal=personal
+        )
+
+    async def _redact_audit_reasons(self, participant_id: str, personal: set[str]) -> int:
+        """Take the person's name out of the reasons admins wrote about their pairs."""
+        rows = await self._conn.fetch(
+            "SELECT action_id, reason FROM admin_actions WHERE reason IS NOT NULL"
+            " AND (mentor_id = $1 OR mentee_id = $1) FOR UPDATE",
+            participant_id,
+        )
+        changed = 0
+        for row in rows:
+            reason = redact(row["reason"], with_name_words(personal))
+            if reason != row["reason"]:
+                await self._conn.execute(
+                    "UPDATE admin_actions SET reason = $2 WHERE action_id = $1",
+                    row["action_id"],
+                    reason,
+                )
+                changed += 1
+        return changed
+
+    async def _personal_texts(self, participant_id: str) -> set[str]:
+        """The names and e-mail addresses the person's profiles carry."""
+        rows = await self._conn.fetch(
+            "SELECT profile->>'display_name' AS name, profile->>'email' AS email"
+            " FROM participants WHERE participant_id = $1",
+            participant_id,
+        )
+        found: set[str] = set()
+        for row in rows:
+            found |= personal_texts(name=row["name"], email=row["email"])
+        return found
 
     async def add_pairs(self, *, pairs: Sequence[Pair]) -> set[str]:
         """Insert new pairs; return the ids inserted (conflicting pairs are skipped)."""

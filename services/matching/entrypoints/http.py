@@ -283,6 +283,24 @@ def _participants(cmd: Command) -> APIRouter:
             )
             return _accepted(await handlers.announce_fact(trained, uow=uow, repo=repo))
 
+    @router.post(
+        base + "/{participant_id}/forget",
+        status_code=202,
+        summary="Erase a person's data in every service (ParticipantForgotten)",
+        description="The person themself or an admin files it; 404 when the person is not "
+        "(or no longer) a participant of the program. Every service erases the person "
+        "everywhere, not only in this program, and answers ErasureCompleted on "
+        "`upward.participants`.",
+    )
+    async def forget(program_id: Id, participant_id: Id, who: Who) -> views.EventAccepted:
+        who.require_self_or_program(participant_id, program_id)
+        by = None if who.subject == participant_id else who.subject
+        async with cmd() as (uow, repo):
+            event = await handlers.request_erasure(
+                program_id, participant_id, requested_by=by, uow=uow, repo=repo
+            )
+        return _accepted(event)
+
     return router
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from schemas.notifications import Channel, NotificationKind
 from servicekit.db import Connection
+from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
 from services.notifications.domain.delivery import ClaimedDelivery
 from services.notifications.domain.planning import (
     CalendarPart,
@@ -60,8 +61,14 @@ class NotificationsRepository(ABC):
         """Insert or replace a person's preferences."""
 
     @abstractmethod
-    async def erase_person(self, *, person_id: str) -> int:
-        """Delete a person's personal data; return the number of rows deleted or scrubbed."""
+    async def erase_person(self, *, person_id: str, now: datetime) -> int:
+        """Delete a person's personal data; return the number of rows deleted or scrubbed.
+
+        Their contact, preferences and messages go; other people's messages lose the
+        person's name and address (context and calendar invite), and the outbox keeps
+        nothing of them (``servicekit.erasure``). Only their id stays, so that no later
+        event plans a message to them or brings their contact back.
+        """
 
     @abstractmethod
     async def save_program(self, *, program: ProgramInfo) -> None:
@@ -166,14 +173,18 @@ INSERT INTO deliveries (delivery_id, source_key, recipient_id, partner_id, chann
     reference_id, context, calendar_ics, calendar_method, cancel_key, digest, due_at, created_at)
 SELECT d.*, $14::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
     $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
-    $12::boolean[], $13::timestamptz[]) AS d
+    $12::boolean[], $13::timestamptz[]) AS d(delivery_id, source_key, recipient_id, partner_id,
+    channel, kind, reference_id, context, calendar_ics, calendar_method, cancel_key, digest,
+    due_at)
+WHERE NOT EXISTS (SELECT 1 FROM forgotten_people f WHERE f.person_id = d.recipient_id)
 ON CONFLICT (source_key, recipient_id, channel) DO UPDATE
 SET status = 'pending', due_at = EXCLUDED.due_at, context = EXCLUDED.context,
     digest = EXCLUDED.digest, attempts = 0, last_error = NULL
 WHERE deliveries.status = 'cancelled'
 """
 # A natural key already planned is left alone (redelivery, replay), unless it was
-# cancelled: a session moved away and back plans its reminders again.
+# cancelled: a session moved away and back plans its reminders again. Nothing is planned
+# for a forgotten person.
 
 _CLAIM = """
 SELECT delivery_id, recipient_id, channel, kind, reference_id, context, calendar_ics,
@@ -248,10 +259,12 @@ class PostgresNotificationsRepository(NotificationsRepository):
         self._conn = conn
 
     async def upsert_contact(self, *, contact: Contact, source: str, now: datetime) -> None:
-        """Insert or replace a person's contact details."""
+        """Insert or replace a person's contact details (never a forgotten person's)."""
         await self._conn.execute(
             "INSERT INTO contacts (person_id, display_name, email, timezone, languages, source,"
-            " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (person_id) DO UPDATE"
+            " updated_at) SELECT $1, $2, $3, $4, $5::text[], $6, $7::timestamptz"
+            " WHERE NOT EXISTS (SELECT 1 FROM forgotten_people WHERE person_id = $1)"
+            " ON CONFLICT (person_id) DO UPDATE"
             " SET display_name = $2, email = $3, timezone = $4, languages = $5, source = $6,"
             " updated_at = $7",
             contact.person_id,
@@ -287,9 +300,10 @@ class PostgresNotificationsRepository(NotificationsRepository):
             now,
         )
 
-    async def erase_person(self, *, person_id: str) -> int:
+    async def erase_person(self, *, person_id: str, now: datetime) -> int:
         """Delete the person's contact, preferences and messages; scrub their name elsewhere."""
-        erased = 0
+        personal = await self._personal_texts(person_id)
+        erased = await self._redact_invites(person_id, personal)
         for statement in (
             "DELETE FROM contacts WHERE person_id = $1",
             "DELETE FROM preferences WHERE person_id = $1",
@@ -300,7 +314,43 @@ class PostgresNotificationsRepository(NotificationsRepository):
         ):
             status = await self._conn.execute(statement, person_id)
             erased += int(status.split()[-1])
-        return erased
+        await self._conn.execute(
+            "INSERT INTO forgotten_people (person_id, forgotten_at) VALUES ($1, $2)"
+            " ON CONFLICT (person_id) DO NOTHING",
+            person_id,
+            now,
+        )
+        return erased + await erase_from_outbox(
+            self._conn, participant_id=person_id, personal=personal
+        )
+
+    async def _personal_texts(self, person_id: str) -> set[str]:
+        row = await self._conn.fetchrow(
+            "SELECT display_name, email FROM contacts WHERE person_id = $1", person_id
+        )
+        if row is None:
+            return set()
+        return personal_texts(name=row["display_name"], email=row["email"])
+
+    async def _redact_invites(self, person_id: str, personal: set[str]) -> int:
+        """Take the person out of the calendar invites their partners were (or will be) sent."""
+        rows = await self._conn.fetch(
+            "SELECT delivery_id, calendar_ics FROM deliveries"
+            " WHERE partner_id = $1 AND recipient_id <> $1 AND calendar_ics IS NOT NULL"
+            " FOR UPDATE",
+            person_id,
+        )
+        changed = 0
+        for row in rows:
+            ics = redact(row["calendar_ics"], with_name_words(personal))
+            if ics != row["calendar_ics"]:
+                await self._conn.execute(
+                    "UPDATE deliveries SET calendar_ics = $2 WHERE delivery_id = $1",
+                    row["delivery_id"],
+                    ics,
+                )
+                changed += 1
+        return changed
 
     async def save_program(self, *, program: ProgramInfo) -> None:
         """Insert or replace a program's projection."""

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from servicekit.db import Connection
+from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
 from services.sessions.domain.agenda import Topic
 from services.sessions.domain.model import (
     Note,
@@ -61,7 +62,11 @@ class SessionsRepository(ABC):
 
     @abstractmethod
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
-        """Erase the person's directory entry, wants and notes; return rows erased."""
+        """Erase the person's directory entry, wants and notes; return rows erased.
+
+        Their partners' notes keep their text without the person's name or e-mail, and
+        the outbox keeps nothing of them (``servicekit.erasure``).
+        """
 
     @abstractmethod
     async def is_forgotten(self, *, participant_id: str) -> bool:
@@ -262,7 +267,8 @@ class PostgresSessionsRepository(SessionsRepository):
 
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased."""
-        erased = 0
+        personal = await self._personal_texts(participant_id)
+        erased = await self._redact_partner_notes(participant_id, personal)
         for statement in (
             "DELETE FROM participants WHERE participant_id = $1",
             "DELETE FROM participant_wants WHERE participant_id = $1",
@@ -275,7 +281,35 @@ class PostgresSessionsRepository(SessionsRepository):
             participant_id,
             now,
         )
-        return erased
+        return erased + await erase_from_outbox(
+            self._conn, participant_id=participant_id, personal=personal
+        )
+
+    async def _personal_texts(self, participant_id: str) -> set[str]:
+        row = await self._conn.fetchrow(
+            "SELECT display_name, email FROM participants WHERE participant_id = $1",
+            participant_id,
+        )
+        if row is None:
+            return set()
+        return personal_texts(name=row["display_name"], email=row["email"])
+
+    async def _redact_partner_notes(self, participant_id: str, personal: set[str]) -> int:
+        """Take the person's name out of the notes their partners wrote in shared pairs."""
+        rows = await self._conn.fetch(
+            "SELECT n.note_id, n.body FROM session_notes n JOIN pairs p USING (pair_id)"
+            " WHERE $1 IN (p.mentor_id, p.mentee_id) AND n.author_id <> $1 FOR UPDATE OF n",
+            participant_id,
+        )
+        changed = 0
+        for row in rows:
+            body = redact(row["body"], with_name_words(personal))
+            if body != row["body"]:
+                await self._conn.execute(
+                    "UPDATE session_notes SET body = $2 WHERE note_id = $1", row["note_id"], body
+                )
+                changed += 1
+        return changed
 
     async def is_forgotten(self, *, participant_id: str) -> bool:
         """True once the person asked to be forgotten."""

@@ -1,0 +1,1 @@
+"""``upward program``: create programs through the matching service's API."""
