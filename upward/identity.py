@@ -26,8 +26,9 @@ class Identity:
     programs: tuple[str, ...] = field(default=())
 
 
-TOKEN_TTL_S = 15 * 60
-"""How long a token minted for one call stays valid."""
+TOKEN_TTL_S = 60 * 60
+"""How long a minted token stays valid: an hour, so a client made once (a large import)
+keeps working to its end."""
 
 PLATFORM_ADMIN = Identity("admin", "upward-cli", ("*",))
 """The identity of the command-line tool acting as the platform's administrator."""
