@@ -1,7 +1,9 @@
 """Root pytest configuration: registers the shared fixture plugins.
 
 ``tests.fixtures.infra`` provides ``kafka_bootstrap``, ``postgres``,
-``fresh_database_url``, ``unique_topic`` and ``unique_group`` (see its docstring).
+``fresh_database_url``, ``unique_topic`` and ``unique_group`` (see its docstring);
+``tests.fixtures.tokens`` bearer-token headers (``platform_admin_headers``,
+``participant_headers``) and ``BearerAuth`` for schemathesis.
 """
 
 from __future__ import annotations
@@ -16,4 +18,4 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-pytest_plugins = ["tests.fixtures.infra"]
+pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.tokens"]

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 START = datetime(2025, 3, 3, 8, tzinfo=UTC)  # the example program's first day
 PROGRAM = "prg-e2e"
-ADMIN = Identity("admin", "emp-00017")
+ADMIN = Identity("admin", "emp-00017", (PROGRAM,))
 FORGOTTEN, KEPT = "emp-zq-1", "emp-hp-2"
 NAME, EMAIL = "Zelda Quixote", "zelda.quixote@example.com"
 PARTNER_NAME, PARTNER_EMAIL = "Helen Parkinson", "helen.parkinson@example.com"

@@ -28,6 +28,7 @@ from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import settings_for
 from services.feedback.bootstrap import DEFINITION, FeedbackServiceSettings
+from tests.fixtures import tokens
 from tests.fixtures.infra import PostgresServerInfo
 from tests.integration.kafka_io import eventually, publish, read_topic
 from upward.stack import free_ports
@@ -127,10 +128,17 @@ async def requests_for(runtime: ServiceRuntime, pair: str, n: int) -> list[Feedb
     return await eventually(probe, lambda found: len(found) >= n, timeout=60)
 
 
-def client(runtime: ServiceRuntime, role: str | None = None, subject: str | None = None) -> Any:
+def client(
+    runtime: ServiceRuntime,
+    role: str | None = None,
+    subject: str | None = None,
+    programs: tuple[str, ...] = tokens.ALL,
+) -> Any:
     headers = {}
     if role is not None and subject is not None:
-        headers = {"X-Upward-Role": role, "X-Upward-Subject": subject}
+        headers = tokens.unchecked(role, subject)
+        if role == "admin":
+            headers = tokens.admin(subject, programs)
     base = f"http://127.0.0.1:{runtime.settings.http_port}"
     return httpx.AsyncClient(base_url=base, headers=headers, timeout=10)
 
@@ -184,11 +192,11 @@ async def test_poor_ratings_put_the_pair_at_risk_once(service: ServiceRuntime) -
         again = await http.post(f"/feedback/requests/{mentee.request_id}/answer", json=GOOD)
         assert again.status_code == 409 and "already answered" in again.json()["detail"]
         not_mine = await http.post(f"/feedback/requests/{mentor.request_id}/answer", json=GOOD)
-        assert not_mine.status_code == 403
+        assert not_mine.status_code == 404
         [own] = (await http.get("/feedback/answers")).json()
         assert own["comment"] == "we never connect" and own["ratings"]["comfort"] == 1
     async with client(service, "participant", "pair-c-mentor") as http:
-        assert (await http.get(f"/feedback/answers/{mentee.request_id}")).status_code == 403
+        assert (await http.get(f"/feedback/answers/{mentee.request_id}")).status_code == 404
         assert (await http.get("/feedback/answers")).json() == []
 
     async def at_risk() -> list[EventData]:
@@ -277,7 +285,7 @@ async def test_outcomes_for_the_programs_admins_only(service: ServiceRuntime) ->
     assert all(c["answers"] is None or c["answers"]["people"] in (0, 5) for c in body["feedback"])
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0] == "section,side,kind,topic,metric,value"
-    async with client(service, "admin", "emp-someone-else") as http:
+    async with client(service, "admin", "emp-someone-else", ("prg-other",)) as http:
         assert (await http.get(path)).status_code == 403
     async with client(service, "participant", "pair-o1-mentee") as http:
         assert (await http.get(path)).status_code == 403

@@ -16,6 +16,7 @@ from servicekit.http import create_http_app, health_router
 from servicekit.runtime import ServiceContext
 from services.notifications.adapters.repository import PostgresNotificationsRepository
 from services.notifications.entrypoints.http import build_routers
+from tests.fixtures import tokens
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ async def client(notifications_pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncC
 
 
 def who(role: str, subject: str) -> dict[str, str]:
-    return {"X-Upward-Role": role, "X-Upward-Subject": subject}
+    return tokens.unchecked(role, subject) if role != "admin" else tokens.admin(subject)
 
 
 async def test_openapi_lists_the_services_paths(client: httpx.AsyncClient) -> None:
@@ -50,7 +51,7 @@ async def test_openapi_lists_the_services_paths(client: httpx.AsyncClient) -> No
 
 async def test_identity_headers_are_required(client: httpx.AsyncClient) -> None:
     response = await client.get(f"/preferences/{MENTEE}")
-    assert response.status_code == 401 and "X-Upward-Role" in response.json()["detail"]
+    assert response.status_code == 401 and "Bearer" in response.json()["detail"]
     assert (await client.get(f"/preferences/{MENTEE}", headers=who("ceo", "x"))).status_code == 401
 
 

@@ -35,6 +35,7 @@ from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceRuntime
 from services.notifications.bootstrap import definition
 from services.notifications.settings import NotificationsSettings
+from tests.fixtures import tokens
 from tests.integration.kafka_io import eventually, publish, read_topic
 from upward.stack import free_ports
 
@@ -161,7 +162,7 @@ async def test_admin_notice_and_a_refused_address_through_kafka(
     service: ServiceRuntime, settings: NotificationsSettings, smtp_server: RunningSmtp
 ) -> None:
     base = f"http://127.0.0.1:{settings.http_port}"
-    admin = {"X-Upward-Role": "admin", "X-Upward-Subject": ADMIN}
+    admin = tokens.admin(ADMIN)
     body = {"display_name": "Sam Admin", "email": "sam@example.com"}
     async with httpx.AsyncClient(base_url=base) as client:
         assert (await client.put(f"/contacts/{ADMIN}", json=body, headers=admin)).status_code == 200

@@ -136,13 +136,19 @@ class FakeSessionsRepository(SessionsRepository):
         )
 
     async def pairs(
-        self, *, participant_id: str | None = None, program_id: str | None = None, limit: int = 100
+        self,
+        *,
+        participant_id: str | None = None,
+        program_id: str | None = None,
+        program_ids: Sequence[str] | None = None,
+        limit: int = 100,
     ) -> list[Pair]:
-        """Pairs of a participant and/or program, most recently formed first."""
+        """Pairs of a participant and/or program (of ``program_ids`` if given), newest first."""
         found = [
             p
             for p in self.pairs_by_id.values()
             if program_id in (None, p.program_id)
+            and (program_ids is None or p.program_id in program_ids)
             and (participant_id is None or participant_id in p.members)
         ]
         found.sort(key=lambda p: p.pair_id)
@@ -230,15 +236,18 @@ class FakeSessionsRepository(SessionsRepository):
         participant_id: str | None = None,
         pair_id: str | None = None,
         status: SessionStatus | None = None,
+        program_ids: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[Session]:
-        """Sessions of a participant's pairs and/or of a pair, by start time."""
+        """Sessions of a participant's pairs and/or of a pair (of ``program_ids`` if given),
+        by start time."""
         found = [
             s
             for s in self.sessions_by_id.values()
             if (participant_id is None or participant_id in self.pairs_by_id[s.pair_id].members)
             and pair_id in (None, s.pair_id)
             and status in (None, s.status)
+            and (program_ids is None or s.program_id in program_ids)
         ]
         return sorted(found, key=lambda s: (s.starts_at, s.session_id))[:limit]
 

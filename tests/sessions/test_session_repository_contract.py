@@ -183,6 +183,8 @@ async def test_pair_queries(repo: SessionsRepository) -> None:
     mine = await repo.pairs(participant_id="emp-m")
     assert [p.pair_id for p in mine] == ["pair-2", "pair-1"]
     assert [p.pair_id for p in await repo.pairs(program_id="prg-2", limit=5)] == ["pair-3"]
+    assert [p.pair_id for p in await repo.pairs(program_ids=["prg-2", "prg-9"])] == ["pair-3"]
+    assert await repo.pairs(program_ids=[]) == []
     assert await repo.pairs_to_complete(now=ends - timedelta(seconds=1), limit=10) == []
     assert await repo.pairs_to_complete(now=ends, limit=10) == ["pair-1"]
     assert await repo.move_pair_ends(program_id="prg-1", duration=timedelta(weeks=1)) == 1
@@ -276,6 +278,8 @@ async def test_overdue_and_listed_sessions(repo: SessionsRepository) -> None:
     assert [s.number for s in held] == [3]
     assert [s.pair_id for s in await repo.sessions(pair_id="pair-2")] == ["pair-2"]
     assert len(await repo.sessions(limit=2)) == 2
+    assert await repo.sessions(program_ids=["prg-2"]) == []
+    assert len(await repo.sessions(program_ids=["prg-1", "prg-2"])) == 4
 
 
 async def test_notes_in_order(repo: SessionsRepository) -> None:

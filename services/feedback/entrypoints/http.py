@@ -1,24 +1,26 @@
 """The feedback service's HTTP API (FastAPI; OpenAPI generated from this code).
 
-Participants list and answer their own requests and read their own answers, free text
-included; nobody else can. Program admins read outcomes: aggregates only, suppressed by
-k-anonymity in this service (``domain/privacy.py``), as JSON or CSV.
+Callers authenticate with a bearer JWT (``servicekit.auth``). Participants list and
+answer their own requests and read their own answers, free text included; nobody else
+can (another participant's answer answers 404, as a missing one). Admins read the
+outcomes of the programs in their token's ``programs`` claim (``*``: all): aggregates
+only, suppressed by k-anonymity in this service (``domain/privacy.py``), as JSON or CSV.
+Services read neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.feedback import FeedbackKind
 from schemas.primitives import Identifier, Level, PairSide, TopicKey
+from servicekit.auth import Caller, CallerDep
 from servicekit.runtime import ServiceContext
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
 from services.feedback.adapters.metrics import FEEDBACK_SUBMITTED
@@ -47,56 +49,27 @@ from services.feedback.handlers import (
 # who is calling
 
 
-class CallerRole(StrEnum):
-    """The roles the API knows (JWT claims will replace the headers later)."""
-
-    ADMIN = "admin"
-    PARTICIPANT = "participant"
-    SERVICE = "service"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The authenticated caller: a role and a subject (participant or admin id)."""
-
-    role: CallerRole
-    subject: str
-
-
-def caller(
-    x_upward_role: Annotated[CallerRole | None, Header()] = None,
-    x_upward_subject: Annotated[str | None, Header(max_length=128)] = None,
-) -> Caller:
-    """The caller, from ``X-Upward-Role`` and ``X-Upward-Subject`` (401 when absent)."""
-    if x_upward_role is None or not x_upward_subject:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "send X-Upward-Role and X-Upward-Subject headers"
-        )
-    return Caller(x_upward_role, x_upward_subject)
-
-
-CallerDep = Annotated[Caller, Depends(caller)]
-
-
 def _participant(who: Caller) -> str:
-    if who.role is not CallerRole.PARTICIPANT:
+    if not who.is_participant:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only participants have feedback requests")
     return who.subject
 
 
 async def _admin_of(who: Caller, store: FeedbackStore, program_id: str) -> ProgramSettings:
-    """The program, if ``who`` administers it and is in none of its pairs (else 404, 403).
+    """The program, if ``who`` administers it and is in none of its pairs (else 403, 404).
+
+    Administering is the token's ``programs`` claim (``*``: every program).
 
     An admin who also takes part could subtract their own answers from the figures,
     leaving fewer than k other people's: another admin of the program reads them.
     """
-    program = await store.program(program_id=program_id)
-    if program is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no program {program_id}")
-    if who.role is not CallerRole.ADMIN or who.subject not in program.admin_ids:
+    if not who.is_admin or not who.may_run_program(program_id):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"only the admins of {program_id} see its outcomes"
         )
+    program = await store.program(program_id=program_id)
+    if program is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no program {program_id}")
     if await store.takes_part(program_id=program_id, person_id=who.subject):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -337,7 +310,6 @@ def _fields(skill: outcomes.SkillGrowth) -> dict[str, Any]:
 
 _REFUSALS: dict[type[SubmissionRefused], int] = {
     RequestNotFound: status.HTTP_404_NOT_FOUND,
-    NotYourRequest: status.HTTP_403_FORBIDDEN,
     AlreadyAnswered: status.HTTP_409_CONFLICT,
     InvalidAnswer: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
@@ -382,6 +354,9 @@ def participant_router(context: ServiceContext) -> APIRouter:
         try:
             async with _store_in(context) as (_, uow):
                 stored = await submit_answer(command, uow, store=PostgresFeedbackStore)
+        except NotYourRequest as refused:
+            # as for a missing request: someone else's request ids reveal nothing
+            raise HTTPException(404, f"no feedback request {request_id}") from refused
         except SubmissionRefused as refused:
             raise HTTPException(_REFUSALS[type(refused)], str(refused)) from refused
         FEEDBACK_SUBMITTED.labels(stored.request.kind.value).inc()  # committed
@@ -401,9 +376,8 @@ def participant_router(context: ServiceContext) -> APIRouter:
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no answer to {request_id}")
         if found.request.participant_id != participant:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, "answers are visible to their author only"
-            )
+            # as for a missing answer: whether someone answered is theirs to know
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no answer to {request_id}")
         return AnswerOut.of(found)
 
     return router

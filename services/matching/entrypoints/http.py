@@ -2,7 +2,11 @@
 
 Routes are thin: read the caller, open a unit of work, call one handler, shape the
 answer. Domain refusals become 4xx answers with the reason (see :data:`_REFUSALS`);
-participants see and act on their own proposals and pairs only.
+participants see and act on their own proposals and pairs only; an admin acts within the
+programs of their token's ``programs`` claim. A pair or run outside the caller's reach
+answers 404, exactly like one that does not exist, so ids reveal nothing; program ids are
+not secret (anyone signed in lists programs), so a program outside an admin's claim
+answers 403 with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from schemas.participants import (
 )
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
+from servicekit.auth import ID_PATTERN, Caller, caller
 from servicekit.http import unprocessable
 from servicekit.outbox import EventTooLarge
 from servicekit.runtime import RouterFactory, ServiceContext
@@ -33,8 +38,8 @@ from services.matching import handlers
 from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain import audit, pairs, participants, programs, staging
 from services.matching.domain.pairs import Pair, PairStatus
+from services.matching.domain.staging import MatchRun
 from services.matching.entrypoints import views
-from services.matching.entrypoints.identity import ID_PATTERN, Caller, caller
 from services.matching.handlers import RepositoryFactory
 
 Who = Annotated[Caller, Depends(caller)]
@@ -126,7 +131,7 @@ def _programs(cmd: Command) -> APIRouter:
 
     @router.post("/programs", status_code=201, summary="Create a program (ProgramCreated)")
     async def create(body: ProgramDefinition, who: Who) -> views.ProgramView:
-        who.require_staff()
+        who.require_program(body.program_id)
         async with cmd() as (uow, repo):
             program = await handlers.create_program(body, by=who.subject, uow=uow, repo=repo)
         return views.ProgramView.model_validate(program)
@@ -145,7 +150,7 @@ def _programs(cmd: Command) -> APIRouter:
 
     @router.put("/programs/{program_id}", summary="Update a program (ProgramUpdated)")
     async def update(program_id: Id, body: ProgramDefinition, who: Who) -> views.ProgramView:
-        who.require_staff()
+        who.require_program(program_id)
         _same("program_id", program_id, body.program_id)
         async with cmd() as (uow, repo):
             program = await handlers.update_program(body, by=who.subject, uow=uow, repo=repo)
@@ -153,7 +158,7 @@ def _programs(cmd: Command) -> APIRouter:
 
     @router.post("/programs/{program_id}/close", summary="Close a program (ProgramClosed)")
     async def close(program_id: Id, body: views.CloseProgramRequest, who: Who) -> views.ProgramView:
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (uow, repo):
             program = await handlers.close_program(
                 program_id, reason=body.reason, by=who.subject, uow=uow, repo=repo
@@ -164,7 +169,7 @@ def _programs(cmd: Command) -> APIRouter:
     async def audit_trail(
         program_id: Id, who: Who, limit: Limit = 100, offset: Offset = 0
     ) -> list[views.AuditEntry]:
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (_, repo):
             found = await repo.actions(program_id=program_id, limit=limit, offset=offset)
         return [views.AuditEntry.model_validate(a) for a in found]
@@ -184,7 +189,7 @@ def _participants(cmd: Command) -> APIRouter:
         "active participant. " + APPLIED_LATER,
     )
     async def join(program_id: Id, body: ParticipantJoined, who: Who) -> views.EventAccepted:
-        who.require_self_or_staff(body.participant_id)
+        who.require_self_or_program(body.participant_id, program_id)
         _same("program_id", program_id, body.program_id)
         async with cmd() as (uow, repo):
             return _accepted(await handlers.join_program(body, uow=uow, repo=repo))
@@ -193,14 +198,14 @@ def _participants(cmd: Command) -> APIRouter:
     async def list_participants(
         program_id: Id, who: Who, limit: Limit = 100, offset: Offset = 0
     ) -> list[views.ParticipantView]:
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (_, repo):
             found = await repo.list_participants(program_id=program_id, limit=limit, offset=offset)
         return [views.ParticipantView.model_validate(p) for p in found]
 
     @router.get(base + "/{participant_id}", summary="One participant (themself or admins)")
     async def get(program_id: Id, participant_id: Id, who: Who) -> views.ParticipantView:
-        who.require_self_or_staff(participant_id)
+        who.require_self_or_program(participant_id, program_id)
         async with cmd() as (_, repo):
             found = await handlers.load_participant(program_id, participant_id, repo=repo)
         return views.ParticipantView.model_validate(found)
@@ -214,7 +219,7 @@ def _participants(cmd: Command) -> APIRouter:
     async def update(
         program_id: Id, participant_id: Id, body: ParticipantProfile, who: Who
     ) -> views.EventAccepted:
-        who.require_self_or_staff(participant_id)
+        who.require_self_or_program(participant_id, program_id)
         _same("program_id", program_id, body.program_id)
         _same("participant_id", participant_id, body.participant_id)
         async with cmd() as (uow, repo):
@@ -230,7 +235,7 @@ def _participants(cmd: Command) -> APIRouter:
     async def leave(
         program_id: Id, participant_id: Id, body: views.LeaveRequest, who: Who
     ) -> views.EventAccepted:
-        who.require_self_or_staff(participant_id)
+        who.require_self_or_program(participant_id, program_id)
         async with cmd() as (uow, repo):
             left = ParticipantLeft(
                 participant_id=participant_id,
@@ -249,7 +254,7 @@ def _participants(cmd: Command) -> APIRouter:
     async def screening(
         program_id: Id, participant_id: Id, body: views.ScreeningRequest, who: Who
     ) -> views.EventAccepted:
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (uow, repo):
             screened = ParticipantScreened(
                 participant_id=participant_id,
@@ -269,7 +274,7 @@ def _participants(cmd: Command) -> APIRouter:
     async def training(
         program_id: Id, participant_id: Id, body: views.TrainingRequest, who: Who
     ) -> views.EventAccepted:
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (uow, repo):
             trained = TrainingCompleted(
                 participant_id=participant_id,
@@ -289,7 +294,7 @@ def _participants(cmd: Command) -> APIRouter:
         "`upward.participants`.",
     )
     async def forget(program_id: Id, participant_id: Id, who: Who) -> views.EventAccepted:
-        who.require_self_or_staff(participant_id)
+        who.require_self_or_program(participant_id, program_id)
         by = None if who.subject == participant_id else who.subject
         async with cmd() as (uow, repo):
             event = await handlers.request_erasure(
@@ -306,7 +311,7 @@ def _runs(cmd: Command, context: ServiceContext) -> APIRouter:
     @router.post("/programs/{program_id}/match-runs", status_code=201, summary="Plan a batch run")
     async def start(program_id: Id, body: views.MatchRunRequest, who: Who) -> views.RunView:
         """Plan the program's pool; a dry run is staged for review, otherwise published."""
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (_, repo):
             snapshot = await handlers.load_pool(program_id, PairingMode.BATCH, repo)
         run = await handlers.plan_run(
@@ -320,21 +325,20 @@ def _runs(cmd: Command, context: ServiceContext) -> APIRouter:
 
     @router.get("/match-runs/{run_id}", summary="A run with its plan")
     async def get(run_id: Id, who: Who) -> views.RunView:
-        who.require_staff()
         async with cmd() as (_, repo):
-            return views.run_view(await handlers.load_run(run_id, repo=repo))
+            return views.run_view(await _reachable_run(run_id, who, repo))
 
     @router.post("/match-runs/{run_id}/publish", summary="Publish a staged run's proposals")
     async def publish(run_id: Id, who: Who) -> views.RunView:
-        who.require_staff()
         async with cmd() as (uow, repo):
+            await _reachable_run(run_id, who, repo)
             run = await handlers.publish_run(run_id, by=who.subject, uow=uow, repo=repo)
         return views.run_view(run)
 
     @router.post("/match-runs/{run_id}/discard", summary="Discard a staged run")
     async def discard(run_id: Id, who: Who) -> views.RunView:
-        who.require_staff()
         async with cmd() as (uow, repo):
+            await _reachable_run(run_id, who, repo)
             run = await handlers.discard_run(run_id, by=who.subject, uow=uow, repo=repo)
         return views.run_view(run)
 
@@ -352,7 +356,7 @@ def _pairs(cmd: Command) -> APIRouter:
             found = await repo.find_pairs(
                 program_id=program_id,
                 statuses=[PairStatus.PROPOSED],
-                participant_id=None if who.is_staff else who.subject,
+                participant_id=_own_or_program(who, program_id),
                 limit=limit,
                 offset=offset,
             )
@@ -370,7 +374,7 @@ def _pairs(cmd: Command) -> APIRouter:
             found = await repo.find_pairs(
                 program_id=program_id,
                 statuses=status,
-                participant_id=None if who.is_staff else who.subject,
+                participant_id=_own_or_program(who, program_id),
                 limit=limit,
                 offset=offset,
             )
@@ -394,6 +398,7 @@ def _pairs(cmd: Command) -> APIRouter:
     async def accept(pair_id: Id, who: Who) -> views.PairView:
         who.require_participant()
         async with cmd() as (uow, repo):
+            _visible(await handlers.load_pair(pair_id, repo=repo), who)
             pair = await handlers.accept_pair(
                 pair_id, participant_id=who.subject, uow=uow, repo=repo
             )
@@ -403,6 +408,7 @@ def _pairs(cmd: Command) -> APIRouter:
     async def decline(pair_id: Id, who: Who) -> views.PairView:
         who.require_participant()
         async with cmd() as (uow, repo):
+            _visible(await handlers.load_pair(pair_id, repo=repo), who)
             pair = await handlers.decline_pair(
                 pair_id, participant_id=who.subject, uow=uow, repo=repo
             )
@@ -412,6 +418,7 @@ def _pairs(cmd: Command) -> APIRouter:
     async def end(pair_id: Id, body: views.EndPairRequest, who: Who) -> views.PairView:
         reason = _end_reason(body, who)
         async with cmd() as (uow, repo):
+            _visible(await handlers.load_pair(pair_id, repo=repo), who)
             pair = await handlers.end_pair(
                 pair_id, reason=reason, by=who.subject, admin=who.is_staff, uow=uow, repo=repo
             )
@@ -421,6 +428,7 @@ def _pairs(cmd: Command) -> APIRouter:
     async def veto(pair_id: Id, body: views.PairVetoRequest, who: Who) -> views.PairView:
         who.require_staff()
         async with cmd() as (uow, repo):
+            _visible(await handlers.load_pair(pair_id, repo=repo), who)
             pair = await handlers.veto_pair(
                 pair_id, by=who.subject, reason=body.reason, uow=uow, repo=repo
             )
@@ -449,7 +457,7 @@ def _pairs(cmd: Command) -> APIRouter:
     async def manual_pair(
         program_id: Id, body: views.ManualPairRequest, who: Who
     ) -> views.PairView:
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (uow, repo):
             pair = await handlers.assign_pair(
                 program_id,
@@ -470,7 +478,7 @@ def _pairs(cmd: Command) -> APIRouter:
     async def veto_combination(
         program_id: Id, body: views.VetoRequest, who: Who
     ) -> list[views.PairView]:
-        who.require_staff()
+        who.require_program(program_id)
         async with cmd() as (uow, repo):
             veto = audit.Veto(
                 program_id=program_id,
@@ -504,14 +512,36 @@ async def refuse_nul(request: Request) -> None:
 
 
 def _visible(pair: Pair, who: Caller) -> Pair:
-    """The pair, when the caller is one of its two people or staff (403 otherwise)."""
-    if not who.is_staff and not pair.involves(who.subject):
-        raise HTTPException(403, "only the pair's two people and admins may see it")
+    """The pair, when the caller is one of its two people or runs its program.
+
+    Anyone else is answered 404, as for a pair that does not exist: a pair id reveals
+    nothing about who is paired with whom.
+    """
+    mine = who.is_participant and pair.involves(who.subject)
+    if not mine and not who.may_run_program(pair.program_id):
+        raise HTTPException(404, f"no pair {pair.pair_id}")
     return pair
 
 
+async def _reachable_run(run_id: str, who: Caller, repo: MatchingRepository) -> MatchRun:
+    """The run, for an admin of its program (403 to participants, 404 to other admins)."""
+    who.require_staff()
+    run = await handlers.load_run(run_id, repo=repo)
+    if not who.may_run_program(run.program_id):
+        raise HTTPException(404, f"no match run {run_id}")
+    return run
+
+
+def _own_or_program(who: Caller, program_id: str) -> str | None:
+    """Whose pairs the caller lists: a participant their own, an admin of the program all."""
+    if who.is_participant:
+        return who.subject
+    who.require_program(program_id)
+    return None
+
+
 def _end_reason(body: views.EndPairRequest, who: Caller) -> PairEndReason:
-    if not who.is_staff:
+    if who.is_participant:
         if body.reason not in (None, PairEndReason.NO_FAULT_EXIT):
             raise HTTPException(403, "participants end a pair with no_fault_exit only")
         return PairEndReason.NO_FAULT_EXIT

@@ -153,6 +153,10 @@ class NotificationsRepository(ABC):
         """A person's latest deliveries, newest first."""
 
     @abstractmethod
+    async def programs_of(self, *, person_id: str) -> set[str]:
+        """The programs a person has sessions in (from the stored SessionScheduled)."""
+
+    @abstractmethod
     async def pending_count(self) -> int:
         """Deliveries waiting to be sent (pending or sending)."""
 
@@ -541,6 +545,14 @@ class PostgresNotificationsRepository(NotificationsRepository):
             limit,
         )
         return [DeliveryView(**dict(r)) for r in rows]
+
+    async def programs_of(self, *, person_id: str) -> set[str]:
+        """The programs a person has sessions in (from the stored SessionScheduled)."""
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT program_id FROM sessions WHERE $1 IN (mentor_id, mentee_id)",
+            person_id,
+        )
+        return {r["program_id"] for r in rows}
 
     async def pending_count(self) -> int:
         """Deliveries waiting to be sent (pending or sending)."""

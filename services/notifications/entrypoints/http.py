@@ -1,23 +1,23 @@
 """HTTP API of the notifications service: preferences, the contact directory, deliveries.
 
-Identity comes from ``X-Upward-Role`` (admin | participant | service) and
-``X-Upward-Subject`` (the caller's id), read in one place (:func:`caller`) so a JWT check
-can replace it. People read and change only their own preferences and contact; services
-may act for anyone; admins may also list anyone's deliveries (kinds and status only,
-never content).
+Callers authenticate with a bearer JWT (``servicekit.auth``). People read and change only
+their own preferences and contact; services may act for anyone; admins may also list the
+deliveries (kinds and status only, never content) of people in their programs: a platform
+admin (``programs: ["*"]``) anyone's, an admin of some programs those of people who have
+sessions in one of them (this service learns that from SessionScheduled).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from schemas.primitives import Identifier
+from servicekit.auth import ID_PATTERN, Caller, CallerDep, Role
 from servicekit.db import Connection
 from servicekit.runtime import ServiceContext
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
@@ -27,44 +27,23 @@ from services.notifications.domain.preferences import Contact, ContactDetails, P
 RepositoryFactory = Callable[[Connection], NotificationsRepository]
 
 
-class Role(StrEnum):
-    """Who is calling."""
-
-    ADMIN = "admin"
-    PARTICIPANT = "participant"
-    SERVICE = "service"
-
-
-class Caller(BaseModel):
-    """The authenticated caller."""
-
-    role: Role
-    subject: str
-
-
-def caller(
-    x_upward_role: Annotated[str | None, Header()] = None,
-    x_upward_subject: Annotated[str | None, Header()] = None,
-) -> Caller:
-    """The caller, from the identity headers (401 when missing or unknown)."""
-    if x_upward_role not in {r.value for r in Role} or not x_upward_subject:
-        raise HTTPException(
-            status_code=401,
-            detail="send X-Upward-Role (admin, participant or service) and X-Upward-Subject",
-        )
-    return Caller(role=Role(x_upward_role), subject=x_upward_subject)
-
-
-CallerDep = Annotated[Caller, Depends(caller)]
-
-ID_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,128}$"
-"""An id in a query: 1-128 characters, no whitespace or controls (the store cannot keep NUL)."""
-
-
 def _require_self(who: Caller, person_id: str, *, also: Sequence[Role] = ()) -> None:
     if who.role is Role.SERVICE or who.role in also or who.subject == person_id:
         return
     raise HTTPException(status_code=403, detail="you may only act on your own notifications")
+
+
+async def _require_self_or_their_admin(
+    who: Caller, person_id: str, repo: NotificationsRepository
+) -> None:
+    """403 unless the caller is the person, a service, or an admin of one of their programs."""
+    if not who.is_admin or who.is_platform_admin or who.subject == person_id:
+        _require_self(who, person_id, also=(Role.ADMIN,))
+        return
+    if not any(who.may_run_program(p) for p in await repo.programs_of(person_id=person_id)):
+        raise HTTPException(
+            status_code=403, detail=f"{person_id} has no sessions in a program you run"
+        )
 
 
 class PreferencesView(BaseModel):
@@ -143,9 +122,10 @@ def build_routers(repository: RepositoryFactory) -> Callable[[ServiceContext], l
             recipient_id: Annotated[str, Query(pattern=ID_PATTERN)],
             limit: Annotated[int, Query(ge=1, le=500)] = 100,
         ) -> list[DeliveryView]:
-            _require_self(who, recipient_id, also=(Role.ADMIN,))
             async with context.pool.acquire() as conn:
-                rows = await repository(conn).deliveries_of(recipient_id=recipient_id, limit=limit)
+                repo = repository(conn)
+                await _require_self_or_their_admin(who, recipient_id, repo)
+                rows = await repo.deliveries_of(recipient_id=recipient_id, limit=limit)
             return rows
 
         return [router]

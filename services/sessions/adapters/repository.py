@@ -97,9 +97,14 @@ class SessionsRepository(ABC):
 
     @abstractmethod
     async def pairs(
-        self, *, participant_id: str | None = None, program_id: str | None = None, limit: int = 100
+        self,
+        *,
+        participant_id: str | None = None,
+        program_id: str | None = None,
+        program_ids: Sequence[str] | None = None,
+        limit: int = 100,
     ) -> list[Pair]:
-        """Pairs of a participant and/or program, most recently formed first."""
+        """Pairs of a participant and/or program (of ``program_ids`` if given), newest first."""
 
     @abstractmethod
     async def pairs_to_complete(self, *, now: datetime, limit: int) -> list[str]:
@@ -147,9 +152,11 @@ class SessionsRepository(ABC):
         participant_id: str | None = None,
         pair_id: str | None = None,
         status: SessionStatus | None = None,
+        program_ids: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[Session]:
-        """Sessions of a participant's pairs and/or of a pair, by start time."""
+        """Sessions of a participant's pairs and/or of a pair (of ``program_ids`` if given),
+        by start time."""
 
     # Notes --------------------------------------------------------------------------
     @abstractmethod
@@ -363,16 +370,23 @@ class PostgresSessionsRepository(SessionsRepository):
         return [r["pair_id"] for r in rows]
 
     async def pairs(
-        self, *, participant_id: str | None = None, program_id: str | None = None, limit: int = 100
+        self,
+        *,
+        participant_id: str | None = None,
+        program_id: str | None = None,
+        program_ids: Sequence[str] | None = None,
+        limit: int = 100,
     ) -> list[Pair]:
-        """Pairs of a participant and/or program, most recently formed first."""
+        """Pairs of a participant and/or program (of ``program_ids`` if given), newest first."""
         rows = await self._conn.fetch(
             f"SELECT {_PAIR_COLUMNS} FROM pairs WHERE ($1::text IS NULL OR program_id = $1)"
             " AND ($2::text IS NULL OR $2 IN (mentor_id, mentee_id))"
+            " AND ($4::text[] IS NULL OR program_id = ANY($4))"
             " ORDER BY formed_at DESC, pair_id LIMIT $3",
             program_id,
             participant_id,
             limit,
+            None if program_ids is None else list(program_ids),
         )
         return [_pair(r) for r in rows]
 
@@ -479,18 +493,22 @@ class PostgresSessionsRepository(SessionsRepository):
         participant_id: str | None = None,
         pair_id: str | None = None,
         status: SessionStatus | None = None,
+        program_ids: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[Session]:
-        """Sessions of a participant's pairs and/or of a pair, by start time."""
+        """Sessions of a participant's pairs and/or of a pair (of ``program_ids`` if given),
+        by start time."""
         rows = await self._conn.fetch(
             f"SELECT {_S_SESSION_COLUMNS} FROM sessions s JOIN pairs p ON p.pair_id = s.pair_id"
             " WHERE ($1::text IS NULL OR $1 IN (p.mentor_id, p.mentee_id))"
             " AND ($2::text IS NULL OR s.pair_id = $2) AND ($3::text IS NULL OR s.status = $3)"
+            " AND ($5::text[] IS NULL OR s.program_id = ANY($5))"
             " ORDER BY s.starts_at, s.session_id LIMIT $4",
             participant_id,
             pair_id,
             None if status is None else str(status),
             limit,
+            None if program_ids is None else list(program_ids),
         )
         return [_session(r) for r in rows]
 

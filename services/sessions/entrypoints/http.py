@@ -1,8 +1,11 @@
 """The sessions service's HTTP API (FastAPI; OpenAPI at ``/openapi.json``).
 
-Scoped by caller: a participant sees and acts on their own pairs' sessions only (403
-on anyone else's); an admin may list, reschedule and cancel sessions but never reads
-notes nor records what happened in a session. Bad input answers 4xx with a reason.
+Scoped by caller (a bearer JWT, ``servicekit.auth``): a participant sees and acts on
+their own pairs' sessions only; an admin lists, reschedules and cancels the sessions of
+the programs in their token's ``programs`` claim (``*``: all) but never reads notes nor
+records what happened in a session; ``service`` callers cannot act on sessions. A session
+outside the caller's reach answers 404, as one that does not exist: a session id reveals
+nothing. Bad input answers 4xx with a reason.
 """
 
 from __future__ import annotations
@@ -15,26 +18,21 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.primitives import Identifier, TopicKey
+from servicekit.auth import ID_PATTERN, Caller, CallerDep, Role
 from servicekit.retry import Backoff, is_transient, retry_transient
 from servicekit.runtime import ServiceContext
 from servicekit.settings import ServiceSettings
 from servicekit.unit_of_work import UnitOfWork, unit_of_work
 from services.sessions.adapters.calendar import feed, invite
 from services.sessions.adapters.repository import SessionsRepository
-from services.sessions.domain.commands import Cancel, RecordHeld, RecordMissed, Reschedule
+from services.sessions.domain.commands import Actor, Cancel, RecordHeld, RecordMissed, Reschedule
 from services.sessions.domain.errors import Conflict, Forbidden, Invalid, NotFound, SessionsError
 from services.sessions.domain.model import Note, Pair, Session, SessionStatus
-from services.sessions.entrypoints.identity import (
-    ID_PATTERN,
-    Caller,
-    caller,
-    check_feed_token,
-    feed_token,
-)
+from services.sessions.entrypoints.identity import check_feed_token, feed_token
 from services.sessions.handlers import (
     cancel_session,
     record_session_held,
@@ -44,7 +42,6 @@ from services.sessions.handlers import (
 from services.sessions.service_layer import Dependencies, PairFacts, invite_context, load_facts
 from services.sessions.settings import SessionsSettings
 
-CallerDep = Annotated[Caller, Depends(caller)]
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="Session id.")]
 ParticipantId = Annotated[str, Path(pattern=ID_PATTERN, description="Participant id.")]
 PairFilter = Annotated[str | None, Query(pattern=ID_PATTERN, description="Only this pair.")]
@@ -237,6 +234,10 @@ class _Api:
         with refusals():
             return await retrying(attempt, self.settings)
 
+    async def reachable(self, session_id: str, who: Caller) -> None:
+        """404 unless the session is one the caller may see (before acting on it)."""
+        await self.read(lambda r: _visible(r, session_id, who))
+
     def session_routes(self) -> APIRouter:
         """Sessions: list, read, invite, notes, and the four commands."""
         router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -252,10 +253,14 @@ class _Api:
             status: SessionStatus | None = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         ) -> list[SessionView]:
-            mine = None if who.actor().is_admin else who.subject
+            mine, programs = _scope(who)
             found = await self.read(
                 lambda r: r.sessions(
-                    participant_id=mine, pair_id=pair_id, status=status, limit=limit
+                    participant_id=mine,
+                    pair_id=pair_id,
+                    status=status,
+                    program_ids=programs,
+                    limit=limit,
                 )
             )
             return [SessionView.of(s) for s in found]
@@ -284,9 +289,10 @@ class _Api:
     def _session_commands(self, router: APIRouter) -> None:
         @router.post("/{session_id}/held", summary="Record a session as held")
         async def held(session_id: SessionId, body: HeldRequest, who: CallerDep) -> SessionView:
+            await self.reachable(session_id, who)
             command = RecordHeld(
                 session_id,
-                who.actor(),
+                _actor(who),
                 _unique(body.attendees),
                 body.duration_minutes,
                 _unique(body.topics_covered),
@@ -296,19 +302,22 @@ class _Api:
 
         @router.post("/{session_id}/missed", summary="Record that a session did not take place")
         async def missed(session_id: SessionId, body: MissedRequest, who: CallerDep) -> SessionView:
-            command = RecordMissed(session_id, who.actor(), _unique(body.absent))
+            await self.reachable(session_id, who)
+            command = RecordMissed(session_id, _actor(who), _unique(body.absent))
             return await self.session_command(record_session_missed, command)
 
         @router.post("/{session_id}/reschedule", summary="Move a session; reissues its invite")
         async def reschedule(
             session_id: SessionId, body: RescheduleRequest, who: CallerDep
         ) -> SessionView:
-            command = Reschedule(session_id, who.actor(), body.starts_at)
+            await self.reachable(session_id, who)
+            command = Reschedule(session_id, _actor(who), body.starts_at)
             return await self.session_command(reschedule_session, command)
 
         @router.post("/{session_id}/cancel", summary="Cancel a session (METHOD:CANCEL invite)")
         async def cancel(session_id: SessionId, who: CallerDep) -> SessionView:
-            command = Cancel(session_id, who.actor())
+            await self.reachable(session_id, who)
+            command = Cancel(session_id, _actor(who))
             return await self.session_command(cancel_session, command)
 
     def pair_routes(self) -> APIRouter:
@@ -321,9 +330,11 @@ class _Api:
             program_id: ProgramFilter = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         ) -> list[PairView]:
-            mine = None if who.actor().is_admin else who.subject
+            mine, programs = _scope(who)
             found = await self.read(
-                lambda r: r.pairs(participant_id=mine, program_id=program_id, limit=limit)
+                lambda r: r.pairs(
+                    participant_id=mine, program_id=program_id, program_ids=programs, limit=limit
+                )
             )
             return [PairView.of(p) for p in found]
 
@@ -335,7 +346,7 @@ class _Api:
 
         @router.get("/me/calendar-feed", summary="The URL of the caller's calendar feed")
         async def my_feed(request: Request, who: CallerDep) -> FeedLink:
-            participant_id = who.participant_id()
+            participant_id = _participant_id(who)
             token = feed_token(self._feed_secret(), participant_id)
             url = request.url_for("calendar_feed", participant_id=participant_id)
             return FeedLink(url=str(url.include_query_params(token=token)))
@@ -396,14 +407,37 @@ async def _visible(
     if session is None:
         raise NotFound(f"no session {session_id!r}")
     facts = await _facts(repo, session.pair_id)
-    if not who.actor().is_admin:
-        facts.pair.role_of(who.subject)
+    actor = _actor(who)
+    mine = not actor.is_admin and who.subject in facts.pair.members
+    if not mine and not (actor.is_admin and who.may_run_program(session.program_id)):
+        raise NotFound(f"no session {session_id!r}")
     return session, facts
 
 
 async def _notes(repo: SessionsRepository, session_id: str, who: Caller) -> list[Note]:
     """The notes of a session: only for the two people of its pair."""
-    if who.actor().is_admin:
+    if _actor(who).is_admin:
         raise Forbidden("notes stay in the pair: admins cannot read them")
     await _visible(repo, session_id, who)
     return await repo.notes(session_id=session_id)
+
+
+def _actor(who: Caller) -> Actor:
+    """The caller as the domain's actor; 403 for service callers."""
+    if who.role is Role.SERVICE:
+        raise HTTPException(403, "service callers cannot act on sessions")
+    return Actor(who.subject, is_admin=who.is_admin)
+
+
+def _participant_id(who: Caller) -> str:
+    """The caller's participant id; 403 for admins and services."""
+    if not who.is_participant:
+        raise HTTPException(403, "only participants have their own sessions and feed")
+    return who.subject
+
+
+def _scope(who: Caller) -> tuple[str | None, list[str] | None]:
+    """Whose sessions and pairs the caller lists: (participant, programs); None is all."""
+    if not _actor(who).is_admin:
+        return who.subject, None
+    return None, None if who.is_platform_admin else list(who.programs)
