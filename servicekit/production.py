@@ -3,7 +3,8 @@
 ``UPWARD_ENVIRONMENT=production`` (the Helm chart's default) makes a service refuse to
 start with any of these, each reported with the variable to fix:
 
-* the JWT development secret, or none (``UPWARD_AUTH_JWT_SECRET``);
+* the JWT development secret, or none (``UPWARD_AUTH_JWT_SECRET``), unless tokens are
+  verified with an identity provider's keys (``UPWARD_AUTH_JWKS_URL``);
 * a database URL without a password, or with a well-known default one;
 * PLAINTEXT or SASL_PLAINTEXT Kafka when the deployment spans regions
   (``UPWARD_REGIONS`` names more than one): events then leave the region
@@ -19,12 +20,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from servicekit.auth import DEVELOPMENT_SECRET as DEVELOPMENT_JWT_SECRET
+
 if TYPE_CHECKING:
     from servicekit.settings import ServiceSettings
 
 JWT_SECRET_ENV = "UPWARD_AUTH_JWT_SECRET"
-#: The documented development default of the JWT signing secret.
-DEVELOPMENT_JWT_SECRET = "upward-development-secret-change-me"
+JWKS_URL_ENV = "UPWARD_AUTH_JWKS_URL"
 #: Passwords that ship as defaults somewhere (images, compose files, tutorials).
 DEFAULT_DATABASE_PASSWORDS = frozenset(
     {"postgres", "password", "upward", "changeme", "change-me", "secret", "admin"}
@@ -66,7 +68,7 @@ def production_problems(settings: ServiceSettings, environ: Mapping[str, str]) -
     """Every unsafe setting of ``settings`` (and of ``environ``'s JWT secret) for production."""
     prefix = f"UPWARD_{settings.service_name.upper()}_"
     problems = [
-        jwt_secret_problem(environ.get(JWT_SECRET_ENV)),
+        None if environ.get(JWKS_URL_ENV) else jwt_secret_problem(environ.get(JWT_SECRET_ENV)),
         database_password_problem(
             settings.database_url.get_secret_value(), variable=f"{prefix}DATABASE_URL"
         ),

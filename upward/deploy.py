@@ -25,6 +25,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from schemas.registry import TOPIC_NAMES, dlq_topic
 from servicekit import db
+from servicekit.auth import AuthSettings
 from servicekit.kafka import make_admin
 from servicekit.settings import ServiceSettings, load_settings, settings_for
 
@@ -33,6 +34,7 @@ SERVICES = ("matching", "sessions", "feedback", "notifications")
 is accepted too, as ``welcome``: the kit's example)."""
 
 _EXAMPLE = "welcome"
+AUTH_ENV_PREFIX = str(AuthSettings.model_config.get("env_prefix", ""))
 _TOPIC_ALREADY_EXISTS = 36
 
 
@@ -189,9 +191,10 @@ def settings_class(name: str) -> type[ServiceSettings]:
 
 
 def known_env_names(name: str) -> set[str]:
-    """Every environment variable the settings of service ``name`` read."""
+    """Every environment variable the settings of service ``name`` read (its own settings
+    and how it verifies bearer tokens, ``UPWARD_AUTH_*``)."""
     prefix = f"UPWARD_{name.upper()}_"
-    names: set[str] = set()
+    names = {AUTH_ENV_PREFIX + field.upper() for field in AuthSettings.model_fields}
     for field_name, info in settings_class(name).model_fields.items():
         alias = info.validation_alias
         if isinstance(alias, AliasChoices):

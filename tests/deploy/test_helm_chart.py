@@ -340,3 +340,36 @@ def test_region_releases_use_sasl_ssl_with_per_service_credentials(
     assert {"UPWARD_KAFKA_SASL_USERNAME", "UPWARD_KAFKA_SASL_PASSWORD"} <= job_env
     volumes = {v["name"]: v for v in pods["upward-matching"]["volumes"]}
     assert volumes["kafka-ca"]["secret"]["secretName"] == "upward-eu-west-kafka-ca"
+
+
+def _auth_env(manifests: list[Manifest], service: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A service's ConfigMap auth settings and its env entries that come from Secrets."""
+    data = of_kind(manifests, "ConfigMap")[f"upward-{service}"]["data"]
+    config = {k: v for k, v in data.items() if k.startswith("UPWARD_AUTH_")}
+    pod = pod_specs(manifests)[f"upward-{service}"]
+    refs = {e["name"]: e["valueFrom"] for c in pod["containers"] for e in c["env"]}
+    return config, refs
+
+
+def test_the_jwt_secret_comes_from_the_auth_secret(helm: Path) -> None:
+    config, refs = _auth_env(render(helm, "values.yaml"), "sessions")
+    assert config == {"UPWARD_AUTH_AUDIENCE": "upward"}
+    assert refs["UPWARD_AUTH_JWT_SECRET"] == {
+        "secretKeyRef": {"name": "upward-auth", "key": "jwt-secret"}
+    }
+
+
+def test_an_identity_provider_replaces_the_jwt_secret(helm: Path) -> None:
+    jwks = "https://idp.example.com/keys"
+    manifests = render(
+        helm, "values.yaml", "--set", f"auth.jwksUrl={jwks}", "--set", "auth.issuer=https://idp"
+    )
+    config, refs = _auth_env(manifests, "feedback")
+    assert config["UPWARD_AUTH_JWKS_URL"] == jwks
+    assert config["UPWARD_AUTH_ISSUER"] == "https://idp"
+    assert "UPWARD_AUTH_JWT_SECRET" not in refs
+
+
+def test_the_development_install_uses_the_development_secret(helm: Path) -> None:
+    _, refs = _auth_env(render(helm, "values-dev.yaml"), "matching")
+    assert "UPWARD_AUTH_JWT_SECRET" not in refs

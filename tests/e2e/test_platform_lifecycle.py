@@ -6,10 +6,8 @@ acceptances and declines, weeks of sessions held and missed, feedback, at-risk r
 late joiners, notifications by e-mail to a local SMTP sink, and the program's close. The
 run happens once per module; each test then checks one promise against every service's
 store and every topic. The processes are stopped whatever happens.
-
-SEAM: :func:`read_census` is a minimal census (decoded events in offset order per topic,
-dead-letter counts); the topic census library (``upward.events.census``) takes its place
-once it is available.
+Topics are read with the topic census (:func:`upward.events.census.topic_census`), the
+library behind ``upward events census``.
 """
 
 from __future__ import annotations
@@ -24,16 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas.codec import decode
 from schemas.envelope import TYPE_PREFIX, CloudEvent
 from tests.fixtures.infra import PostgresServerInfo
 from upward.demo.cohort import Cohort, load_cohort
-from upward.demo.platform import TOPICS, Platform, PlatformAddress, topic_partitions
+from upward.demo.platform import TOPICS, Platform, PlatformAddress
 from upward.demo.scenario import Scenario, ScenarioSettings, ScenarioTally
 from upward.demo.summary import Summary, collect_summary
+from upward.events.census import topic_census
 from upward.services.mailsink import Mailbox, read_mailbox
 from upward.services.manager import Infrastructure, ServiceOptions, ServiceSupervisor
 from upward.stack import SERVICES, free_ports
@@ -55,10 +51,12 @@ EMPLOYEES = 200
 
 @dataclass(frozen=True)
 class Census:
-    """Every event of every topic, decoded, in offset order per topic."""
+    """Every event of every topic, decoded, in offset order per partition."""
 
     events: dict[str, list[CloudEvent]]
     dead_letters: dict[str, int]
+    duplicates: dict[str, dict[str, int]]
+    undecodable: dict[str, int]
 
     def of_type(self, event_type: str) -> list[CloudEvent]:
         """All events of one type, whichever topic."""
@@ -82,38 +80,17 @@ class Run:
 
 async def read_census(bootstrap: str, prefix: str) -> Census:
     """Read every topic (and dead-letter topic) of *prefix* from start to end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        names = [prefix + t for t in TOPICS] + [f"{prefix}{t}.dlq" for t in TOPICS]
-        records = await _read_all(consumer, await topic_partitions(admin, names))
-    finally:
-        await consumer.stop()
-        await admin.close()
+    census = await topic_census(bootstrap=bootstrap, prefix=prefix)
     events = {
-        topic: [decode(r.value, key=r.key).envelope for r in records if r.topic == prefix + topic]
+        topic: [
+            logged.event.envelope
+            for partition in sorted(census.events.get(topic, {}))
+            for logged in census.events[topic][partition]
+        ]
         for topic in TOPICS
     }
-    dead = {t: sum(1 for r in records if r.topic == f"{prefix}{t}.dlq") for t in TOPICS}
-    return Census(events, dead)
-
-
-async def _read_all(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> list[Any]:
-    """Every record of *partitions*, in offset order per partition."""
-    consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
-    ends = await consumer.end_offsets(partitions)
-    records: list[Any] = []
-
-    async def behind() -> bool:
-        return any([await consumer.position(tp) < end for tp, end in ends.items()])
-
-    while await behind():
-        batch = await consumer.getmany(timeout_ms=1000)
-        records += [r for rs in batch.values() for r in rs]
-    return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    dead = {topic: census.dead_letters.get(topic, 0) for topic in TOPICS}
+    return Census(events, dead, census.duplicates, census.undecodable)
 
 
 STORE_QUERIES: dict[str, dict[str, str]] = {
@@ -204,7 +181,10 @@ def test_every_event_once_and_no_dead_letters(run: Run) -> None:
     assert all(run.census.events[topic] for topic in TOPICS), "a topic has no event"
     assert [i for i, n in ids.items() if n > 1] == []
     assert run.census.dead_letters == dict.fromkeys(TOPICS, 0)
+    assert all(not ids for ids in run.census.duplicates.values()), run.census.duplicates
+    assert all(n == 0 for n in run.census.undecodable.values()), run.census.undecodable
     assert run.summary.dead_letters == {}
+    assert run.summary.duplicates == 0
     assert sum(run.summary.events.values()) == sum(ids.values())
 
 

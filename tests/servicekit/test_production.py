@@ -46,6 +46,14 @@ def test_the_development_jwt_secret_is_refused(monkeypatch: pytest.MonkeyPatch) 
     assert jwt_secret_problem("another-secret") is None
 
 
+def test_an_identity_providers_keys_need_no_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    jwks = "https://idp.example.com/.well-known/jwks.json"
+    settings = load(monkeypatch, UPWARD_AUTH_JWKS_URL=jwks, UPWARD_AUTH_JWT_SECRET="")
+    assert settings.environment == "production"
+    no_keys = refusal(monkeypatch, UPWARD_AUTH_JWKS_URL="", UPWARD_AUTH_JWT_SECRET="")
+    assert "UPWARD_AUTH_JWT_SECRET is not set" in no_keys
+
+
 @pytest.mark.parametrize(
     ("url", "complaint"),
     [

@@ -3,10 +3,8 @@
 :func:`collect_summary` reads each service's store (read-only), the feedback service's
 outcomes API (aggregates only, as the program's admin sees them), the SMTP sink's mailbox
 and the topics; :func:`summary_tables` renders it with rich.
-
-SEAM: events per topic and dead letters are counted here from the partitions' offsets
-(:func:`topic_counts`); the topic census library (``upward.events.census``) replaces this
-with per-type counts and duplicate checks once it is available.
+Events per topic, dead letters and duplicated event ids come from the topic census
+(:func:`upward.events.census.topic_census`), which reads and decodes every catalogue topic.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from typing import Any
 from rich.table import Table
 
 from upward.demo.platform import TOPICS, Platform
+from upward.events.census import topic_census
 from upward.services.mailsink import read_mailbox
 from upward.stack import SERVICES
 
@@ -50,19 +49,24 @@ class Summary:
     mails_received: int = 0
     events: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
     urls: dict[str, str] = field(default_factory=dict)
 
 
-async def topic_counts(platform: Platform) -> tuple[dict[str, int], dict[str, int]]:
-    """Events per topic and dead letters per dead-letter topic (offsets, no decoding)."""
-    dlqs = tuple(topic + DLQ_SUFFIX for topic in TOPICS)
-    ends = await platform.end_offsets(TOPICS + dlqs)
-    counts: Counter[str] = Counter()
-    for tp, end in ends.items():
-        counts[tp.topic.removeprefix(platform.address.topic_prefix)] += end
-    events = {topic: counts.get(topic, 0) for topic in TOPICS}
-    dead = {topic: counts[topic] for topic in dlqs if counts.get(topic)}
-    return events, dead
+async def topic_figures(platform: Platform) -> tuple[dict[str, int], dict[str, int], int]:
+    """Events per topic, dead letters per topic and event ids seen more than once."""
+    census = await topic_census(
+        bootstrap=platform.address.bootstrap_servers, prefix=platform.address.topic_prefix
+    )
+    events: Counter[str] = Counter()
+    for (topic, _), n in census.counts.items():
+        events[topic] += n
+    for topic, n in census.undecodable.items():
+        events[topic] += n
+    per_topic = {topic: events.get(topic, 0) for topic in TOPICS}
+    dead = {topic + DLQ_SUFFIX: n for topic, n in census.dead_letters.items() if n}
+    duplicates = sum(len(ids) for ids in census.duplicates.values())
+    return per_topic, dead, duplicates
 
 
 async def _matching(platform: Platform, program_id: str, summary: Summary) -> None:
@@ -177,7 +181,7 @@ async def collect_summary(
     await _feedback(platform, program_id, summary)
     await _health(platform, program_id, summary)
     await _notifications(platform, summary, mail_file)
-    summary.events, summary.dead_letters = await topic_counts(platform)
+    summary.events, summary.dead_letters, summary.duplicates = await topic_figures(platform)
     return summary
 
 
@@ -236,6 +240,7 @@ def _events_table(s: Summary) -> Table:
     table.add_column("events", justify="right")
     for topic, n in s.events.items():
         table.add_row(topic, str(n))
+    table.add_row("[bold]duplicated event ids[/bold]", str(s.duplicates))
     dead = sum(s.dead_letters.values())
     table.add_row("[bold]dead letters[/bold]", f"[{'red' if dead else 'green'}]{dead}[/]")
     for topic, n in s.dead_letters.items():

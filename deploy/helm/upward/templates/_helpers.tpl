@@ -87,11 +87,32 @@ UPWARD_KAFKA_SSL_CAFILE: "/etc/upward/kafka-ca/ca.crt"
 {{- end }}
 {{- end -}}
 
+{{/* How the services verify bearer tokens (docs/security.md). */}}
+{{- define "upward.authEnv" -}}
+UPWARD_AUTH_AUDIENCE: {{ .Values.auth.audience | quote }}
+{{- with .Values.auth.issuer }}
+UPWARD_AUTH_ISSUER: {{ . | quote }}
+{{- end }}
+{{- with .Values.auth.jwksUrl }}
+UPWARD_AUTH_JWKS_URL: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The HS256 signing secret from auth.existingSecret, unless a JWKS URL is used. */}}
+{{- define "upward.authSecretEnv" -}}
+{{- if and .Values.auth.existingSecret (not .Values.auth.jwksUrl) }}
+- name: UPWARD_AUTH_JWT_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.auth.existingSecret }}, key: {{ .Values.auth.secretKey }}}
+{{- end }}
+{{- end -}}
+
 {{/* The environment of one service: shared settings, its HTTP address, its own settings. */}}
 {{- define "upward.serviceEnv" -}}
 {{- $prefix := printf "UPWARD_%s_" (upper .name) -}}
 {{ include "upward.sharedEnv" .root }}
 UPWARD_ENVIRONMENT: {{ .root.Values.environment | quote }}
+{{ include "upward.authEnv" .root }}
 {{ $prefix }}HTTP_HOST: "0.0.0.0"
 {{ $prefix }}HTTP_PORT: {{ .root.Values.http.port | quote }}
 {{- range $field, $value := .svc.settings }}
