@@ -163,3 +163,19 @@ def test_a_service_that_cannot_start_is_reported_with_its_log_and_nothing_is_lef
     finally:
         supervisor.down(timeout_s=10)
     assert not any(s.running for s in supervisor.status())
+
+
+def test_token_and_kafka_security_settings_are_shared_with_the_services(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tool signs tokens with the caller's ``UPWARD_AUTH_*``: the services must verify
+    with the same settings, and reach Kafka the way the caller configured."""
+    monkeypatch.setenv("UPWARD_AUTH_JWT_SECRET", "a-shared-local-secret")
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_USERNAME", "upward")
+    monkeypatch.setenv("UPWARD_CLOCK", "manual")
+    env = service_environment("matching", INFRA, ServiceOptions(run_dir=tmp_path))
+    assert env["UPWARD_AUTH_JWT_SECRET"] == "a-shared-local-secret"
+    assert env["UPWARD_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["UPWARD_KAFKA_SASL_USERNAME"] == "upward"
+    assert "UPWARD_CLOCK" not in env

@@ -101,12 +101,29 @@ def _fast_settings(service: str) -> dict[str, str]:
     return {prefix + key: value for key, value in (common | own).items()}
 
 
+INHERITED_SETTINGS = (
+    "UPWARD_AUTH_",
+    "UPWARD_KAFKA_SECURITY_PROTOCOL",
+    "UPWARD_KAFKA_SASL_",
+    "UPWARD_KAFKA_SSL_",
+    "UPWARD_REGION",
+    "UPWARD_LOG_LEVEL",
+)
+"""``UPWARD_*`` settings the services take from the caller's environment: how tokens are
+verified (the ``upward`` tool signs its own with the same settings), how Kafka is reached,
+the region and the log level. Every other ``UPWARD_*`` variable is decided here."""
+
+
+def _inherited(key: str) -> bool:
+    return not key.startswith("UPWARD_") or key.startswith(INHERITED_SETTINGS)
+
+
 def service_environment(
     name: str, infra: Infrastructure, options: ServiceOptions
 ) -> dict[str, str]:
     """The complete environment of service *name*: the one place it is decided."""
     prefix = f"UPWARD_{name.upper()}_"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("UPWARD_")}
+    env = {key: value for key, value in os.environ.items() if _inherited(key)}
     env |= {
         "UPWARD_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
         "UPWARD_TOPIC_PREFIX": options.topic_prefix,
