@@ -249,12 +249,14 @@ def _events_table(s: Summary) -> Table:
 
 
 def _urls_table(s: Summary) -> Table:
+    """One row per URL, so the full addresses fit an 80-column terminal."""
     table = Table(title="Services")
-    for column in ("service", "API", "docs", "metrics"):
-        table.add_column(column)
+    for column in ("service", "what", "URL"):
+        table.add_column(column, no_wrap=True)
     for name in SERVICES:
         url = s.urls.get(name, "")
-        table.add_row(name, url, f"{url}/docs", f"{url}/metrics")
+        for what, address in (("API", url), ("docs", f"{url}/docs"), ("metrics", f"{url}/metrics")):
+            table.add_row(name if what == "API" else "", what, address)
     return table
 
 
