@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from servicekit.db import Connection
@@ -90,6 +90,22 @@ def redact_json(value: Any, personal: Collection[str]) -> Any:
     if isinstance(value, dict):
         return {key: redact_json(item, personal) for key, item in value.items()}
     return value
+
+
+async def redact_texts(
+    conn: Connection, *, select: str, args: Sequence[object], update: str, personal: set[str]
+) -> int:
+    """Take the person (``personal``: their name, its words and their address) out of free
+    text: ``select`` (with ``args``) yields rows of (key, text), locked; ``update`` stores a
+    changed text (``$1`` the key, ``$2`` the text). The number of texts changed."""
+    words = with_name_words(personal)
+    changed = 0
+    for key, text in await conn.fetch(select, *args):
+        cleaned = redact(text, words)
+        if cleaned != text:
+            await conn.execute(update, key, cleaned)
+            changed += 1
+    return changed
 
 
 async def erase_from_outbox(

@@ -22,7 +22,11 @@ from schemas.participants import ParticipantProfile, ScreeningOutcome
 from schemas.primitives import PairingMode
 from schemas.programs import ProgramDefinition
 from servicekit.db import Connection
-from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
+from servicekit.erasure import (
+    erase_from_outbox,
+    personal_texts,
+    redact_texts,
+)
 from services.matching.adapters.offload import off_loop
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
 from services.matching.domain.model import Candidate, MatchPlan, PlannedPair, Unmatched
@@ -447,22 +451,14 @@ class PostgresMatchingRepository(MatchingRepository):
 
     async def _redact_audit_reasons(self, participant_id: str, personal: set[str]) -> int:
         """Take the person's name out of the reasons admins wrote about their pairs."""
-        rows = await self._conn.fetch(
-            "SELECT action_id, reason FROM admin_actions WHERE reason IS NOT NULL"
+        return await redact_texts(
+            self._conn,
+            select="SELECT action_id, reason FROM admin_actions WHERE reason IS NOT NULL"
             " AND (mentor_id = $1 OR mentee_id = $1) FOR UPDATE",
-            participant_id,
+            args=(participant_id,),
+            update="UPDATE admin_actions SET reason = $2 WHERE action_id = $1",
+            personal=personal,
         )
-        changed = 0
-        for row in rows:
-            reason = redact(row["reason"], with_name_words(personal))
-            if reason != row["reason"]:
-                await self._conn.execute(
-                    "UPDATE admin_actions SET reason = $2 WHERE action_id = $1",
-                    row["action_id"],
-                    reason,
-                )
-                changed += 1
-        return changed
 
     async def _personal_texts(self, participant_id: str) -> set[str]:
         """The names and e-mail addresses the person's profiles carry."""

@@ -17,7 +17,11 @@ from pydantic import BaseModel
 
 from schemas.notifications import Channel, NotificationKind
 from servicekit.db import Connection
-from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
+from servicekit.erasure import (
+    erase_from_outbox,
+    personal_texts,
+    redact_texts,
+)
 from services.notifications.domain.delivery import ClaimedDelivery
 from services.notifications.domain.planning import (
     CalendarPart,
@@ -334,23 +338,15 @@ class PostgresNotificationsRepository(NotificationsRepository):
 
     async def _redact_invites(self, person_id: str, personal: set[str]) -> int:
         """Take the person out of the calendar invites their partners were (or will be) sent."""
-        rows = await self._conn.fetch(
-            "SELECT delivery_id, calendar_ics FROM deliveries"
+        return await redact_texts(
+            self._conn,
+            select="SELECT delivery_id, calendar_ics FROM deliveries"
             " WHERE partner_id = $1 AND recipient_id <> $1 AND calendar_ics IS NOT NULL"
             " FOR UPDATE",
-            person_id,
+            args=(person_id,),
+            update="UPDATE deliveries SET calendar_ics = $2 WHERE delivery_id = $1",
+            personal=personal,
         )
-        changed = 0
-        for row in rows:
-            ics = redact(row["calendar_ics"], with_name_words(personal))
-            if ics != row["calendar_ics"]:
-                await self._conn.execute(
-                    "UPDATE deliveries SET calendar_ics = $2 WHERE delivery_id = $1",
-                    row["delivery_id"],
-                    ics,
-                )
-                changed += 1
-        return changed
 
     async def save_program(self, *, program: ProgramInfo) -> None:
         """Insert or replace a program's projection."""

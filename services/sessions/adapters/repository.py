@@ -17,7 +17,11 @@ from typing import Any
 import asyncpg
 
 from servicekit.db import Connection
-from servicekit.erasure import erase_from_outbox, personal_texts, redact, with_name_words
+from servicekit.erasure import (
+    erase_from_outbox,
+    personal_texts,
+    redact_texts,
+)
 from services.sessions.domain.agenda import Topic
 from services.sessions.domain.model import (
     Note,
@@ -296,20 +300,14 @@ class PostgresSessionsRepository(SessionsRepository):
 
     async def _redact_partner_notes(self, participant_id: str, personal: set[str]) -> int:
         """Take the person's name out of the notes their partners wrote in shared pairs."""
-        rows = await self._conn.fetch(
-            "SELECT n.note_id, n.body FROM session_notes n JOIN pairs p USING (pair_id)"
+        return await redact_texts(
+            self._conn,
+            select="SELECT n.note_id, n.body FROM session_notes n JOIN pairs p USING (pair_id)"
             " WHERE $1 IN (p.mentor_id, p.mentee_id) AND n.author_id <> $1 FOR UPDATE OF n",
-            participant_id,
+            args=(participant_id,),
+            update="UPDATE session_notes SET body = $2 WHERE note_id = $1",
+            personal=personal,
         )
-        changed = 0
-        for row in rows:
-            body = redact(row["body"], with_name_words(personal))
-            if body != row["body"]:
-                await self._conn.execute(
-                    "UPDATE session_notes SET body = $2 WHERE note_id = $1", row["note_id"], body
-                )
-                changed += 1
-        return changed
 
     async def is_forgotten(self, *, participant_id: str) -> bool:
         """True once the person asked to be forgotten."""
