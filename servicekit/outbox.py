@@ -55,6 +55,14 @@ class EventTooLarge(ValueError):
     """An emitted event is larger than a Kafka record may be: the handler fails."""
 
 
+async def emitted(conn: Connection, event_id: str) -> CloudEvent | None:
+    """The event with ``event_id`` if this service's outbox still holds it (published or
+    not, until ``outbox_retention_s``), else ``None``: how a command made idempotent by a
+    deterministic event id finds its earlier answer."""
+    payload = await conn.fetchval("SELECT payload FROM kit_outbox WHERE event_id = $1", event_id)
+    return None if payload is None else CloudEvent.model_validate_json(payload)
+
+
 async def append(
     conn: Connection, events: Sequence[tuple[str, CloudEvent]], *, max_bytes: int
 ) -> None:

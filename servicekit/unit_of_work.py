@@ -52,10 +52,12 @@ class UnitOfWork:
         self.emitted: list[tuple[str, CloudEvent]] = []
         self.committed_actions: list[Callable[[], None]] = []
 
-    async def emit(self, data: EventData) -> CloudEvent:
-        """Add the event ``data`` to the outbox of this transaction."""
+    async def emit(self, data: EventData, *, event_id: str | None = None) -> CloudEvent:
+        """Add the event ``data`` to the outbox of this transaction (with ``event_id``, a
+        deterministic id for an idempotent command; a new one by default)."""
         event = new_event(
             data,
+            event_id=event_id,
             source=self._source,
             region=self._region,
             correlationid=(self.cause.correlationid or self.cause.id) if self.cause else None,

@@ -48,6 +48,7 @@ from schemas.participants import (
 )
 from schemas.primitives import PairingMode, ServiceName
 from schemas.programs import ProgramClosedReason, ProgramDefinition
+from servicekit import outbox
 from servicekit.db import Connection
 from servicekit.logs import get_logger
 from servicekit.retry import is_transient
@@ -359,17 +360,39 @@ async def close_program(
 # --- commands: participants (emit only; the consumer applies) ---------------------------
 
 
+JOIN_REQUESTS = uuid.UUID("6f1c2a43-52b4-4c5e-9d0e-7a5b1f0c9e21")
+"""Namespace of the ids of ParticipantJoined events caused by a keyed join request."""
+
+
+def join_event_id(profile: ParticipantJoined, request_key: str) -> str:
+    """The event id of a join request sent with ``request_key`` (``Idempotency-Key``)."""
+    name = f"{profile.program_id}\x1f{profile.participant_id}\x1f{request_key}"
+    return str(uuid.uuid5(JOIN_REQUESTS, name))
+
+
 async def join_program(
-    profile: ParticipantJoined, *, uow: UnitOfWork, repo: MatchingRepository
+    profile: ParticipantJoined,
+    *,
+    uow: UnitOfWork,
+    repo: MatchingRepository,
+    request_key: str | None = None,
 ) -> CloudEvent:
-    """Announce that someone joins an open program (ParticipantJoined)."""
+    """Announce that someone joins an open program (ParticipantJoined).
+
+    With ``request_key``, a repeat of the same request answers the event it caused the
+    first time (while the outbox keeps it) instead of announcing the join again, even
+    before that event has been applied.
+    """
+    event_id = None if request_key is None else join_event_id(profile, request_key)
+    if event_id is not None and (earlier := await outbox.emitted(uow.conn, event_id)):
+        return earlier
     (await _program(repo, profile.program_id)).require_open()
     participants.require_can_join(
         await repo.get_participant(
             program_id=profile.program_id, participant_id=profile.participant_id
         )
     )
-    return await uow.emit(profile)
+    return await uow.emit(profile, event_id=event_id)
 
 
 async def update_participant(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -111,6 +112,16 @@ async def upward(*args: str) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, app, list(args))
 
 
+async def upward_process(*args: str) -> tuple[int, str]:
+    """Run the ``upward`` tool as its own process (two may run at once): exit code, output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "upward.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    return await process.wait(), output.decode()
+
+
 def read_report(path: Path) -> dict[int, tuple[str, str, str]]:
     with path.open(encoding="utf-8", newline="") as stream:
         return {
@@ -185,6 +196,28 @@ async def test_the_import_joins_each_good_row_once_even_when_re_run(
     events = await matching.joined_events(PROGRAM, at_least=len(joiners))
     assert events == Counter({pid: 1 for pid in joiners})
     assert sorted(await matching.participant_ids(PROGRAM)) == sorted(joiners)
+
+
+async def test_two_imports_of_one_export_at_once_join_each_person_once(
+    matching: Matching, tmp_path: Path
+) -> None:
+    """Neither run waits, so both send every join before any is applied: the joins'
+    Idempotency-Key makes the second of each a repeat that announces nothing."""
+    program = "prg-twice"
+    created = await upward("program", "create", "--id", program, "--no-screening",
+                           "--no-training", "--matching-url", matching.url)  # fmt: skip
+    assert created.exit_code == 0, created.output
+    path, joiners = hr_export(tmp_path)
+    command = ("import", "participants", str(path), "--program", program, "--wait", "0",
+               "--matching-url", matching.url)  # fmt: skip
+    runs = await asyncio.gather(upward_process(*command), upward_process(*command))
+    assert [code for code, _ in runs] == [1, 1], [output for _, output in runs]
+    applied = await eventually(
+        lambda: matching.participant_ids(program), lambda found: len(found) >= len(joiners)
+    )
+    assert sorted(applied) == sorted(joiners)
+    events = await matching.joined_events(program, at_least=len(joiners))
+    assert events == Counter({pid: 1 for pid in joiners})
 
 
 async def test_a_row_that_differs_from_the_stored_profile_is_reported_not_joined(

@@ -217,6 +217,33 @@ async def test_joiners_are_proposed_and_both_acceptances_form_the_pair(service: 
     assert "upward_match_run_seconds_count" in metrics
 
 
+async def test_a_keyed_join_sent_again_announces_nothing_new(service: Service) -> None:
+    """A repeat with the same Idempotency-Key answers the first event, even concurrently
+    and before the join is applied; a join without the key, once applied, is a 409."""
+    await service.create_program("prg-keyed")
+    path = "/programs/prg-keyed/participants"
+    body = mentor("m-7", "prg-keyed").model_dump(mode="json")
+    keyed = {**ADMIN, "Idempotency-Key": "import-row-7"}
+    answers = await asyncio.gather(
+        *(service.http.post(path, json=body, headers=keyed) for _ in range(3))
+    )
+    assert [a.status_code for a in answers] == [202, 202, 202], [a.text for a in answers]
+    assert len({a.json()["event_id"] for a in answers}) == 1
+    await service.wait_for_participants("prg-keyed", 1)
+    again = await service.http.post(path, json=body, headers=keyed)
+    assert again.json()["event_id"] == answers[0].json()["event_id"]
+    unkeyed = await service.http.post(path, json=body, headers=ADMIN)
+    assert unkeyed.status_code == 409, unkeyed.text
+    assert service.runtime.pool is not None
+    joins = await service.runtime.pool.fetchval(
+        "SELECT count(*) FROM kit_outbox WHERE event_type = 'upward.ParticipantJoined'"
+        " AND convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'participant_id' = 'm-7'"
+    )
+    assert joins == 1
+    bad_key = await service.http.post(path, json=body, headers={**ADMIN, "Idempotency-Key": "a b"})
+    assert bad_key.status_code == 422
+
+
 async def test_a_decline_leads_to_a_different_proposal(service: Service) -> None:
     await service.create_program("prg-decline")
     for profile in (mentor("m-1", "prg-decline"), mentor("m-2", "prg-decline")):

@@ -5,9 +5,11 @@ same profile is skipped (``already_imported``), someone active with another prof
 reported (``differs``, with the fields that differ; a profile update is the way to change
 it), someone who left is not rejoined (``left``). A join the service refuses (4xx) is
 reported with its reason, and the import goes on; a 409 on a join (someone joined in the
-meantime) is looked up and classified the same way. After the joins, the import waits
-until the matching consumer has applied them, so that a re-run sees them and joins no one
-twice.
+meantime) is looked up and classified the same way. Each join carries an
+``Idempotency-Key`` derived from its body, so a re-run that sends a join again before the
+first one was applied announces nothing new. After the joins, the import waits until the
+matching consumer has applied them, so that a re-run finds them and reports them as
+already imported.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ caller to report.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -84,10 +86,12 @@ class MatchingApi:
     ) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, *, json: Any = None) -> Answer:
+    async def request(
+        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> Answer:
         """One call; 5xx and transport failures raise :class:`MatchingUnavailable`."""
         try:
-            response = await self._http.request(method, path, json=json)
+            response = await self._http.request(method, path, json=json, headers=headers)
         except httpx.HTTPError as error:
             raise MatchingUnavailable(
                 f"cannot reach the matching service at {self.base_url}: {error!r}"
@@ -108,8 +112,14 @@ class MatchingApi:
         return await self.request("GET", f"/programs/{program_id}")
 
     async def join(self, program_id: str, body: dict[str, Any]) -> Answer:
-        """``POST /programs/{id}/participants`` (202: the join event is on its way)."""
-        return await self.request("POST", f"/programs/{program_id}/participants", json=body)
+        """``POST /programs/{id}/participants`` (202: the join event is on its way).
+
+        The request carries an ``Idempotency-Key`` derived from the body: sending the same
+        join again (a re-run of the same export) announces nothing new, even before the
+        first join has been applied.
+        """
+        path = f"/programs/{program_id}/participants"
+        return await self.request("POST", path, json=body, headers=_request_key(body))
 
     async def participant(self, program_id: str, participant_id: str) -> Answer:
         """``GET /programs/{id}/participants/{pid}``."""
@@ -126,6 +136,12 @@ class MatchingApi:
             found += answer.body
             if len(answer.body) < PAGE:
                 return found
+
+
+def _request_key(body: dict[str, Any]) -> dict[str, str]:
+    """The ``Idempotency-Key`` of a join: a digest of its canonical JSON."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return {"Idempotency-Key": "import-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]}
 
 
 def _json_or_text(response: httpx.Response) -> Any:

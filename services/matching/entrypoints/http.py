@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+import asyncpg
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 
 from schemas.envelope import CloudEvent
 from schemas.pairs import PairEndReason
@@ -45,6 +46,16 @@ from services.matching.handlers import RepositoryFactory
 Who = Annotated[Caller, Depends(caller)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+RequestKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=ID_PATTERN,
+        description="Makes the request idempotent: a repeat with the same key (and the same "
+        "program and participant) answers the event of the first request and announces "
+        "nothing new, even before that event has been applied.",
+    ),
+]
 Id = Annotated[
     str,
     Path(
@@ -188,11 +199,25 @@ def _participants(cmd: Command) -> APIRouter:
         description="Refused at once (404, 409) for an unknown or closed program or an "
         "active participant. " + APPLIED_LATER,
     )
-    async def join(program_id: Id, body: ParticipantJoined, who: Who) -> views.EventAccepted:
+    async def join(
+        program_id: Id, body: ParticipantJoined, who: Who, idempotency_key: RequestKey = None
+    ) -> views.EventAccepted:
         who.require_self_or_program(body.participant_id, program_id)
         _same("program_id", program_id, body.program_id)
-        async with cmd() as (uow, repo):
-            return _accepted(await handlers.join_program(body, uow=uow, repo=repo))
+
+        async def attempt() -> views.EventAccepted:
+            async with cmd() as (uow, repo):
+                joined = await handlers.join_program(
+                    body, uow=uow, repo=repo, request_key=idempotency_key
+                )
+            return _accepted(joined)
+
+        try:
+            return await attempt()
+        except asyncpg.UniqueViolationError:
+            if idempotency_key is None:
+                raise
+            return await attempt()  # the same request committed first, concurrently
 
     @router.get(base, summary="Participants of a program (admins)")
     async def list_participants(
