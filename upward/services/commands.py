@@ -132,15 +132,14 @@ def status(run_dir: RunDirOpt = None) -> None:
 
 def print_status(supervisor: ServiceSupervisor) -> None:
     """Print the status table of *supervisor*'s processes."""
-    table = Table(title="Upward services")
-    for column in ("service", "pid", "port", "ready", "docs", "metrics"):
-        table.add_column(column)
+    table = Table(title="Upward services", caption="API docs at URL/docs, metrics at URL/metrics")
+    for column in ("service", "pid", "port", "ready", "URL"):
+        table.add_column(column, no_wrap=True)
     for row in supervisor.status():
         ready = "[green]yes[/green]" if row.ready else "[red]no[/red]"
-        docs = "" if row.name == MAIL_SINK else f"{row.url}/docs"
-        metrics = "" if row.name == MAIL_SINK else f"{row.url}/metrics"
+        url = "" if row.name == MAIL_SINK else row.url
         pid = str(row.pid) if row.pid else "-"
-        table.add_row(row.name, pid, str(row.port), ready, docs, metrics)
+        table.add_row(row.name, pid, str(row.port), ready, url)
     out.print(table)
 
 
