@@ -177,7 +177,7 @@ class PairHealthChanged(_FeedbackEvent):
     )
 
     event_type: ClassVar[str] = "PairHealthChanged"
-    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, NOTIFICATIONS, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (EXTERNAL,)
 
     @classmethod
     def example(cls) -> Self:

@@ -143,7 +143,7 @@ class PairAccepted(_PairEvent):
 
     event_type: ClassVar[str] = "PairAccepted"
     publishers: ClassVar[tuple[str, ...]] = (MATCHING, EXTERNAL)
-    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, NOTIFICATIONS)
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING,)
 
     @classmethod
     def example(cls) -> Self:
@@ -163,7 +163,7 @@ class PairDeclined(_PairEvent):
 
     event_type: ClassVar[str] = "PairDeclined"
     publishers: ClassVar[tuple[str, ...]] = (MATCHING, EXTERNAL)
-    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, NOTIFICATIONS)
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING,)
 
     @classmethod
     def example(cls) -> Self:
@@ -255,7 +255,7 @@ class MatchRunCompleted(EventData):
     topic: ClassVar[str] = TOPIC
     subject_field: ClassVar[str] = "run_id"
     publishers: ClassVar[tuple[str, ...]] = (MATCHING,)
-    subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (EXTERNAL,)
     schema_version: ClassVar[int] = 1
 
     @classmethod

@@ -42,6 +42,7 @@ from schemas.primitives import (
     MATCHING,
     NOTIFICATIONS,
     SERVICES,
+    SESSIONS,
     Email,
     Identifier,
     LanguageCode,
@@ -55,7 +56,6 @@ from schemas.primitives import (
 
 TOPIC = "upward.participants"
 _PUBLISHERS = (MATCHING, EXTERNAL)
-_ELIGIBILITY_SUBSCRIBERS = (MATCHING, NOTIFICATIONS)
 
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 AttributeValue = Annotated[str, StringConstraints(max_length=128)]
@@ -163,7 +163,7 @@ class ParticipantProfile(EventData):
     topic: ClassVar[str] = TOPIC
     subject_field: ClassVar[str] = "participant_id"
     publishers: ClassVar[tuple[str, ...]] = _PUBLISHERS
-    subscribers: ClassVar[tuple[str, ...]] = SERVICES
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, SESSIONS, NOTIFICATIONS)
 
 
 def _sample_profile() -> dict[str, Any]:
@@ -243,7 +243,7 @@ class ParticipantScreened(_ParticipantEvent):
     screened_at: AwareDatetime = Field(description="When the screening took place.")
 
     event_type: ClassVar[str] = "ParticipantScreened"
-    subscribers: ClassVar[tuple[str, ...]] = _ELIGIBILITY_SUBSCRIBERS
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING,)
 
     @classmethod
     def example(cls) -> Self:
@@ -265,7 +265,7 @@ class TrainingCompleted(_ParticipantEvent):
     completed_at: AwareDatetime = Field(description="When the training was completed.")
 
     event_type: ClassVar[str] = "TrainingCompleted"
-    subscribers: ClassVar[tuple[str, ...]] = _ELIGIBILITY_SUBSCRIBERS
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING,)
 
     @classmethod
     def example(cls) -> Self:
@@ -286,7 +286,7 @@ class ParticipantLeft(_ParticipantEvent):
     left_at: AwareDatetime = Field(description="When they left.")
 
     event_type: ClassVar[str] = "ParticipantLeft"
-    subscribers: ClassVar[tuple[str, ...]] = SERVICES
+    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, SESSIONS)
 
     @classmethod
     def example(cls) -> Self:
@@ -331,7 +331,7 @@ class ErasureCompleted(_ParticipantEvent):
 
     event_type: ClassVar[str] = "ErasureCompleted"
     publishers: ClassVar[tuple[str, ...]] = SERVICES
-    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (EXTERNAL,)
 
     @classmethod
     def example(cls) -> Self:

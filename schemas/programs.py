@@ -29,7 +29,6 @@ from schemas.primitives import (
 )
 
 TOPIC = "upward.programs"
-_SUBSCRIBERS = (SESSIONS, FEEDBACK, NOTIFICATIONS, EXTERNAL)
 
 
 class ProgramType(StrEnum):
@@ -184,7 +183,7 @@ class ProgramDefinition(EventData):
     topic: ClassVar[str] = TOPIC
     subject_field: ClassVar[str] = "program_id"
     publishers: ClassVar[tuple[str, ...]] = (MATCHING,)
-    subscribers: ClassVar[tuple[str, ...]] = _SUBSCRIBERS
+    subscribers: ClassVar[tuple[str, ...]] = (SESSIONS, FEEDBACK, NOTIFICATIONS, EXTERNAL)
     schema_version: ClassVar[int] = 1
 
 
@@ -258,7 +257,7 @@ class ProgramClosed(EventData):
     topic: ClassVar[str] = TOPIC
     subject_field: ClassVar[str] = "program_id"
     publishers: ClassVar[tuple[str, ...]] = (MATCHING,)
-    subscribers: ClassVar[tuple[str, ...]] = _SUBSCRIBERS
+    subscribers: ClassVar[tuple[str, ...]] = (SESSIONS, FEEDBACK, EXTERNAL)
     schema_version: ClassVar[int] = 1
 
     @classmethod

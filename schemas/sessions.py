@@ -18,7 +18,6 @@ from schemas.base import PairKeyedEvent
 from schemas.primitives import (
     EXTERNAL,
     FEEDBACK,
-    MATCHING,
     NOTIFICATIONS,
     SESSIONS,
     Identifier,
@@ -111,7 +110,7 @@ class SessionScheduled(_TimedSession):
     )
 
     event_type: ClassVar[str] = "SessionScheduled"
-    subscribers: ClassVar[tuple[str, ...]] = (FEEDBACK, NOTIFICATIONS, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (NOTIFICATIONS, EXTERNAL)
 
     @classmethod
     def example(cls) -> Self:
@@ -200,7 +199,7 @@ class SessionHeld(_SessionsEvent):
     )
 
     event_type: ClassVar[str] = "SessionHeld"
-    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, FEEDBACK, EXTERNAL)
+    subscribers: ClassVar[tuple[str, ...]] = (FEEDBACK, EXTERNAL)
 
     @classmethod
     def example(cls) -> Self:
@@ -229,7 +228,7 @@ class SessionMissed(_SessionsEvent):
     consecutive_missed: int = Field(ge=1, description="Sessions missed in a row by the pair.")
 
     event_type: ClassVar[str] = "SessionMissed"
-    subscribers: ClassVar[tuple[str, ...]] = (FEEDBACK, NOTIFICATIONS)
+    subscribers: ClassVar[tuple[str, ...]] = (FEEDBACK,)
 
     @classmethod
     def example(cls) -> Self:
@@ -258,7 +257,7 @@ class PairStalled(_SessionsEvent):
     )
 
     event_type: ClassVar[str] = "PairStalled"
-    subscribers: ClassVar[tuple[str, ...]] = (MATCHING, FEEDBACK, NOTIFICATIONS)
+    subscribers: ClassVar[tuple[str, ...]] = (FEEDBACK, NOTIFICATIONS)
 
     @classmethod
     def example(cls) -> Self:

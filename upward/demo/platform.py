@@ -21,30 +21,28 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.registry import EVENTS, TOPIC_NAMES
 from upward.identity import PLATFORM_ADMIN, Identity, auth_headers
 from upward.stack import SERVICES
 
-#: Topics each service's consumer group reads (its ``ServiceDefinition.subscribes``).
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "matching": ("upward.participants", "upward.pairs", "upward.feedback"),
-    "sessions": ("upward.programs", "upward.participants", "upward.pairs"),
-    "feedback": ("upward.programs", "upward.participants", "upward.pairs", "upward.sessions"),
-    "notifications": (
-        "upward.programs",
-        "upward.participants",
-        "upward.pairs",
-        "upward.sessions",
-        "upward.feedback",
-    ),
-}
-TOPICS: tuple[str, ...] = (
-    "upward.programs",
-    "upward.participants",
-    "upward.pairs",
-    "upward.sessions",
-    "upward.feedback",
-    "upward.notifications",
-)
+
+def _subscriptions() -> dict[str, tuple[str, ...]]:
+    """Topics each service reads, derived from the catalogue's ``subscribers``."""
+    return {
+        service: tuple(
+            topic
+            for topic in TOPIC_NAMES
+            if any(service in cls.subscribers for cls in EVENTS.values() if cls.topic == topic)
+        )
+        for service in SERVICES
+    }
+
+
+#: Topics each service's consumer group reads (its ``ServiceDefinition.subscribes``), from
+#: the event catalogue so :meth:`Platform.settle` waits on exactly the groups' topics.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = _subscriptions()
+#: Every platform topic, in the catalogue's order.
+TOPICS: tuple[str, ...] = TOPIC_NAMES
 
 
 RETRIES_503 = 8
