@@ -262,7 +262,7 @@ async def test_acls_deny_a_service_a_topic_it_has_no_acl_for(
 
 SECRETS = {
     "database password": "db-pass-7c1e-do-not-log",
-    "JWT secret": "jwt-secret-2b8d-do-not-log",
+    "JWT secret": "jwt-secret-2b8d-do-not-log-7c41e09a5f3d",
     "wrong database password": "wrong-db-pass-5a0f-do-not-log",
 }
 
