@@ -7,11 +7,13 @@ import typer
 from upward.demo.commands import demo
 from upward.deploy import app as deploy_app
 from upward.events.commands import dlq_app, events_app
+from upward.identity import CannotSignTokens
 from upward.importing.commands import app as import_app
 from upward.match.commands import app as match_app
 from upward.programs.commands import app as program_app
 from upward.services.commands import app as services_app
 from upward.stack.commands import app as stack_app
+from upward.tokens.commands import token
 
 app = typer.Typer(
     name="upward",
@@ -27,7 +29,17 @@ app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(services_app, name="services")
 app.command(name="demo")(demo)
+app.command(name="token")(token)
+
+
+def main() -> None:
+    """The console script: the app, with a missing token said in one line."""
+    try:
+        app()
+    except CannotSignTokens as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise SystemExit(1) from error
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -1,0 +1,1 @@
+"""``upward token``: a development bearer token for calling the services by hand."""
