@@ -23,7 +23,7 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import KafkaConnectionSettings, ServiceSettings
 
 DLQ_SUFFIX = ".dlq"
 
@@ -37,7 +37,7 @@ class KafkaSecurityError(ValueError):
     """The Kafka security settings are incomplete (e.g. SASL without a user)."""
 
 
-def kafka_ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:
+def kafka_ssl_context(settings: KafkaConnectionSettings) -> ssl.SSLContext | None:
     """The TLS context of the settings' protocol (``None`` for PLAINTEXT / SASL_PLAINTEXT)."""
     if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
@@ -50,8 +50,8 @@ def kafka_ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:
     return context
 
 
-def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
-    """Keyword arguments every aiokafka client of the service is created with.
+def kafka_client_options(settings: KafkaConnectionSettings) -> dict[str, Any]:
+    """Keyword arguments every aiokafka client (a service's or the tool's) is created with.
 
     Bootstrap servers and the security of the connection: protocol, the TLS context and
     the SASL mechanism and credentials. Raises :class:`KafkaSecurityError` when a SASL
@@ -74,13 +74,12 @@ def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
     return options
 
 
-def _sasl_credentials(settings: ServiceSettings) -> tuple[str, str]:
+def _sasl_credentials(settings: KafkaConnectionSettings) -> tuple[str, str]:
     password = settings.kafka_sasl_password
     if not settings.kafka_sasl_username or password is None:
         raise KafkaSecurityError(
             f"UPWARD_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
-            "UPWARD_KAFKA_SASL_USERNAME and UPWARD_KAFKA_SASL_PASSWORD (or the "
-            f"UPWARD_{settings.service_name.upper()}_KAFKA_SASL_* pair)"
+            f"{settings.sasl_variables}"
         )
     return settings.kafka_sasl_username, password.get_secret_value()
 

@@ -44,19 +44,17 @@ PER_SERVICE_KAFKA_FIELDS = (
 )
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service has. Subclassed per service by :func:`settings_for`."""
+class KafkaConnectionSettings(BaseSettings):
+    """How a client reaches Kafka: the brokers and the connection's security.
 
-    # hide_input_in_errors: a validation error must not print the input (database URLs
-    # with passwords, SASL passwords).
+    The services read them as part of :class:`ServiceSettings`; the ``upward`` tool's event
+    and dead-letter commands read them alone, under the same shared names.
+    """
+
     model_config = SettingsConfigDict(
         extra="ignore", populate_by_name=True, hide_input_in_errors=True
     )
 
-    service_name: str = Field(description="Service name, also the consumer group stem")
-    database_url: SecretStr = Field(
-        description="asyncpg URL of the service's own PostgreSQL database",
-    )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092",
         validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS"),
@@ -99,6 +97,26 @@ class ServiceSettings(BaseSettings):
         default=True,
         validation_alias=_shared("KAFKA_SSL_CHECK_HOSTNAME"),
         description="Check that the broker certificate names the broker host",
+    )
+
+    @property
+    def sasl_variables(self) -> str:
+        """The variables that give the SASL user and password (for error messages)."""
+        return "UPWARD_KAFKA_SASL_USERNAME and UPWARD_KAFKA_SASL_PASSWORD"
+
+
+class ServiceSettings(KafkaConnectionSettings):
+    """Settings every service has. Subclassed per service by :func:`settings_for`."""
+
+    # hide_input_in_errors: a validation error must not print the input (database URLs
+    # with passwords, SASL passwords).
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
+
+    service_name: str = Field(description="Service name, also the consumer group stem")
+    database_url: SecretStr = Field(
+        description="asyncpg URL of the service's own PostgreSQL database",
     )
     environment: Literal["development", "production"] = Field(
         default="development",
@@ -162,6 +180,12 @@ class ServiceSettings(BaseSettings):
             if problems:
                 raise UnsafeProductionSettings(problems)
         return self
+
+    @property
+    def sasl_variables(self) -> str:
+        """The shared pair, or the service's own ``UPWARD_<SERVICE>_KAFKA_SASL_*`` pair."""
+        own = f"UPWARD_{self.service_name.upper()}_KAFKA_SASL_*"
+        return f"{super().sasl_variables} (or the {own} pair)"
 
     @property
     def group_id(self) -> str:

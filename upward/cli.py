@@ -1,9 +1,10 @@
-"""The ``upward`` command-line tool (entry point ``upward = "upward.cli:app"``)."""
+"""The ``upward`` command-line tool (entry point ``upward = "upward.cli:main"``)."""
 
 from __future__ import annotations
 
 import typer
 
+from servicekit.kafka import KafkaSecurityError
 from upward.demo.commands import demo
 from upward.deploy import app as deploy_app
 from upward.events.commands import dlq_app, events_app
@@ -33,10 +34,11 @@ app.command(name="token")(token)
 
 
 def main() -> None:
-    """The console script: the app, with a missing token said in one line."""
+    """The console script: the app, with a missing token or Kafka credential said in one
+    line."""
     try:
         app()
-    except CannotSignTokens as error:
+    except (CannotSignTokens, KafkaSecurityError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise SystemExit(1) from error
 

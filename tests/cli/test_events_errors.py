@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import socket
+import ssl
 
 import pytest
 from events_io import invoke
+
+from servicekit.kafka import KafkaSecurityError
+from upward.events.broker import connection_options
 
 COMMANDS = [
     ["events", "tail", "--no-follow"],
@@ -49,3 +53,34 @@ def test_unreachable_broker_is_one_line_with_the_address_and_exit_1(args: list[s
         "or point UPWARD_KAFKA_BOOTSTRAP_SERVERS at a running broker"
     ]
     assert result.stdout == ""
+
+
+def test_the_tools_connect_with_the_services_kafka_security(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shared ``UPWARD_KAFKA_*`` security settings reach every client of the tools."""
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_USERNAME", "operator")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_PASSWORD", "operator-secret")
+    options = connection_options("kafka.example.com:9093")
+    assert options["bootstrap_servers"] == "kafka.example.com:9093"
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-256"
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == (
+        "operator",
+        "operator-secret",
+    )
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+
+
+def test_sasl_without_a_user_is_one_line_naming_the_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    with pytest.raises(KafkaSecurityError) as refused:
+        connection_options("127.0.0.1:1")
+    assert str(refused.value) == (
+        "UPWARD_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT needs "
+        "UPWARD_KAFKA_SASL_USERNAME and UPWARD_KAFKA_SASL_PASSWORD"
+    )

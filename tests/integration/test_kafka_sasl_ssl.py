@@ -31,11 +31,18 @@ from pydantic import SecretStr
 from examples import welcome_service
 from schemas.codec import decode, encode, new_event
 from schemas.participants import ParticipantJoined
-from servicekit.kafka import KafkaSecurityError, check_kafka_login, make_consumer, make_producer
+from servicekit.kafka import (
+    KafkaSecurityError,
+    check_kafka_login,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 from servicekit.logs import configure_logging, get_logger
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_for
 from tests.fixtures.infra import PostgresServerInfo
+from upward.events.census import topic_census
 from upward.identity import PLATFORM_ADMIN, auth_headers
 from upward.stack import StackSettings, free_ports
 from upward.stack import kafka as stack_kafka
@@ -222,6 +229,37 @@ async def test_service_runs_end_to_end_over_sasl_ssl_with_its_own_credentials(
             return int(answer.json()["joined"]) if answer.status_code == 200 else 0
 
         assert await eventually(live_count, lambda n: n >= 1) == 1
+
+
+async def test_the_event_tools_read_the_topics_over_sasl_ssl(
+    secure_broker: SecureBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``upward events`` and ``upward dlq`` log in with the shared ``UPWARD_KAFKA_*``
+    settings, as the operator's user (here welcome's, which the ACLs let read the prefix)."""
+    settings = service_settings(
+        secure_broker, monkeypatch, service="welcome", password=PASSWORDS["welcome"]
+    )
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_USERNAME", "welcome")
+    monkeypatch.setenv("UPWARD_KAFKA_SASL_PASSWORD", PASSWORDS["welcome"])
+    data = ParticipantJoined.model_validate(
+        {**ParticipantJoined.example().model_dump(mode="json"), "participant_id": "emp-census"}
+    )
+    event = new_event(data, source="/hr-feed")
+    topic = settings.physical_topic(PARTICIPANTS)
+    await ensure_topics(settings, [topic])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, encode(event), key=event.subject.encode())
+    finally:
+        await producer.stop()
+    census = await topic_census(bootstrap=secure_broker.bootstrap, prefix=secure_broker.prefix)
+    seen = [
+        logged.event.envelope.id
+        for records in census.events[PARTICIPANTS].values()
+        for logged in records
+    ]
+    assert event.id in seen
 
 
 async def test_a_wrong_password_is_refused_with_a_clear_error(

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.registry import EVENTS, TOPIC_NAMES
+from upward.events.broker import connection_options
 from upward.identity import PLATFORM_ADMIN, Identity, auth_headers
 from upward.stack import SERVICES
 
@@ -104,9 +105,9 @@ class Platform:
             url = self.address.database_urls[name]
             self.pools[name] = await asyncpg.create_pool(url, min_size=1, max_size=4)
         bootstrap = self.address.bootstrap_servers
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(**connection_options(bootstrap), enable_auto_commit=False)
         await self.consumer.start()
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.admin = AIOKafkaAdminClient(**connection_options(bootstrap))
         await self.admin.start()
 
     async def close(self) -> None:

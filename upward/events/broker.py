@@ -16,6 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from servicekit.kafka import kafka_client_options
+from servicekit.settings import KafkaConnectionSettings
+
 MAX_RECORD_BYTES = 1_048_576 + 64 * 1024
 """Largest record the tools read or write (an event's limit plus room for headers)."""
 
@@ -23,9 +26,12 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 def connection_options(bootstrap: str) -> dict[str, Any]:
-    """Keyword arguments every client of the tools connects with (the one place to add
-    security settings)."""
-    return {"bootstrap_servers": bootstrap, "client_id": "upward-cli"}
+    """Keyword arguments every client of the tools connects with: ``bootstrap``, and the
+    connection security the services use (``UPWARD_KAFKA_SECURITY_PROTOCOL``, the shared
+    ``UPWARD_KAFKA_SASL_*`` and ``UPWARD_KAFKA_SSL_*`` settings), built by the kit's one
+    builder. Raises :class:`servicekit.kafka.KafkaSecurityError` when SASL lacks a user."""
+    security = KafkaConnectionSettings(kafka_bootstrap_servers=bootstrap)
+    return kafka_client_options(security) | {"client_id": "upward-cli"}
 
 
 class BrokerUnreachable(Exception):

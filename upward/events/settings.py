@@ -1,20 +1,18 @@
-"""Where the event tools find the broker and the topics (environment, prefix ``UPWARD_``)."""
+"""Where the event tools find the broker and the topics: the services' own settings names."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
-"""The local stack's broker (``upward stack up``)."""
+from servicekit.settings import KafkaConnectionSettings
 
 
-class EventToolSettings(BaseSettings):
-    """The broker and topic prefix the services use, read the same way they read them."""
+class EventToolSettings(KafkaConnectionSettings):
+    """The brokers, the connection security and the topic prefix the services use, read
+    from the same variables (``UPWARD_KAFKA_*``, ``UPWARD_TOPIC_PREFIX``)."""
 
-    model_config = SettingsConfigDict(env_prefix="UPWARD_", extra="ignore")
-
-    kafka_bootstrap_servers: str = Field(
-        default=DEFAULT_BOOTSTRAP, description="Comma-separated Kafka bootstrap servers"
+    topic_prefix: str = Field(
+        default="",
+        validation_alias=AliasChoices("UPWARD_TOPIC_PREFIX"),
+        description="Prefix of every physical topic name",
     )
-    topic_prefix: str = Field(default="", description="Prefix of every physical topic name")
