@@ -126,11 +126,17 @@ async def test_clock_route_refuses_a_move_past_the_calendar(runtime: ServiceRunt
 
 
 async def _transaction_states(pool: asyncpg.Pool) -> list[str]:
-    """State of every other session of this database holding an advisory lock."""
+    """State of every other session of this database holding a timer's advisory lock.
+
+    Timer locks are the two-key ``(hashtext('upward-timer'), ...)`` ones (``objsubid`` 2,
+    the first key in ``classid``); the outbox relay's single-key lock, taken while it
+    publishes, is not one of them.
+    """
     rows = await pool.fetch(
         "SELECT a.state FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid"
         " WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()"
-        " AND a.datname = current_database()"
+        " AND a.datname = current_database() AND l.objsubid = 2"
+        " AND l.classid::text::bigint = (hashtext('upward-timer')::bigint & 4294967295)"
     )
     return [r["state"] for r in rows]
 
