@@ -18,7 +18,9 @@ does not decode is skipped there, because the service's consumer dead-letters it
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -57,6 +59,12 @@ def faust_credentials(settings: ServiceSettings) -> Any:
     return faust.SSLCredentials(context) if context is not None else None
 
 
+def streams_data_dir(settings: ServiceSettings) -> Path:
+    """Where faust keeps its local state: under the temporary directory (an ``emptyDir``
+    in the chart), never the working directory, which is read-only in a pod."""
+    return Path(tempfile.gettempdir()) / "upward-streams" / settings.group_id
+
+
 def create_stream_app(
     settings: ServiceSettings, *, partitions: int = 3, replication_factor: int = 1
 ) -> Any:
@@ -66,6 +74,7 @@ def create_stream_app(
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
         broker_credentials=faust_credentials(settings),
         store="memory://",
+        datadir=streams_data_dir(settings),
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=partitions,

@@ -1,10 +1,13 @@
 """Settings: shared names and per-service names from the environment."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from servicekit.kafka import KafkaSecurityError, kafka_client_options
 from servicekit.settings import load_settings
-from servicekit.streams import faust_credentials
+from servicekit.streams import create_stream_app, faust_credentials
 from upward.deploy import settings_class
 
 
@@ -105,3 +108,15 @@ def test_faust_gets_the_same_security(monkeypatch: pytest.MonkeyPatch) -> None:
     assert faust_credentials(load_settings("feedback")).context is not None
     monkeypatch.setenv("UPWARD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
     assert faust_credentials(load_settings("feedback")) is None
+
+
+def test_faust_keeps_its_state_out_of_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    settings = load_settings("feedback")
+    app = create_stream_app(settings)
+    datadir = Path(app.conf.datadir)
+    assert datadir == tmp_path / "upward-streams" / settings.group_id
+    assert not datadir.is_relative_to(Path.cwd())
