@@ -354,5 +354,5 @@ def _raw(message: ConsumerRecord[bytes, bytes]) -> RawRecord:
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
+        headers=tuple((k, b"" if v is None else bytes(v)) for k, v in (message.headers or ())),
     )
