@@ -454,10 +454,13 @@ def invoke(args: list[str], *, bootstrap: str, prefix: str) -> Result:
     return CliRunner().invoke(app, args, env=env)
 
 
-async def replay(platform: PoisonPlatform) -> tuple[int, int]:
-    """``upward dlq replay --yes``; return (replayed, skipped) from its summary line."""
+async def replay(platform: PoisonPlatform, *options: str) -> tuple[int, int]:
+    """``upward dlq replay --yes [OPTIONS]``; return (replayed, skipped) from its summary."""
     result = await asyncio.to_thread(
-        invoke, ["dlq", "replay", "--yes"], bootstrap=platform.kafka, prefix=platform.prefix
+        invoke,
+        ["dlq", "replay", "--yes", *options],
+        bootstrap=platform.kafka,
+        prefix=platform.prefix,
     )
     assert result.exit_code == 0, result.output
     found = re.search(r"Dead letters: (\d+) replayed, (\d+) skipped", result.stdout)

@@ -4,10 +4,11 @@ The four services run in-process on the real broker and PostgreSQL. Every input 
 every service gets a poison record of each kind (``tests/chaos/poison.py``: invalid JSON,
 JSON nested too deeply, an envelope or data breaking the schema, an unknown event type, a
 newer schema version, an oversized record, a missing key, a key differing from the
-subject), interleaved with good events in the same partition. Each service (consumer
-group) must set each poison record aside on ``<topic>.dlq`` exactly once, with the reason
-of its kind and the original bytes, key, headers and position, while every good event
-behind it is applied and no group stays behind.
+subject), interleaved with good events in the same partition (one of them carries a
+header without a value). Each service (consumer group) must set each poison record aside
+on ``<topic>.dlq`` exactly once, with the reason of its kind and the original bytes, key,
+headers and position, while every good event behind it is applied and every group's
+committed offset reaches the end of its topics.
 
 Some good events are refused, as in production: a participant joining a program matching
 does not know yet (``rejected``), a cancellation of a session notifications never heard of
@@ -16,8 +17,12 @@ does not know yet (``rejected``), a cancellation of a session notifications neve
 (``unprocessable``). Then come the fixes: the program is created, the missing
 SessionScheduled arrives, a new build of feedback and notifications knowing the version is
 deployed, and a new build of sessions without the bug. The real ``upward dlq replay``
-applies each refused event once in its service's store; still-bad records go back to the
-dead-letter topic with their reason; a second replay applies nothing again.
+applies each refused event once in its service's store, and only in that service (the
+other services on the topic do not see the replayed copy); still-bad records go back to
+the dead-letter topic once per replay, with their reason, and are not applied; an
+oversized (truncated) dead letter stays, not replayed. Replaying the fixed reasons again
+sends nothing; replaying everything again sends only the records that came back, and
+applies nothing.
 """
 
 from __future__ import annotations
@@ -418,7 +423,10 @@ async def test_poison_of_every_kind_is_set_aside_and_a_replay_after_the_fix_appl
         assert (await inbox(platform, service))[late["buggy_program"].event_id] == 0
 
     inboxes = {s: await inbox(platform, s) for s in platform.services}
-    # --- the operator runs the replay again ---------------------------------------------
+    # --- the operator replays what was fixed again: nothing goes -------------------------
+    fixed_reasons = ("--reason", "rejected", "--reason", "unprocessable")
+    assert await replay(platform, *fixed_reasons) == (0, len(after_first))
+    # --- the operator runs the whole replay again ---------------------------------------
     replayed_again, skipped_again = await replay(platform)
     assert (replayed_again, skipped_again) == (len(still_bad), replayed + len(oversized))
     after_second = await settled(platform, letters=len(letters) + 2 * len(still_bad))
