@@ -112,6 +112,8 @@ def _parse_json(raw: bytes | None, *, max_bytes: int) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise EventDecodeError(DecodeFailure.INVALID_JSON, str(error)) from error
+    except RecursionError as error:  # e.g. [[[[...]]]] nested thousands deep
+        raise EventDecodeError(DecodeFailure.INVALID_JSON, f"nested too deeply: {error}") from error
 
 
 def _parse_envelope(document: Any) -> CloudEvent:

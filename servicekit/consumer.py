@@ -28,7 +28,7 @@ from schemas.envelope import CloudEvent
 from servicekit import inbox, metrics, outbox
 from servicekit.clock import Clock, SystemClock
 from servicekit.db import Connection
-from servicekit.dead_letters import RawRecord, send_to_dead_letters
+from servicekit.dead_letters import RawRecord, replayed_for_another_group, send_to_dead_letters
 from servicekit.kafka import make_consumer
 from servicekit.logs import bound, get_logger
 from servicekit.retry import Backoff, is_transient, retry_transient
@@ -114,10 +114,18 @@ class RecordProcessor:
         return await retry_transient(attempt, backoff=backoff, pause=self._pause, on_retry=count)
 
     async def _triage(self, records: Sequence[RawRecord]) -> tuple[dict[int, Outcome], list[Work]]:
-        """Decode: dead-letter what is bad, skip what is not ours, return the rest."""
+        """Decode: dead-letter what is bad, skip what is not ours, return the rest.
+
+        A dead letter replayed for another consumer group is not ours: this group
+        already decided on the original record.
+        """
         outcomes: dict[int, Outcome] = {}
         work: list[Work] = []
         for index, record in enumerate(records):
+            if replayed_for_another_group(record, self._settings.group_id):
+                metrics.EVENTS_CONSUMED.labels(self._logical(record), "", Outcome.IGNORED).inc()
+                outcomes[index] = Outcome.IGNORED
+                continue
             try:
                 event = decode(
                     record.value, key=record.key, max_bytes=self._settings.max_event_bytes
@@ -354,5 +362,5 @@ def _raw(message: ConsumerRecord[bytes, bytes]) -> RawRecord:
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
+        headers=tuple((k, b"" if v is None else bytes(v)) for k, v in (message.headers or ())),
     )

@@ -1,7 +1,11 @@
 """Dead letters: bad events are set aside on ``<topic>.dlq`` with the reason.
 
 The original key and value are kept byte for byte so that ``upward dlq replay``
-can put them back on the original topic after a fix.
+can put them back on the original topic after a fix. Several services read one topic,
+each in its own consumer group, and each dead-letters a record it cannot process: a
+replay therefore names the group the dead letter came from in the ``dlq.replay.group``
+header of the record it publishes, and the other groups leave that record alone
+(:func:`replayed_for_another_group`): each group re-processes its own dead letter once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from servicekit import metrics
 from servicekit.kafka import dlq_topic
 
 HEADER_PREFIX = "dlq."
+REPLAY_GROUP = HEADER_PREFIX + "replay.group"
+"""Header of a replayed record: the consumer group whose dead letter it is."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,14 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def replayed_for_another_group(record: RawRecord, group: str) -> bool:
+    """True when ``record`` is a dead letter replayed for a consumer group other than ``group``."""
+    for key, value in record.headers:
+        if key == REPLAY_GROUP:
+            return value.decode("utf-8", errors="replace") != group
+    return False
 
 
 def dead_letter_headers(

@@ -135,7 +135,10 @@ def test_replay_publishes_each_dead_letter_once_even_when_run_twice(
     originals = {(e.key, e.value) for e in dead["events"]}
     assert sorted((r.key, r.value) for r in replayed) == sorted(originals)
     traced = next(r for r in replayed if r.key == b"emp-dlq-1")
-    assert traced.headers == (("traceparent", b"00-abc"),)  # original headers, no dlq.*
+    assert traced.headers == (  # the original headers and the group it is replayed for
+        ("traceparent", b"00-abc"),
+        ("dlq.replay.group", b"upward-welcome"),
+    )
     listing = invoke(["dlq", "list"], bootstrap=kafka_bootstrap, prefix=dead["prefix"])
     assert "4 dead letters, 2 replayed" in listing.stdout
 

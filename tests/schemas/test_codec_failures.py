@@ -63,6 +63,7 @@ def _with_data(**changes: Any) -> bytes:
         (b"\xff\xfe\x00garbage", DecodeFailure.INVALID_JSON),
         (b"", DecodeFailure.INVALID_JSON),
         (None, DecodeFailure.INVALID_JSON),
+        (b"[" * 5000 + b"]" * 5000, DecodeFailure.INVALID_JSON),  # deeper than the parser
         (b"[1, 2, 3]", DecodeFailure.INVALID_ENVELOPE),
         (_without("type"), DecodeFailure.INVALID_ENVELOPE),
         (_with(specversion="0.3"), DecodeFailure.INVALID_ENVELOPE),

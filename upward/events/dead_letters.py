@@ -5,7 +5,10 @@ dead letter's key and value, byte for byte, to ``dlq.original.topic`` and, **in 
 Kafka transaction**, a *replay marker* on the dead-letter topic: a record whose header
 ``dlq.replay.of`` is ``<partition>:<offset>`` of the dead letter it replayed. Readers use
 ``read_committed``, so either both the replayed record and its marker are visible or
-neither is; a later replay skips every dead letter that has a marker. The transactional id
+neither is; a later replay skips every dead letter that has a marker. The replayed record
+carries the original headers and ``dlq.replay.group``, the consumer group that dead-lettered
+it: the other services reading the topic leave it alone (they processed the original
+already), so each group re-processes its own dead letter once. The transactional id
 is per dead-letter topic, so a second replay of the same topic fences a first one still
 running. Markers are not dead letters: every reader here leaves them out.
 """
@@ -21,7 +24,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 
 from schemas.errors import DecodeFailure
-from servicekit.dead_letters import HEADER_PREFIX
+from servicekit.dead_letters import HEADER_PREFIX, REPLAY_GROUP
 from upward.events.broker import (
     MAX_RECORD_BYTES,
     Record,
@@ -227,6 +230,8 @@ async def _replay_chunk(producer: AIOKafkaProducer, letters: list[DeadLetter]) -
         for letter in letters:
             original = letter.header("original.topic")
             headers = [(k, v) for k, v in letter.headers if not k.startswith(HEADER_PREFIX)]
+            if group := letter.header("consumer.group"):
+                headers.append((REPLAY_GROUP, group.encode("utf-8")))
             await producer.send(original, value=letter.value, key=letter.key, headers=headers)
             await producer.send(
                 letter.dlq_topic,
