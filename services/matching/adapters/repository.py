@@ -203,6 +203,14 @@ class MatchingRepository(ABC):
 
 OPEN = [PairStatus.PROPOSED.value, PairStatus.FORMED.value]
 
+POOL_CHANGED_CHANNEL = "upward_matching_pool_changed"
+"""The ``NOTIFY`` channel of pool changes (payload: the program id)."""
+
+_NOTE_POOL_CHANGE = """
+WITH noted AS (INSERT INTO pool_changes (program_id) VALUES ($1) RETURNING program_id)
+SELECT pg_notify($2, program_id) FROM noted
+"""
+
 _CANDIDATES = """
 SELECT p.profile::text AS profile, p.screening, p.trained,
        COALESCE(m.open_pairs, 0) AS open_as_mentor,
@@ -360,8 +368,12 @@ class PostgresMatchingRepository(MatchingRepository):
             yield
 
     async def note_pool_change(self, *, program_id: str) -> None:
-        """Record that the program's pool changed (the continuous mode plans it again)."""
-        await self._conn.execute("INSERT INTO pool_changes (program_id) VALUES ($1)", program_id)
+        """Record that the program's pool changed (the continuous mode plans it again).
+
+        The row comes with a ``NOTIFY`` on :data:`POOL_CHANGED_CHANNEL`, delivered when
+        the transaction commits, which wakes the continuous-matching timer.
+        """
+        await self._conn.execute(_NOTE_POOL_CHANGE, program_id, POOL_CHANGED_CHANNEL)
 
     async def changed_pools(self, *, mode: PairingMode) -> dict[str, int]:
         """Open programs allowing ``mode`` whose pool changed: id -> newest change seen."""
