@@ -498,10 +498,14 @@ async def test_an_update_without_changes_emits_nothing() -> None:
 class BrokenProgramStore(InMemoryMatchingRepository):
     """A store whose candidates of one program cannot be read (a bug, bad data)."""
 
-    async def candidates(self, *, program_id: str, participant_ids: Any = None) -> list[Candidate]:
+    async def candidates(
+        self, *, program_id: str, participant_ids: Any = None, free_only: bool = False
+    ) -> list[Candidate]:
         if program_id == "prg-bad":
             raise RuntimeError("corrupt profile")
-        return await super().candidates(program_id=program_id, participant_ids=participant_ids)
+        return await super().candidates(
+            program_id=program_id, participant_ids=participant_ids, free_only=free_only
+        )
 
 
 async def test_one_failing_program_does_not_stop_continuous_matching_of_the_others() -> None:

@@ -7,6 +7,7 @@ class and an in-memory fake that subclasses the port, so the fake cannot drift.
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -108,9 +109,19 @@ class MatchingRepository(ABC):
 
     @abstractmethod
     async def candidates(
-        self, *, program_id: str, participant_ids: Collection[str] | None = None
+        self,
+        *,
+        program_id: str,
+        participant_ids: Collection[str] | None = None,
+        free_only: bool = False,
     ) -> list[Candidate]:
-        """Active participants as the engine sees them, with their free places (one query)."""
+        """Active participants as the engine sees them, with their free places (one query).
+
+        With ``free_only``, only those a plan can use: a mentor (or ``both``) with a free
+        slot, a mentee (or ``both``) with no open pair who has not completed one. The
+        others are left in the store, so a pool's cost follows its open people, not the
+        program's history.
+        """
 
     @abstractmethod
     async def erase_participant(self, *, participant_id: str) -> int:
@@ -172,8 +183,11 @@ class MatchingRepository(ABC):
         """
 
     @abstractmethod
-    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
-        """Combinations never to propose in the program (every pair ever made, vetoes)."""
+    async def excluded(
+        self, *, program_id: str, among: Collection[str] | None = None
+    ) -> frozenset[tuple[str, str]]:
+        """Combinations never to propose in the program (every pair ever made, vetoes);
+        with ``among``, only those whose two people are both in it."""
 
     # --- vetoes, audit, runs ----------------------------------------------------------
     @abstractmethod
@@ -203,6 +217,11 @@ class MatchingRepository(ABC):
 
 OPEN = [PairStatus.PROPOSED.value, PairStatus.FORMED.value]
 
+_EXCLUDED = """
+SELECT mentor_id, mentee_id FROM {table} WHERE program_id = $1
+  AND ($2::text[] IS NULL OR (mentor_id = ANY($2::text[]) AND mentee_id = ANY($2::text[])))
+"""
+
 POOL_CHANGED_CHANNEL = "upward_matching_pool_changed"
 """The ``NOTIFY`` channel of pool changes (payload: the program id)."""
 
@@ -229,6 +248,11 @@ LEFT JOIN (
 ) e ON e.mentee_id = p.participant_id
 WHERE p.program_id = $1 AND p.status = 'active'
   AND ($2::text[] IS NULL OR p.participant_id = ANY($2::text[]))
+  AND (NOT $4::boolean
+       OR (p.profile->>'role' <> 'mentee'
+           AND COALESCE(m.open_pairs, 0) < COALESCE((p.profile->>'capacity')::int, 1))
+       OR (p.profile->>'role' <> 'mentor'
+           AND NOT COALESCE(e.open_pair, false) AND NOT COALESCE(e.finished, false)))
 ORDER BY p.participant_id
 """
 
@@ -443,11 +467,15 @@ class PostgresMatchingRepository(MatchingRepository):
         return [r["program_id"] for r in rows]
 
     async def candidates(
-        self, *, program_id: str, participant_ids: Collection[str] | None = None
+        self,
+        *,
+        program_id: str,
+        participant_ids: Collection[str] | None = None,
+        free_only: bool = False,
     ) -> list[Candidate]:
         """Active participants as the engine sees them, with their free places (one query)."""
         ids = None if participant_ids is None else list(participant_ids)
-        rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN)
+        rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN, free_only)
         return await off_loop(lambda: [_candidate(r) for r in rows], size=len(rows))
 
     async def erase_participant(self, *, participant_id: str) -> int:
@@ -574,14 +602,13 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         return [_pair(r) for r in rows]
 
-    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
+    async def excluded(
+        self, *, program_id: str, among: Collection[str] | None = None
+    ) -> frozenset[tuple[str, str]]:
         """Combinations never to propose in the program (every pair ever made, vetoes)."""
-        pairs = await self._conn.fetch(
-            "SELECT mentor_id, mentee_id FROM pairs WHERE program_id = $1", program_id
-        )
-        vetoes = await self._conn.fetch(
-            "SELECT mentor_id, mentee_id FROM vetoes WHERE program_id = $1", program_id
-        )
+        ids = None if among is None else list(among)
+        pairs = await self._conn.fetch(_EXCLUDED.format(table="pairs"), program_id, ids)
+        vetoes = await self._conn.fetch(_EXCLUDED.format(table="vetoes"), program_id, ids)
         return excluded_combinations(
             [(r["mentor_id"], r["mentee_id"]) for r in pairs],
             [(r["mentor_id"], r["mentee_id"]) for r in vetoes],
@@ -677,9 +704,16 @@ def _definition_json(definition: ProgramDefinition) -> str:
     return definition.model_dump_json()
 
 
+@functools.lru_cache(maxsize=256)
+def _definition(stored: str) -> ProgramDefinition:
+    """The definition stored as ``stored`` (frozen, so one parse serves every reader:
+    each consumed join reads its program, and a 40-topic catalogue is not cheap to parse)."""
+    return ProgramDefinition.model_validate_json(stored)
+
+
 def _program(row: asyncpg.Record) -> Program:
     return Program(
-        definition=ProgramDefinition.model_validate_json(row["definition"]),
+        definition=_definition(row["definition"]),
         revision=row["revision"],
         status=ProgramStatus(row["status"]),
         closed_at=row["closed_at"],
