@@ -96,56 +96,61 @@ async def record_participant_joined(
     data: ParticipantJoined, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Add (or re-activate) the participant; the pool changed."""
-    program = await _program_or_reject(repo, data.program_id)
-    if not program.is_open:
-        raise Rejected(f"program {data.program_id} is closed")
     change = partial(participants.joined, data=data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, change, open_only=True)
 
 
 async def record_participant_updated(
     data: ParticipantUpdated, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Replace the profile (an update of an unknown participant adds them)."""
-    program = await _program_or_reject(repo, data.program_id)
-    change = partial(participants.updated, data=data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, partial(participants.updated, data=data))
 
 
 async def record_participant_screened(
     data: ParticipantScreened, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the screening outcome (screened mentors become eligible)."""
-    program = await _program_or_reject(repo, data.program_id)
     change = _known(partial(participants.screened, outcome=data.outcome), data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, change)
 
 
 async def record_training_completed(
     data: TrainingCompleted, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the mentor training (trained mentors become eligible)."""
-    program = await _program_or_reject(repo, data.program_id)
-    change = _known(participants.trained, data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, _known(participants.trained, data))
 
 
 ParticipantChange = Callable[[Participant | None], Participant]
 
 
+AppliedFact = ParticipantJoined | ParticipantUpdated | ParticipantScreened | TrainingCompleted
+
+
 async def _change_participant(
     uow: UnitOfWork,
     repo: MatchingRepository,
-    program: Program,
-    participant_id: str,
+    fact: AppliedFact,
     change: ParticipantChange,
+    *,
+    open_only: bool = False,
 ) -> None:
-    """Apply ``change`` to the stored participant; the program's pool changed."""
-    existing = await repo.get_participant(
-        program_id=program.program_id, participant_id=participant_id
+    """Apply ``change`` to the stored participant; the program's pool changed.
+
+    Two round trips: the program and the person read together, the person saved with the
+    pool change (a join is the hottest handler when a cohort arrives).
+    """
+    program, existing = await repo.program_and_participant(
+        program_id=fact.program_id, participant_id=fact.participant_id
     )
-    await repo.save_participant(participant=change(existing), at=uow.now)
-    await _pool_changed(repo, program)
+    if program is None:
+        raise Rejected(f"unknown program {fact.program_id}")
+    if open_only and not program.is_open:
+        raise Rejected(f"program {fact.program_id} is closed")
+    await repo.save_participant(
+        participant=change(existing), at=uow.now, pool_changed=_matches_continuously(program)
+    )
 
 
 def _known(
@@ -888,8 +893,12 @@ async def _withdraw_open_pairs(
     return withdrawn
 
 
+def _matches_continuously(program: Program) -> bool:
+    return program.is_open and program.allows(PairingMode.CONTINUOUS)
+
+
 async def _pool_changed(repo: MatchingRepository, program: Program) -> None:
-    if program.is_open and program.allows(PairingMode.CONTINUOUS):
+    if _matches_continuously(program):
         await repo.note_pool_change(program_id=program.program_id)
 
 

@@ -19,7 +19,7 @@ class MatchingSettings(ServiceSettings):
         ),
     )
     continuous_debounce_s: float = Field(
-        default=0.1,
+        default=0.05,
         ge=0,
         description=(
             "How long after a committed pool change (a join, a freed place) the"

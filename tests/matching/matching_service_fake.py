@@ -91,8 +91,22 @@ class InMemoryMatchingRepository(MatchingRepository):
     async def get_participant(self, *, program_id: str, participant_id: str) -> Participant | None:
         return self.participants.get((program_id, participant_id))
 
-    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        program = await self.get_program(program_id=program_id)
+        if program is None:
+            return None, None
+        return program, await self.get_participant(
+            program_id=program_id, participant_id=participant_id
+        )
+
+    async def save_participant(
+        self, *, participant: Participant, at: datetime, pool_changed: bool = False
+    ) -> None:
         self.participants[(participant.program_id, participant.participant_id)] = participant
+        if pool_changed:
+            await self.note_pool_change(program_id=participant.program_id)
 
     async def list_participants(
         self, *, program_id: str, limit: int, offset: int

@@ -141,6 +141,30 @@ async def test_a_participant_round_trips_and_is_replaced(repo: MatchingRepositor
     assert await repo.programs_of(participant_id="m-1") == ["prg-1"]
 
 
+async def test_a_program_and_its_participant_are_read_together(repo: MatchingRepository) -> None:
+    program = await a_program(repo)
+    await join(repo, mentor("m-1"))
+    found, person = await repo.program_and_participant(program_id="prg-1", participant_id="m-1")
+    assert found == program and person is not None and person.participant_id == "m-1"
+    assert person == await repo.get_participant(program_id="prg-1", participant_id="m-1")
+    found, nobody = await repo.program_and_participant(program_id="prg-1", participant_id="x")
+    assert found == program and nobody is None
+    assert await repo.program_and_participant(program_id="prg-x", participant_id="m-1") == (
+        None,
+        None,
+    )
+
+
+async def test_saving_a_participant_can_note_the_pool_change(repo: MatchingRepository) -> None:
+    await a_program(repo)
+    person = participants.joined(None, mentor("m-1"))
+    await repo.save_participant(participant=person, at=T0)
+    assert await repo.changed_pools(mode=PairingMode.CONTINUOUS) == {}
+    await repo.save_participant(participant=person, at=T0, pool_changed=True)
+    assert list(await repo.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-1"]
+    assert await repo.get_participant(program_id="prg-1", participant_id="m-1") == person
+
+
 async def test_participants_are_listed_by_id_a_page_at_a_time(repo: MatchingRepository) -> None:
     await a_program(repo)
     await join(repo, mentee("e-3"), mentor("m-1"), mentee("e-2"))

@@ -9,6 +9,7 @@ an unanswered proposal expires when the manual clock moves on.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -212,7 +213,10 @@ async def test_joiners_are_proposed_and_both_acceptances_form_the_pair(service: 
     stranger = await service.http.get(f"/pairs/{pair_id}/explanation", headers=person("x-9"))
     assert stranger.status_code == 404
     metrics = (await service.http.get("/metrics")).text
-    assert 'upward_match_runs_total{mode="continuous",program_id="prg-flow"} 1.0' in metrics
+    runs = re.search(
+        r'upward_match_runs_total\{mode="continuous",program_id="prg-flow"\} (\S+)', metrics
+    )
+    assert runs is not None and float(runs.group(1)) >= 1  # each woken tick that planned
     for name in ("upward_pairs_formed_total", "upward_pairs_proposed_total"):
         assert f"{name} " in metrics
     assert "upward_match_run_seconds_count" in metrics

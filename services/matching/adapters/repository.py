@@ -94,8 +94,17 @@ class MatchingRepository(ABC):
         """The participant of the program, or None."""
 
     @abstractmethod
-    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
-        """Insert or replace the participant."""
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        """The program and its participant, read together (either may be None)."""
+
+    @abstractmethod
+    async def save_participant(
+        self, *, participant: Participant, at: datetime, pool_changed: bool = False
+    ) -> None:
+        """Insert or replace the participant; with ``pool_changed``, also note a change of
+        the program's pool (:meth:`note_pool_change`) in the same statement."""
 
     @abstractmethod
     async def list_participants(
@@ -216,6 +225,30 @@ class MatchingRepository(ABC):
 
 
 OPEN = [PairStatus.PROPOSED.value, PairStatus.FORMED.value]
+
+_PROGRAM_AND_PARTICIPANT = """
+SELECT g.definition::text AS definition, g.revision, g.status AS program_status, g.closed_at,
+       p.profile::text AS profile, p.status, p.screening, p.trained
+FROM programs g
+LEFT JOIN participants p ON p.program_id = g.program_id AND p.participant_id = $2
+WHERE g.program_id = $1
+"""
+
+_SAVE_PARTICIPANT = """
+WITH saved AS (
+    INSERT INTO participants (program_id, participant_id, profile, status, screening,
+                              trained, joined_at, updated_at)
+    VALUES ($3, $4, $5::jsonb, $6, $7, $8, $9, $9)
+    ON CONFLICT (program_id, participant_id) DO UPDATE SET profile = EXCLUDED.profile,
+        status = EXCLUDED.status, screening = EXCLUDED.screening,
+        trained = EXCLUDED.trained, updated_at = EXCLUDED.updated_at
+    RETURNING program_id
+), noted AS (
+    INSERT INTO pool_changes (program_id) SELECT program_id FROM saved WHERE $1
+    RETURNING program_id
+)
+SELECT pg_notify($2, program_id) FROM noted
+"""
 
 _EXCLUDED = """
 SELECT mentor_id, mentee_id FROM {table} WHERE program_id = $1
@@ -428,14 +461,24 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         return None if row is None else _participant(row)
 
-    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
-        """Insert or replace the participant."""
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        """The program and its participant, read together (either may be None)."""
+        row = await self._conn.fetchrow(_PROGRAM_AND_PARTICIPANT, program_id, participant_id)
+        if row is None:
+            return None, None
+        person = None if row["profile"] is None else _participant(row)
+        return _program(row), person
+
+    async def save_participant(
+        self, *, participant: Participant, at: datetime, pool_changed: bool = False
+    ) -> None:
+        """Insert or replace the participant (and note a pool change: one round trip)."""
         await self._conn.execute(
-            "INSERT INTO participants (program_id, participant_id, profile, status, screening,"
-            " trained, joined_at, updated_at) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $7)"
-            " ON CONFLICT (program_id, participant_id) DO UPDATE SET profile = EXCLUDED.profile,"
-            " status = EXCLUDED.status, screening = EXCLUDED.screening,"
-            " trained = EXCLUDED.trained, updated_at = EXCLUDED.updated_at",
+            _SAVE_PARTICIPANT,
+            pool_changed,
+            POOL_CHANGED_CHANNEL,
             participant.program_id,
             participant.participant_id,
             participant.profile.model_dump_json(),
@@ -712,10 +755,11 @@ def _definition(stored: str) -> ProgramDefinition:
 
 
 def _program(row: asyncpg.Record) -> Program:
+    status = row["program_status"] if "program_status" in row else row["status"]
     return Program(
         definition=_definition(row["definition"]),
         revision=row["revision"],
-        status=ProgramStatus(row["status"]),
+        status=ProgramStatus(status),
         closed_at=row["closed_at"],
     )
 
