@@ -27,7 +27,11 @@ def main() -> None:
         "--no-dense", action="store_true", help="matching: skip the dense reference"
     )
     parser.add_argument(
-        "--rate", type=float, default=joiners.RATE, help="joiners: joiners offered per second"
+        "--rate",
+        type=float,
+        nargs="+",
+        default=list(joiners.RATES),
+        help="joiners: joiners offered per second (one measurement per rate)",
     )
     parser.add_argument(
         "--duration", type=float, default=joiners.DURATION_S, help="joiners: seconds of load"

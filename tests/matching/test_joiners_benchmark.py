@@ -65,5 +65,5 @@ async def test_a_tiny_load_accounts_for_every_joiner(
         assert all(s >= 0 for s in leg.seconds)
         assert leg.percentile(50) <= leg.percentile(99) <= leg.worst
     assert sum(result.runs) >= 10 and result.planning_s > 0
-    markdown = joiners.report(result, rate=20, duration_s=1, versions="Kafka", command="x")
-    assert "| Joined -> Formed | 20 |" in markdown
+    markdown = joiners.report([(20, result)], duration_s=1, versions="Kafka", command="x")
+    assert "### 20 joiners/s offered" in markdown and "| Joined -> Formed | 20 |" in markdown
