@@ -61,7 +61,7 @@ RATES = (RATE, 100.0)
 on a small machine, which shows the continuous mode's own latency."""
 DURATION_S = 20.0
 """How long the load is offered."""
-SETTLE_S = 60.0
+SETTLE_S = 120.0
 """How long after the last join the driver waits for the last pairs to form."""
 BUDGET_S = 1.0
 """Acceptance: Joined -> Formed p99 under this."""
