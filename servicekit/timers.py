@@ -18,8 +18,8 @@ also be woken: give it a :class:`Wake` naming a PostgreSQL ``NOTIFY`` channel.
 The runner listens on it (every replica does), and a notification makes the
 timer tick after ``debounce_s`` instead of at the end of its interval; the
 notifications of a burst that arrive within the debounce make one tick. The
-interval stays as the safety net (a lost listener is opened again, and a
-notification missed while it was down is caught by the next interval).
+interval stays as the safety net. A lost listener wakes its timers, which
+catches what was committed before, and is opened again after that tick.
 """
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ class TimerRunner:
         """Make timer ``name`` tick soon (after its debounce), not at the end of its interval."""
         self._woken[name].set()
 
+    def _wake_all(self) -> None:
+        """The listener was lost: tick the woken timers now (catching what it missed)
+        and open it again after the tick."""
+        for timer in self.timers:
+            if timer.wake is not None:
+                self.wake(timer.name)
+
     def _wake_channel(self, channel: str) -> None:
         for timer in self.timers:
             if timer.wake is not None and timer.wake.channel == channel:
@@ -195,12 +202,17 @@ class TimerRunner:
         channels = sorted({t.wake.channel for t in self.timers if t.wake is not None})
         if not channels or (self._listener is not None and not self._listener.is_closed()):
             return
+        conn: asyncpg.Connection | None = None
         try:
             conn = await asyncpg.connect(self._settings.database_url.get_secret_value())
             for channel in channels:
                 await conn.add_listener(channel, lambda _c, _p, ch, _m: self._wake_channel(ch))
+            conn.add_termination_listener(lambda _c: self._wake_all())
         except Exception as exc:  # the intervals still run; tried again after each tick
             _log.warning("timer_listen_failed", channels=channels, error=repr(exc))
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
             return
         self._listener = conn
 

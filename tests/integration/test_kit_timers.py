@@ -300,3 +300,33 @@ async def test_a_woken_tick_skipped_by_another_replica_is_tried_again(
     finally:
         await replica.close()
         await writer.close()
+
+
+async def test_a_lost_listener_ticks_and_listens_again(
+    woken_runtime: ServiceRuntime, fresh_database_url: str
+) -> None:
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await conn.execute("INSERT INTO work DEFAULT VALUES")  # committed, never notified
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query = $1",
+            f'LISTEN "{WAKE_CHANNEL}"',
+        )
+        assert killed == 1
+        rounds = await eventually(lambda: _rounds(woken_runtime), lambda r: len(r) >= 2)
+        assert rounds == [0, 1]
+        listening = await eventually(
+            lambda: conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query = $1",
+                f'LISTEN "{WAKE_CHANNEL}"',
+            ),
+            lambda n: n == 1,
+        )
+        assert listening == 1
+        await _add_work(conn, 2)
+        rounds = await eventually(lambda: _rounds(woken_runtime), lambda r: len(r) >= 3)
+        assert rounds == [0, 1, 2]
+    finally:
+        await conn.close()
