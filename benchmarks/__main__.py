@@ -1,11 +1,11 @@
-"""Entry point of ``make bench``: ``python -m benchmarks [--suite all|kit|matching]``."""
+"""Entry point of ``make bench``: ``python -m benchmarks [--suite all|kit|matching|joiners]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import kit_pipeline, matching
+from benchmarks import joiners, kit_pipeline, matching
 
 
 def main() -> None:
@@ -13,7 +13,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description="Upward benchmarks; results go to docs/benchmarks.md."
     )
-    parser.add_argument("--suite", choices=("all", "kit", "matching"), default="all")
+    parser.add_argument("--suite", choices=("all", "kit", "matching", "joiners"), default="all")
     parser.add_argument("--events", type=int, default=5000, help="kit: events per benchmark")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every benchmark")
     parser.add_argument(
@@ -26,12 +26,24 @@ def main() -> None:
     parser.add_argument(
         "--no-dense", action="store_true", help="matching: skip the dense reference"
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        default=list(joiners.RATES),
+        help="joiners: joiners offered per second (one measurement per rate)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=joiners.DURATION_S, help="joiners: seconds of load"
+    )
     args = parser.parse_args()
     command = " ".join(["python -m benchmarks", *sys.argv[1:]])
     if args.suite in ("all", "kit"):
         kit_pipeline.main(args.events, args.rounds, command)
     if args.suite in ("all", "matching"):
         matching.main(tuple(args.sizes), args.rounds, dense=not args.no_dense, command=command)
+    if args.suite in ("all", "joiners"):
+        joiners.main(args.rate, args.duration, command=command)
 
 
 if __name__ == "__main__":

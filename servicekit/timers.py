@@ -12,6 +12,14 @@ Work with network I/O in it (sending e-mail) must not hold a transaction open
 while it waits on the network: declare it as an :class:`ExclusiveTimer`. Its
 round runs with the same lock held at session level on a connection of its
 own, with no transaction open, and commits its own short transactions.
+
+A timer whose work is caused by committed changes (new joiners to match) can
+also be woken: give it a :class:`Wake` naming a PostgreSQL ``NOTIFY`` channel.
+The runner listens on it (every replica does), and a notification makes the
+timer tick after ``debounce_s`` instead of at the end of its interval; the
+notifications of a burst that arrive within the debounce make one tick. The
+interval stays as the safety net. A lost listener wakes its timers, which
+catches what was committed before, and is opened again after that tick.
 """
 
 from __future__ import annotations
@@ -40,12 +48,27 @@ _TIMER_LOCK_CLASS = "upward-timer"
 
 
 @dataclass(frozen=True)
+class Wake:
+    """Tick soon after a ``NOTIFY`` on ``channel`` instead of at the end of the interval.
+
+    The tick starts ``debounce_s`` seconds after the first notification, so a burst of
+    commits becomes one tick. A notification during a tick makes another one after it;
+    a woken tick skipped because another replica holds the timer's lock is tried again
+    after the debounce.
+    """
+
+    channel: str
+    debounce_s: float = 0.05
+
+
+@dataclass(frozen=True)
 class Timer:
     """Work to run every ``interval_s`` seconds (and whenever the manual clock moves)."""
 
     name: str
     interval_s: float
     tick: Callable[[UnitOfWork], Awaitable[None]]
+    wake: Wake | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,7 @@ class ExclusiveTimer:
     name: str
     interval_s: float
     run: Callable[[], Awaitable[None]]
+    wake: Wake | None = None
 
 
 AnyTimer = Timer | ExclusiveTimer
@@ -90,6 +114,24 @@ class TimerRunner:
         self._clock = clock
         self.timers = tuple(timers)
         self._guard = asyncio.Lock()
+        self._woken = {t.name: asyncio.Event() for t in self.timers}
+        self._listener: asyncpg.Connection | None = None
+
+    def wake(self, name: str) -> None:
+        """Make timer ``name`` tick soon (after its debounce), not at the end of its interval."""
+        self._woken[name].set()
+
+    def _wake_all(self) -> None:
+        """The listener was lost: tick the woken timers now (catching what it missed)
+        and open it again after the tick."""
+        for timer in self.timers:
+            if timer.wake is not None:
+                self.wake(timer.name)
+
+    def _wake_channel(self, channel: str) -> None:
+        for timer in self.timers:
+            if timer.wake is not None and timer.wake.channel == channel:
+                self.wake(timer.name)
 
     async def run_once(self, timer: AnyTimer) -> TickOutcome:
         """Run one tick of ``timer``; failures are logged and counted, never raised."""
@@ -146,14 +188,58 @@ class TimerRunner:
         return TickOutcome.RAN
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick every timer on its interval until ``stop`` is set."""
-        await asyncio.gather(*(self._loop(t, stop) for t in self.timers))
+        """Tick every timer on its interval (or when woken) until ``stop`` is set."""
+        await self._listen()
+        try:
+            await asyncio.gather(*(self._loop(t, stop) for t in self.timers))
+        finally:
+            if self._listener is not None:
+                with contextlib.suppress(Exception):
+                    await self._listener.close()
+
+    async def _listen(self) -> None:
+        """(Re)open the connection listening on the wake channels, if any timer has one."""
+        channels = sorted({t.wake.channel for t in self.timers if t.wake is not None})
+        if not channels or (self._listener is not None and not self._listener.is_closed()):
+            return
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(self._settings.database_url.get_secret_value())
+            for channel in channels:
+                await conn.add_listener(channel, lambda _c, _p, ch, _m: self._wake_channel(ch))
+            conn.add_termination_listener(lambda _c: self._wake_all())
+        except Exception as exc:  # the intervals still run; tried again after each tick
+            _log.warning("timer_listen_failed", channels=channels, error=repr(exc))
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            return
+        self._listener = conn
 
     async def _loop(self, timer: AnyTimer, stop: asyncio.Event) -> None:
+        woken = self._woken[timer.name]
         while not stop.is_set():
-            await self.run_once(timer)
+            was_woken = woken.is_set()
+            woken.clear()  # a notification from now on makes another tick
+            outcome = await self.run_once(timer)
+            if was_woken and outcome is TickOutcome.SKIPPED:
+                woken.set()  # another replica is ticking: try again after the debounce
+            await self._listen()
+            await self._wait(timer, woken, stop)
+
+    async def _wait(self, timer: AnyTimer, woken: asyncio.Event, stop: asyncio.Event) -> None:
+        """Until the interval ends, or a wake and its debounce, or ``stop``."""
+        waiters = [asyncio.ensure_future(e.wait()) for e in (stop, woken)]
+        try:
+            await asyncio.wait(
+                waiters, timeout=timer.interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if woken.is_set() and timer.wake is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timer.interval_s)
+                await asyncio.wait_for(stop.wait(), timer.wake.debounce_s)
 
 
 class ClockMove(BaseModel):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -96,56 +96,61 @@ async def record_participant_joined(
     data: ParticipantJoined, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Add (or re-activate) the participant; the pool changed."""
-    program = await _program_or_reject(repo, data.program_id)
-    if not program.is_open:
-        raise Rejected(f"program {data.program_id} is closed")
     change = partial(participants.joined, data=data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, change, open_only=True)
 
 
 async def record_participant_updated(
     data: ParticipantUpdated, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Replace the profile (an update of an unknown participant adds them)."""
-    program = await _program_or_reject(repo, data.program_id)
-    change = partial(participants.updated, data=data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, partial(participants.updated, data=data))
 
 
 async def record_participant_screened(
     data: ParticipantScreened, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the screening outcome (screened mentors become eligible)."""
-    program = await _program_or_reject(repo, data.program_id)
     change = _known(partial(participants.screened, outcome=data.outcome), data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, change)
 
 
 async def record_training_completed(
     data: TrainingCompleted, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the mentor training (trained mentors become eligible)."""
-    program = await _program_or_reject(repo, data.program_id)
-    change = _known(participants.trained, data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await _change_participant(uow, repo, data, _known(participants.trained, data))
 
 
 ParticipantChange = Callable[[Participant | None], Participant]
 
 
+AppliedFact = ParticipantJoined | ParticipantUpdated | ParticipantScreened | TrainingCompleted
+
+
 async def _change_participant(
     uow: UnitOfWork,
     repo: MatchingRepository,
-    program: Program,
-    participant_id: str,
+    fact: AppliedFact,
     change: ParticipantChange,
+    *,
+    open_only: bool = False,
 ) -> None:
-    """Apply ``change`` to the stored participant; the program's pool changed."""
-    existing = await repo.get_participant(
-        program_id=program.program_id, participant_id=participant_id
+    """Apply ``change`` to the stored participant; the program's pool changed.
+
+    Two round trips: the program and the person read together, the person saved with the
+    pool change (a join is the hottest handler when a cohort arrives).
+    """
+    program, existing = await repo.program_and_participant(
+        program_id=fact.program_id, participant_id=fact.participant_id
     )
-    await repo.save_participant(participant=change(existing), at=uow.now)
-    await _pool_changed(repo, program)
+    if program is None:
+        raise Rejected(f"unknown program {fact.program_id}")
+    if open_only and not program.is_open:
+        raise Rejected(f"program {fact.program_id} is closed")
+    await repo.save_participant(
+        participant=change(existing), at=uow.now, pool_changed=_matches_continuously(program)
+    )
 
 
 def _known(
@@ -298,7 +303,7 @@ async def _match_continuously(program_id: str, uow: UnitOfWork, repo: MatchingRe
     run = await plan_run(snapshot, mode=PairingMode.CONTINUOUS, at=uow.now, by=None)
     if run.plan.pairs:
         await repo.add_run(run=run)
-        await publish_run(run.run_id, by=None, uow=uow, repo=repo)
+        await _publish(run, by=None, uow=uow, repo=repo)  # made here, under the lock
 
 
 # --- commands: programs ----------------------------------------------------------------
@@ -457,13 +462,27 @@ class PoolSnapshot:
         return ProgramRules.from_definition(self.program.definition)
 
 
-async def load_pool(program_id: str, mode: PairingMode, repo: MatchingRepository) -> PoolSnapshot:
-    """The program's pool for a run in ``mode`` (the program must allow it)."""
+async def load_pool(
+    program_id: str,
+    mode: PairingMode,
+    repo: MatchingRepository,
+    *,
+    among: Collection[str] | None = None,
+) -> PoolSnapshot:
+    """The program's pool for a run in ``mode`` (the program must allow it).
+
+    By default the people with a free place, which is all a plan can use (the open
+    people, however long the program's history); with ``among``, those of the given
+    people who are active, whatever their places (re-checking a planned run). Excluded
+    combinations are read for the people of the pool only.
+    """
     program = await _program(repo, program_id)
     program.require_mode(mode)
-    people = await repo.candidates(program_id=program_id)
-    free = [c for c in people if c.mentor_slots > 0 or c.needs_mentor]
-    return PoolSnapshot(program, free, await repo.excluded(program_id=program_id))
+    people = await repo.candidates(
+        program_id=program_id, participant_ids=among, free_only=among is None
+    )
+    ids = [c.participant_id for c in people]
+    return PoolSnapshot(program, people, await repo.excluded(program_id=program_id, among=ids))
 
 
 async def plan_run(
@@ -503,8 +522,16 @@ async def publish_run(
     run_id: str, *, by: str | None, uow: UnitOfWork, repo: MatchingRepository
 ) -> MatchRun:
     """Propose the run's pairs that are still allowed now; MatchRunCompleted."""
-    run = await _locked_run(repo, run_id)
-    snapshot = await load_pool(run.program_id, run.mode, repo)
+    return await _publish(await _locked_run(repo, run_id), by=by, uow=uow, repo=repo)
+
+
+async def _publish(
+    run: MatchRun, *, by: str | None, uow: UnitOfWork, repo: MatchingRepository
+) -> MatchRun:
+    """Publish ``run``, read under its program's lock (held until commit)."""
+    run_id = run.run_id
+    planned = {person for p in run.plan.pairs for person in (p.mentor_id, p.mentee_id)}
+    snapshot = await load_pool(run.program_id, run.mode, repo, among=planned)
     checked = await _recheck(run, snapshot, at=uow.now)
     made = await _propose(
         checked.kept, program=snapshot.program, mode=run.mode, run_id=run_id, uow=uow, repo=repo
@@ -778,7 +805,7 @@ async def _propose_one(
     if mentor is None or mentee is None:
         raise PairNotAllowed([INACTIVE])
     rules = ProgramRules.from_definition(program.definition)
-    excluded = await repo.excluded(program_id=program_id)
+    excluded = await repo.excluded(program_id=program_id, among=[mentor_id, mentee_id])
     violations = check_pair(
         rules=rules, mentor=mentor, mentee=mentee, excluded=excluded, at=uow.now
     )
@@ -866,8 +893,12 @@ async def _withdraw_open_pairs(
     return withdrawn
 
 
+def _matches_continuously(program: Program) -> bool:
+    return program.is_open and program.allows(PairingMode.CONTINUOUS)
+
+
 async def _pool_changed(repo: MatchingRepository, program: Program) -> None:
-    if program.is_open and program.allows(PairingMode.CONTINUOUS):
+    if _matches_continuously(program):
         await repo.note_pool_change(program_id=program.program_id)
 
 

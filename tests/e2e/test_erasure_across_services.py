@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from schemas.participants import ErasureCompleted
+from schemas.primitives import PairingMode
 from tests.e2e.four_services import Platform, mentions, running_platform
 from tests.fixtures.infra import PostgresServerInfo
 from tests.integration.kafka_io import eventually
@@ -88,11 +89,11 @@ async def test_a_forgotten_participant_leaves_nothing_personal_in_any_service(
 
 
 async def form_pair(platform: Platform) -> str:
-    """Program, both people joined by themselves, a manual pair both accept."""
+    """Program, both people joined by themselves, a manual pair both accept (the program
+    does not pair continuously, which would propose the two as soon as both joined)."""
     matching = platform["matching"]
-    created = await matching.call(
-        "POST", "/programs", ADMIN, program_definition(PROGRAM).model_dump(mode="json")
-    )
+    definition = program_definition(PROGRAM, pairing_modes=[PairingMode.MANUAL])
+    created = await matching.call("POST", "/programs", ADMIN, definition.model_dump(mode="json"))
     assert created.status_code == 201, created.text
     people = [
         mentor(FORGOTTEN, PROGRAM, display_name=NAME, email=EMAIL),

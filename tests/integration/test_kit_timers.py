@@ -13,10 +13,11 @@ import pytest
 from kafka_io import eventually
 
 from schemas.notifications import Channel, NotificationKind, NotificationSent
+from servicekit import metrics
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceContext, ServiceDefinition, ServiceRuntime
 from servicekit.settings import settings_for
-from servicekit.timers import AnyTimer, ExclusiveTimer, TickOutcome, Timer
+from servicekit.timers import AnyTimer, ExclusiveTimer, TickOutcome, Timer, Wake
 from servicekit.unit_of_work import UnitOfWork
 from upward.stack import free_ports
 
@@ -219,3 +220,113 @@ async def test_failed_tick_rolls_back_and_the_service_keeps_running(
     finally:
         rt.stop.set()
         await rt.wait()
+
+
+# --- waking a timer with NOTIFY ---------------------------------------------------------
+
+WAKE_CHANNEL = "ticker_work"
+
+
+async def take_work(uow: UnitOfWork) -> None:
+    """Record how many work rows this tick found, and take them."""
+    found = await uow.conn.fetchval(
+        "WITH taken AS (DELETE FROM work RETURNING 1) SELECT count(*) FROM taken"
+    )
+    await uow.conn.execute("INSERT INTO rounds (found) VALUES ($1)", found)
+
+
+@pytest.fixture
+async def woken_runtime(
+    kafka_bootstrap: str, fresh_database_url: str, tmp_path: Path
+) -> AsyncIterator[ServiceRuntime]:
+    """A service whose only timer runs hourly, or 0.5 s after a NOTIFY on its channel."""
+    (tmp_path / "0001_work.sql").write_text(
+        "CREATE TABLE work (id serial PRIMARY KEY);"
+        " CREATE TABLE rounds (round serial PRIMARY KEY, found int NOT NULL);"
+    )
+    timer = Timer("work", 3600, take_work, wake=Wake(WAKE_CHANNEL, debounce_s=0.5))
+    rt = _one_timer_runtime("worker", timer, kafka_bootstrap, fresh_database_url, tmp_path)
+    await rt.start()
+    await eventually(lambda: _rounds(rt), lambda r: len(r) >= 1)  # the tick at start
+    yield rt
+    rt.stop.set()
+    await rt.wait()
+
+
+async def _rounds(runtime: ServiceRuntime) -> list[int]:
+    assert runtime.pool is not None
+    return [r["found"] for r in await runtime.pool.fetch("SELECT found FROM rounds ORDER BY round")]
+
+
+async def _add_work(conn: asyncpg.Connection, count: int) -> None:
+    """``count`` commits, each adding one work row and notifying the channel."""
+    for _ in range(count):
+        async with conn.transaction():
+            await conn.execute("INSERT INTO work DEFAULT VALUES")
+            await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+
+
+async def test_a_burst_of_notified_commits_becomes_one_tick_before_the_interval(
+    woken_runtime: ServiceRuntime, fresh_database_url: str
+) -> None:
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await _add_work(conn, 20)
+        rounds = await eventually(lambda: _rounds(woken_runtime), lambda r: len(r) >= 2)
+        assert rounds[:2] == [0, 20]  # the hourly timer ticked again, once for the burst
+        await _add_work(conn, 3)
+        rounds = await eventually(lambda: _rounds(woken_runtime), lambda r: len(r) >= 3)
+        assert rounds[2] == 3
+    finally:
+        await conn.close()
+
+
+async def test_a_woken_tick_skipped_by_another_replica_is_tried_again(
+    woken_runtime: ServiceRuntime, fresh_database_url: str
+) -> None:
+    skipped = metrics.TIMER_TICKS.labels("work", TickOutcome.SKIPPED)
+    before = skipped._value.get()
+    replica = await asyncpg.connect(fresh_database_url)
+    writer = await asyncpg.connect(fresh_database_url)
+    key = "hashtext('upward-timer'), hashtext('worker:work')"
+    try:
+        await replica.execute(f"SELECT pg_advisory_lock({key})")  # another replica ticking
+        await _add_work(writer, 2)
+        await eventually(lambda: _async(int(skipped._value.get())), lambda n: n > before)
+        assert await _rounds(woken_runtime) == [0]
+        await replica.execute(f"SELECT pg_advisory_unlock({key})")
+        rounds = await eventually(lambda: _rounds(woken_runtime), lambda r: len(r) >= 2)
+        assert rounds == [0, 2]
+    finally:
+        await replica.close()
+        await writer.close()
+
+
+async def test_a_lost_listener_ticks_and_listens_again(
+    woken_runtime: ServiceRuntime, fresh_database_url: str
+) -> None:
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await conn.execute("INSERT INTO work DEFAULT VALUES")  # committed, never notified
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query = $1",
+            f'LISTEN "{WAKE_CHANNEL}"',
+        )
+        assert killed == 1
+        rounds = await eventually(lambda: _rounds(woken_runtime), lambda r: len(r) >= 2)
+        assert rounds == [0, 1]
+        listening = await eventually(
+            lambda: conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query = $1",
+                f'LISTEN "{WAKE_CHANNEL}"',
+            ),
+            lambda n: n == 1,
+        )
+        assert listening == 1
+        await _add_work(conn, 2)
+        rounds = await eventually(lambda: _rounds(woken_runtime), lambda r: len(r) >= 3)
+        assert rounds == [0, 1, 2]
+    finally:
+        await conn.close()

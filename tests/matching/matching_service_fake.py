@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 
-from schemas.primitives import PairingMode
+from schemas.primitives import PairingMode, Role
 from servicekit.erasure import personal_texts, redact, with_name_words
 from services.matching.adapters.repository import MatchingRepository
 from services.matching.domain.audit import AdminAction, Veto
@@ -91,8 +91,22 @@ class InMemoryMatchingRepository(MatchingRepository):
     async def get_participant(self, *, program_id: str, participant_id: str) -> Participant | None:
         return self.participants.get((program_id, participant_id))
 
-    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        program = await self.get_program(program_id=program_id)
+        if program is None:
+            return None, None
+        return program, await self.get_participant(
+            program_id=program_id, participant_id=participant_id
+        )
+
+    async def save_participant(
+        self, *, participant: Participant, at: datetime, pool_changed: bool = False
+    ) -> None:
         self.participants[(participant.program_id, participant.participant_id)] = participant
+        if pool_changed:
+            await self.note_pool_change(program_id=participant.program_id)
 
     async def list_participants(
         self, *, program_id: str, limit: int, offset: int
@@ -107,7 +121,11 @@ class InMemoryMatchingRepository(MatchingRepository):
         return sorted(prog for prog, pid in self.participants if pid == participant_id)
 
     async def candidates(
-        self, *, program_id: str, participant_ids: Collection[str] | None = None
+        self,
+        *,
+        program_id: str,
+        participant_ids: Collection[str] | None = None,
+        free_only: bool = False,
     ) -> list[Candidate]:
         found = []
         for (prog, pid), person in sorted(self.participants.items()):
@@ -115,7 +133,9 @@ class InMemoryMatchingRepository(MatchingRepository):
                 continue
             if participant_ids is not None and pid not in participant_ids:
                 continue
-            found.append(self._candidate(program_id, person))
+            candidate = self._candidate(program_id, person)
+            if not free_only or _has_a_free_place(candidate):
+                found.append(candidate)
         return found
 
     def _candidate(self, program_id: str, person: Participant) -> Candidate:
@@ -263,13 +283,23 @@ class InMemoryMatchingRepository(MatchingRepository):
         ]
         return sorted(found, key=lambda p: (p.expires_at, p.pair_id))[:limit]
 
-    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
+    async def excluded(
+        self, *, program_id: str, among: Collection[str] | None = None
+    ) -> frozenset[tuple[str, str]]:
+        def wanted(program: str, mentor_id: str, mentee_id: str) -> bool:
+            both_in = among is None or (mentor_id in among and mentee_id in among)
+            return program == program_id and both_in
+
         return excluded_combinations(
-            [(p.mentor_id, p.mentee_id) for p in self.pairs.values() if p.program_id == program_id],
+            [
+                (p.mentor_id, p.mentee_id)
+                for p in self.pairs.values()
+                if wanted(p.program_id, p.mentor_id, p.mentee_id)
+            ],
             [
                 (v.mentor_id, v.mentee_id)
                 for v in self.vetoes.values()
-                if v.program_id == program_id
+                if wanted(v.program_id, v.mentor_id, v.mentee_id)
             ],
         )
 
@@ -332,3 +362,9 @@ def _outcome_without(outcome: PublishOutcome, participant_id: str) -> PublishOut
             if participant_id not in (d.proposal.mentor_id, d.proposal.mentee_id)
         ),
     )
+
+
+def _has_a_free_place(candidate: Candidate) -> bool:
+    """What a plan can use: a mentor's free slot, or a mentee's open side."""
+    mentor_side = candidate.role != Role.MENTEE and candidate.mentor_slots > 0
+    return mentor_side or (candidate.role != Role.MENTOR and candidate.needs_mentor)

@@ -141,6 +141,30 @@ async def test_a_participant_round_trips_and_is_replaced(repo: MatchingRepositor
     assert await repo.programs_of(participant_id="m-1") == ["prg-1"]
 
 
+async def test_a_program_and_its_participant_are_read_together(repo: MatchingRepository) -> None:
+    program = await a_program(repo)
+    await join(repo, mentor("m-1"))
+    found, person = await repo.program_and_participant(program_id="prg-1", participant_id="m-1")
+    assert found == program and person is not None and person.participant_id == "m-1"
+    assert person == await repo.get_participant(program_id="prg-1", participant_id="m-1")
+    found, nobody = await repo.program_and_participant(program_id="prg-1", participant_id="x")
+    assert found == program and nobody is None
+    assert await repo.program_and_participant(program_id="prg-x", participant_id="m-1") == (
+        None,
+        None,
+    )
+
+
+async def test_saving_a_participant_can_note_the_pool_change(repo: MatchingRepository) -> None:
+    await a_program(repo)
+    person = participants.joined(None, mentor("m-1"))
+    await repo.save_participant(participant=person, at=T0)
+    assert await repo.changed_pools(mode=PairingMode.CONTINUOUS) == {}
+    await repo.save_participant(participant=person, at=T0, pool_changed=True)
+    assert list(await repo.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-1"]
+    assert await repo.get_participant(program_id="prg-1", participant_id="m-1") == person
+
+
 async def test_participants_are_listed_by_id_a_page_at_a_time(repo: MatchingRepository) -> None:
     await a_program(repo)
     await join(repo, mentee("e-3"), mentor("m-1"), mentee("e-2"))
@@ -182,6 +206,28 @@ async def test_closed_pairs_free_their_places_but_a_completed_mentee_is_done(
     found = {c.participant_id: c for c in await repo.candidates(program_id="prg-1")}
     assert found["m-1"].mentor_slots == 1 and found["m-2"].mentor_slots == 1
     assert found["e-1"].needs_mentor and not found["e-2"].needs_mentor
+
+
+async def test_the_free_pool_is_the_people_with_a_place_to_fill(repo: MatchingRepository) -> None:
+    await a_program(repo)
+    await join(repo, mentor("m-1"), mentor("m-2", capacity=2), mentor("m-3"))
+    await join(repo, mentee("e-1"), mentee("e-2"), mentee("e-3"), mentee("e-4"))
+    await join(repo, mentor("b-1", role="both"))
+    first, second, third = a_pair("m-1", "e-1"), a_pair("m-2", "e-2"), a_pair("m-3", "e-3")
+    await repo.add_pairs(pairs=[first, second, third, a_pair("b-1", "e-4")])
+    formed = pairs.accept(
+        pairs.accept(third, participant_id="m-3", at=T0).pair, participant_id="e-3", at=T0
+    ).pair
+    await repo.save_pair(
+        pair=pairs.end(formed, reason=PairEndReason.COMPLETED, by=None, at=T0).pair
+    )
+    everyone = await repo.candidates(program_id="prg-1")
+    free = await repo.candidates(program_id="prg-1", free_only=True)
+    # m-1 full; e-1, e-2, e-4 paired; e-3 completed; m-2 and m-3 have a slot; b-1 is
+    # full as a mentor but still needs a mentor of their own
+    assert [c.participant_id for c in free] == ["b-1", "m-2", "m-3"]
+    assert len(everyone) == 8
+    assert free == [c for c in everyone if c.participant_id in {"b-1", "m-2", "m-3"}]
 
 
 # --- pairs ------------------------------------------------------------------------------
@@ -258,6 +304,9 @@ async def test_every_pair_and_every_veto_is_excluded(repo: MatchingRepository) -
     assert await repo.add_veto(veto=veto)
     assert not await repo.add_veto(veto=replace(veto, reason="again"))
     assert await repo.excluded(program_id="prg-1") == {("m-1", "e-1"), ("m-2", "e-2")}
+    among = await repo.excluded(program_id="prg-1", among=["m-2", "e-2", "e-1"])
+    assert among == {("m-2", "e-2")}
+    assert await repo.excluded(program_id="prg-1", among=[]) == frozenset()
 
 
 # --- audit, runs, pool changes ----------------------------------------------------------

@@ -30,9 +30,11 @@ from schemas.primitives import PairingMode, PairSide
 from schemas.programs import ProgramClosedReason
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceContext
+from servicekit.timers import Wake
 from servicekit.unit_of_work import Rejected, UnitOfWork, run_committed
 from services.matching import bootstrap, handlers
 from services.matching.adapters.offload import BIG
+from services.matching.adapters.repository import POOL_CHANGED_CHANNEL
 from services.matching.domain import pairs, participants, programs, staging
 from services.matching.domain.audit import AdminActionKind, Veto
 from services.matching.domain.model import Candidate, MatchPlan, PlannedPair
@@ -496,10 +498,14 @@ async def test_an_update_without_changes_emits_nothing() -> None:
 class BrokenProgramStore(InMemoryMatchingRepository):
     """A store whose candidates of one program cannot be read (a bug, bad data)."""
 
-    async def candidates(self, *, program_id: str, participant_ids: Any = None) -> list[Candidate]:
+    async def candidates(
+        self, *, program_id: str, participant_ids: Any = None, free_only: bool = False
+    ) -> list[Candidate]:
         if program_id == "prg-bad":
             raise RuntimeError("corrupt profile")
-        return await super().candidates(program_id=program_id, participant_ids=participant_ids)
+        return await super().candidates(
+            program_id=program_id, participant_ids=participant_ids, free_only=free_only
+        )
 
 
 async def test_one_failing_program_does_not_stop_continuous_matching_of_the_others() -> None:
@@ -599,8 +605,12 @@ def test_the_timers_run_at_the_configured_intervals() -> None:
         service_name="matching",
         database_url="postgresql://localhost/matching",
         continuous_interval_s=7,
+        continuous_debounce_s=0.25,
         expiry_interval_s=11,
     )
     context = cast(ServiceContext, SimpleNamespace(settings=settings))
-    found = {t.name: t.interval_s for t in bootstrap.timers(context)}
-    assert found == {"acceptance-timeouts": 11, "continuous-matching": 7}
+    found = {t.name: (t.interval_s, t.wake) for t in bootstrap.timers(context)}
+    assert found == {
+        "acceptance-timeouts": (11, None),
+        "continuous-matching": (7, Wake(POOL_CHANGED_CHANNEL, debounce_s=0.25)),
+    }

@@ -9,11 +9,13 @@ an unanswered proposal expires when the manual clock moves on.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import asyncpg
 import httpx
 import pytest
 from matching_service_fixtures import mentee, mentor, program_definition
@@ -211,10 +213,56 @@ async def test_joiners_are_proposed_and_both_acceptances_form_the_pair(service: 
     stranger = await service.http.get(f"/pairs/{pair_id}/explanation", headers=person("x-9"))
     assert stranger.status_code == 404
     metrics = (await service.http.get("/metrics")).text
-    assert 'upward_match_runs_total{mode="continuous",program_id="prg-flow"} 1.0' in metrics
+    runs = re.search(
+        r'upward_match_runs_total\{mode="continuous",program_id="prg-flow"\} (\S+)', metrics
+    )
+    assert runs is not None and float(runs.group(1)) >= 1  # each woken tick that planned
     for name in ("upward_pairs_formed_total", "upward_pairs_proposed_total"):
         assert f"{name} " in metrics
     assert "upward_match_run_seconds_count" in metrics
+
+
+async def test_joiners_are_proposed_without_the_interval_elapsing(service: Service) -> None:
+    """The timer's interval is an hour and nobody runs it: the joins' commits wake it."""
+    await service.create_program("prg-woken")
+    await service.publish(hr_feed(mentor("m-1", "prg-woken")), hr_feed(mentee("e-1", "prg-woken")))
+    found = await eventually(lambda: service.proposals("prg-woken", "e-1"), lambda p: len(p) > 0)
+    assert [(p["mentor_id"], p["mode"]) for p in found] == [("m-1", "continuous")]
+
+
+async def _continuous_runs(service: Service, program_id: str) -> list[int]:
+    assert service.runtime.pool is not None
+    rows = await service.runtime.pool.fetch(
+        "SELECT jsonb_array_length(plan->'pairs') AS pairs FROM match_runs"
+        " WHERE program_id = $1 AND mode = 'continuous' ORDER BY created_at",
+        program_id,
+    )
+    return [int(r["pairs"]) for r in rows]
+
+
+async def test_a_burst_of_joiners_is_planned_in_one_run(service: Service) -> None:
+    """Twenty joins land while another replica holds the timer; its woken ticks are
+    skipped and tried again, and when the timer is free one run pairs all twenty."""
+    await service.create_program("prg-burst")
+    people = [mentor(f"m-{i}", "prg-burst") for i in range(10)]
+    people += [mentee(f"e-{i}", "prg-burst") for i in range(10)]
+    events = [hr_feed(p) for p in people]
+    replica = await asyncpg.connect(service.settings.database_url.get_secret_value())
+    key = "hashtext('upward-timer'), hashtext('matching:continuous-matching')"
+    try:
+        await replica.execute(f"SELECT pg_advisory_lock({key})")
+        await publish(
+            service.settings.kafka_bootstrap_servers,
+            service.settings.physical_topic("upward.participants"),
+            [(e.subject.encode(), encode(e)) for e in events],
+        )
+        await service.wait_for_participants("prg-burst", 20)
+        assert await _continuous_runs(service, "prg-burst") == []
+    finally:
+        await replica.execute(f"SELECT pg_advisory_unlock({key})")
+        await replica.close()
+    runs = await eventually(lambda: _continuous_runs(service, "prg-burst"), lambda r: len(r) > 0)
+    assert runs == [10]
 
 
 async def test_a_keyed_join_sent_again_announces_nothing_new(service: Service) -> None:
@@ -487,13 +535,18 @@ async def participant_state(service: Service, program_id: str, pid: str) -> dict
     return dict(answer.json()) if answer.status_code == 200 else {}
 
 
+SELF_AND_ADMIN_MODES = [PairingMode.BATCH, PairingMode.SELF_MATCH, PairingMode.MANUAL]
+"""Continuous pairing would propose the joiners before they ask for a mentor themselves."""
+
+
 async def test_the_admin_and_participant_endpoints(service: Service) -> None:
     base = "/programs/prg-admin"
-    await service.create_program("prg-admin")
+    await service.create_program("prg-admin", pairing_modes=SELF_AND_ADMIN_MODES)
+    changed_definition = program_definition(
+        "prg-admin", cadence_days=7, pairing_modes=SELF_AND_ADMIN_MODES
+    )
     updated = await service.http.put(
-        base,
-        json=program_definition("prg-admin", cadence_days=7).model_dump(mode="json"),
-        headers=ADMIN,
+        base, json=changed_definition.model_dump(mode="json"), headers=ADMIN
     )
     assert updated.json()["revision"] == 2
     for who, profile in (("m-1", mentor("m-1", "prg-admin")), ("e-1", mentee("e-1", "prg-admin"))):

@@ -7,6 +7,7 @@ class and an in-memory fake that subclasses the port, so the fake cannot drift.
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -93,8 +94,17 @@ class MatchingRepository(ABC):
         """The participant of the program, or None."""
 
     @abstractmethod
-    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
-        """Insert or replace the participant."""
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        """The program and its participant, read together (either may be None)."""
+
+    @abstractmethod
+    async def save_participant(
+        self, *, participant: Participant, at: datetime, pool_changed: bool = False
+    ) -> None:
+        """Insert or replace the participant; with ``pool_changed``, also note a change of
+        the program's pool (:meth:`note_pool_change`) in the same statement."""
 
     @abstractmethod
     async def list_participants(
@@ -108,9 +118,19 @@ class MatchingRepository(ABC):
 
     @abstractmethod
     async def candidates(
-        self, *, program_id: str, participant_ids: Collection[str] | None = None
+        self,
+        *,
+        program_id: str,
+        participant_ids: Collection[str] | None = None,
+        free_only: bool = False,
     ) -> list[Candidate]:
-        """Active participants as the engine sees them, with their free places (one query)."""
+        """Active participants as the engine sees them, with their free places (one query).
+
+        With ``free_only``, only those a plan can use: a mentor (or ``both``) with a free
+        slot, a mentee (or ``both``) with no open pair who has not completed one. The
+        others are left in the store, so a pool's cost follows its open people, not the
+        program's history.
+        """
 
     @abstractmethod
     async def erase_participant(self, *, participant_id: str) -> int:
@@ -172,8 +192,11 @@ class MatchingRepository(ABC):
         """
 
     @abstractmethod
-    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
-        """Combinations never to propose in the program (every pair ever made, vetoes)."""
+    async def excluded(
+        self, *, program_id: str, among: Collection[str] | None = None
+    ) -> frozenset[tuple[str, str]]:
+        """Combinations never to propose in the program (every pair ever made, vetoes);
+        with ``among``, only those whose two people are both in it."""
 
     # --- vetoes, audit, runs ----------------------------------------------------------
     @abstractmethod
@@ -203,6 +226,43 @@ class MatchingRepository(ABC):
 
 OPEN = [PairStatus.PROPOSED.value, PairStatus.FORMED.value]
 
+_PROGRAM_AND_PARTICIPANT = """
+SELECT g.definition::text AS definition, g.revision, g.status AS program_status, g.closed_at,
+       p.profile::text AS profile, p.status, p.screening, p.trained
+FROM programs g
+LEFT JOIN participants p ON p.program_id = g.program_id AND p.participant_id = $2
+WHERE g.program_id = $1
+"""
+
+_SAVE_PARTICIPANT = """
+WITH saved AS (
+    INSERT INTO participants (program_id, participant_id, profile, status, screening,
+                              trained, joined_at, updated_at)
+    VALUES ($3, $4, $5::jsonb, $6, $7, $8, $9, $9)
+    ON CONFLICT (program_id, participant_id) DO UPDATE SET profile = EXCLUDED.profile,
+        status = EXCLUDED.status, screening = EXCLUDED.screening,
+        trained = EXCLUDED.trained, updated_at = EXCLUDED.updated_at
+    RETURNING program_id
+), noted AS (
+    INSERT INTO pool_changes (program_id) SELECT program_id FROM saved WHERE $1
+    RETURNING program_id
+)
+SELECT pg_notify($2, program_id) FROM noted
+"""
+
+_EXCLUDED = """
+SELECT mentor_id, mentee_id FROM {table} WHERE program_id = $1
+  AND ($2::text[] IS NULL OR (mentor_id = ANY($2::text[]) AND mentee_id = ANY($2::text[])))
+"""
+
+POOL_CHANGED_CHANNEL = "upward_matching_pool_changed"
+"""The ``NOTIFY`` channel of pool changes (payload: the program id)."""
+
+_NOTE_POOL_CHANGE = """
+WITH noted AS (INSERT INTO pool_changes (program_id) VALUES ($1) RETURNING program_id)
+SELECT pg_notify($2, program_id) FROM noted
+"""
+
 _CANDIDATES = """
 SELECT p.profile::text AS profile, p.screening, p.trained,
        COALESCE(m.open_pairs, 0) AS open_as_mentor,
@@ -221,6 +281,11 @@ LEFT JOIN (
 ) e ON e.mentee_id = p.participant_id
 WHERE p.program_id = $1 AND p.status = 'active'
   AND ($2::text[] IS NULL OR p.participant_id = ANY($2::text[]))
+  AND (NOT $4::boolean
+       OR (p.profile->>'role' <> 'mentee'
+           AND COALESCE(m.open_pairs, 0) < COALESCE((p.profile->>'capacity')::int, 1))
+       OR (p.profile->>'role' <> 'mentor'
+           AND NOT COALESCE(e.open_pair, false) AND NOT COALESCE(e.finished, false)))
 ORDER BY p.participant_id
 """
 
@@ -360,8 +425,12 @@ class PostgresMatchingRepository(MatchingRepository):
             yield
 
     async def note_pool_change(self, *, program_id: str) -> None:
-        """Record that the program's pool changed (the continuous mode plans it again)."""
-        await self._conn.execute("INSERT INTO pool_changes (program_id) VALUES ($1)", program_id)
+        """Record that the program's pool changed (the continuous mode plans it again).
+
+        The row comes with a ``NOTIFY`` on :data:`POOL_CHANGED_CHANNEL`, delivered when
+        the transaction commits, which wakes the continuous-matching timer.
+        """
+        await self._conn.execute(_NOTE_POOL_CHANGE, program_id, POOL_CHANGED_CHANNEL)
 
     async def changed_pools(self, *, mode: PairingMode) -> dict[str, int]:
         """Open programs allowing ``mode`` whose pool changed: id -> newest change seen."""
@@ -392,14 +461,24 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         return None if row is None else _participant(row)
 
-    async def save_participant(self, *, participant: Participant, at: datetime) -> None:
-        """Insert or replace the participant."""
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        """The program and its participant, read together (either may be None)."""
+        row = await self._conn.fetchrow(_PROGRAM_AND_PARTICIPANT, program_id, participant_id)
+        if row is None:
+            return None, None
+        person = None if row["profile"] is None else _participant(row)
+        return _program(row), person
+
+    async def save_participant(
+        self, *, participant: Participant, at: datetime, pool_changed: bool = False
+    ) -> None:
+        """Insert or replace the participant (and note a pool change: one round trip)."""
         await self._conn.execute(
-            "INSERT INTO participants (program_id, participant_id, profile, status, screening,"
-            " trained, joined_at, updated_at) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $7)"
-            " ON CONFLICT (program_id, participant_id) DO UPDATE SET profile = EXCLUDED.profile,"
-            " status = EXCLUDED.status, screening = EXCLUDED.screening,"
-            " trained = EXCLUDED.trained, updated_at = EXCLUDED.updated_at",
+            _SAVE_PARTICIPANT,
+            pool_changed,
+            POOL_CHANGED_CHANNEL,
             participant.program_id,
             participant.participant_id,
             participant.profile.model_dump_json(),
@@ -431,11 +510,15 @@ class PostgresMatchingRepository(MatchingRepository):
         return [r["program_id"] for r in rows]
 
     async def candidates(
-        self, *, program_id: str, participant_ids: Collection[str] | None = None
+        self,
+        *,
+        program_id: str,
+        participant_ids: Collection[str] | None = None,
+        free_only: bool = False,
     ) -> list[Candidate]:
         """Active participants as the engine sees them, with their free places (one query)."""
         ids = None if participant_ids is None else list(participant_ids)
-        rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN)
+        rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN, free_only)
         return await off_loop(lambda: [_candidate(r) for r in rows], size=len(rows))
 
     async def erase_participant(self, *, participant_id: str) -> int:
@@ -562,14 +645,13 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         return [_pair(r) for r in rows]
 
-    async def excluded(self, *, program_id: str) -> frozenset[tuple[str, str]]:
+    async def excluded(
+        self, *, program_id: str, among: Collection[str] | None = None
+    ) -> frozenset[tuple[str, str]]:
         """Combinations never to propose in the program (every pair ever made, vetoes)."""
-        pairs = await self._conn.fetch(
-            "SELECT mentor_id, mentee_id FROM pairs WHERE program_id = $1", program_id
-        )
-        vetoes = await self._conn.fetch(
-            "SELECT mentor_id, mentee_id FROM vetoes WHERE program_id = $1", program_id
-        )
+        ids = None if among is None else list(among)
+        pairs = await self._conn.fetch(_EXCLUDED.format(table="pairs"), program_id, ids)
+        vetoes = await self._conn.fetch(_EXCLUDED.format(table="vetoes"), program_id, ids)
         return excluded_combinations(
             [(r["mentor_id"], r["mentee_id"]) for r in pairs],
             [(r["mentor_id"], r["mentee_id"]) for r in vetoes],
@@ -665,11 +747,19 @@ def _definition_json(definition: ProgramDefinition) -> str:
     return definition.model_dump_json()
 
 
+@functools.lru_cache(maxsize=256)
+def _definition(stored: str) -> ProgramDefinition:
+    """The definition stored as ``stored`` (frozen, so one parse serves every reader:
+    each consumed join reads its program, and a 40-topic catalogue is not cheap to parse)."""
+    return ProgramDefinition.model_validate_json(stored)
+
+
 def _program(row: asyncpg.Record) -> Program:
+    status = row["program_status"] if "program_status" in row else row["status"]
     return Program(
-        definition=ProgramDefinition.model_validate_json(row["definition"]),
+        definition=_definition(row["definition"]),
         revision=row["revision"],
-        status=ProgramStatus(row["status"]),
+        status=ProgramStatus(status),
         closed_at=row["closed_at"],
     )
 
