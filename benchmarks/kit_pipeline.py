@@ -180,6 +180,9 @@ async def bench_kit(
         await poller.close()
         runtime.stop.set()
         await runtime.wait()
+        admin = await asyncpg.connect(info.postgres_admin_url)
+        await admin.execute(f'DROP DATABASE "{db_name}" WITH (FORCE)')
+        await admin.close()
     suffix = " (+ faust stream table)" if with_streams else ""
     return (
         Figure(f"kit pipeline: effects committed{suffix}", len(events), handled - started),
