@@ -208,7 +208,7 @@ class RecordProcessor:
             clock=self._clock,
         )
         await self._handlers[type(work.event.data)](work.event.data, uow)
-        metrics.HANDLER_LATENCY.labels(work.event.data.event_type).observe(
+        metrics.child(metrics.HANDLER_LATENCY, work.event.data.event_type).observe(
             time.perf_counter() - started
         )
         return uow
@@ -231,7 +231,9 @@ class RecordProcessor:
         return Outcome.DEAD_LETTERED
 
     def _count(self, record: RawRecord, event: DecodedEvent, outcome: Outcome) -> Outcome:
-        metrics.EVENTS_CONSUMED.labels(self._logical(record), event.data.event_type, outcome).inc()
+        metrics.child(
+            metrics.EVENTS_CONSUMED, self._logical(record), event.data.event_type, outcome
+        ).inc()
         return outcome
 
     def _logical(self, record: RawRecord) -> str:
