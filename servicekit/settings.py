@@ -149,6 +149,12 @@ class ServiceSettings(KafkaConnectionSettings):
     transaction_batch_max: int = Field(
         default=250, ge=1, description="Events of one partition applied in one transaction"
     )
+    partition_concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Partitions applied at the same time, each in its own transactions on "
+        "its own connection; records of one partition always stay in order",
+    )
     retry_initial_backoff_s: float = Field(default=0.2, gt=0)
     retry_max_backoff_s: float = Field(default=10.0, gt=0)
     relay_batch_max: int = Field(default=500, ge=1)
