@@ -276,13 +276,13 @@ def report(all_series: list[Series], raw: Series, info: StackInfo, command: str)
         "The raw passthrough is an aiokafka consume -> produce loop that decodes",
         "nothing and touches no database: the ceiling for Python here. The kit",
         "pipeline (the example welcome service, default settings) decodes and",
-        "validates each event, then applies up to `transaction_batch_max`",
-        f"({defaults['transaction_batch_max'].default}) events of a partition in",
+        "validates each event, then applies up to `transaction_batch_max`"
+        f" ({defaults['transaction_batch_max'].default}) events of a partition in",
         "one PostgreSQL transaction: inbox rows claimed in one statement, the",
         "handler's state change (one statement per event), the emitted events",
         "written to the outbox with the relay's NOTIFY in one statement; the relay",
-        f"publishes them in batches of up to {defaults['relay_batch_max'].default}.",
-        "The service is warmed up (consumer group joined) before the clock starts;",
+        f"publishes them in batches of up to {defaults['relay_batch_max'].default}."
+        " The service is warmed up (consumer group joined) before the clock starts;",
         "the clock runs from the first publish of the N events (the publishing",
         "producer runs in the same process, inside the clock) to the last effect",
         "committed / emitted event published, polled every 50 ms on one connection.",
