@@ -216,7 +216,7 @@ class RecordProcessor:
             clock=self._clock,
         )
         await self._handlers[type(work.event.data)](work.event.data, uow)
-        metrics.HANDLER_LATENCY.labels(work.event.data.event_type).observe(
+        metrics.child(metrics.HANDLER_LATENCY, work.event.data.event_type).observe(
             time.perf_counter() - started
         )
         return uow
@@ -239,7 +239,9 @@ class RecordProcessor:
         return Outcome.DEAD_LETTERED
 
     def _count(self, record: RawRecord, event: DecodedEvent, outcome: Outcome) -> Outcome:
-        metrics.EVENTS_CONSUMED.labels(self._logical(record), event.data.event_type, outcome).inc()
+        metrics.child(
+            metrics.EVENTS_CONSUMED, self._logical(record), event.data.event_type, outcome
+        ).inc()
         return outcome
 
     def _logical(self, record: RawRecord) -> str:
@@ -276,6 +278,7 @@ class EventConsumer:
         self._pending: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
+        self._slots = asyncio.Semaphore(settings.partition_concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then commit what was processed."""
@@ -307,12 +310,32 @@ class EventConsumer:
                 await asyncio.sleep(backoff.next_delay())
                 continue
             try:
-                for tp, records in batches.items():
-                    await self._process_partition(tp, records, stop)
+                await self._process_partitions(batches, stop)
             except Stopping:
                 return
             await self._maybe_commit()
             self._update_lag(consumer)
+
+    async def _process_partitions(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
+    ) -> None:
+        """Apply each partition's records in order, up to ``partition_concurrency``
+        partitions at a time, each in its own transactions on its own connection.
+
+        Every partition runs to its end (or to its own failure) before a failure is
+        raised, so what the others committed is recorded for the offset commit.
+        """
+        if self._settings.partition_concurrency == 1 or len(batches) == 1:
+            for tp, records in batches.items():
+                await self._process_partition(tp, records, stop)
+            return
+        results = await asyncio.gather(
+            *(self._process_partition(tp, records, stop) for tp, records in batches.items()),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise next((f for f in failures if not isinstance(f, Stopping)), failures[0])
 
     async def _process_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
@@ -322,7 +345,8 @@ class EventConsumer:
             if stop.is_set():
                 raise Stopping
             chunk = [_raw(m) for m in records[start : start + size]]
-            await self._processor.process_batch(chunk)
+            async with self._slots:
+                await self._processor.process_batch(chunk)
             self._pending[tp] = self._positions[tp] = chunk[-1].offset + 1
 
     async def _maybe_commit(self) -> None:

@@ -1,8 +1,24 @@
-"""Prometheus metrics shared by every service (one process runs one service)."""
+"""Prometheus metrics shared by every service (one process runs one service).
+
+Hot paths take a metric's labelled child through :func:`child`, which remembers it:
+``labels()`` validates and locks on every call, a cost paid per event otherwise.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+@lru_cache(maxsize=4096)
+def child(metric: M, *labels: str) -> M:
+    """``metric.labels(*labels)``, looked up once per label combination."""
+    return metric.labels(*labels)
+
 
 EVENTS_CONSUMED = Counter(
     "upward_events_consumed_total",

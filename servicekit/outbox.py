@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,10 +34,16 @@ CLEANUP_INTERVAL_S = 60.0
 _RELAY_LOCK = 0x5550_5752  # "UPWR"
 _log = get_logger(__name__)
 
+# The rows and the relay's wake-up in one round trip: a data-modifying CTE always runs,
+# and the notification is delivered when (and only if) the transaction commits.
 _INSERT = """
-INSERT INTO kit_outbox (event_id, topic, event_key, event_type, payload)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+WITH appended AS (
+    INSERT INTO kit_outbox (event_id, topic, event_key, event_type, payload)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+)
+SELECT pg_notify($6, '')
 """
+BACKLOG_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,8 @@ async def append(
         [e.subject for _, e in events],
         [e.type for _, e in events],
         payloads,
+        NOTIFY_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 def kafka_headers(row: OutboxRow) -> list[tuple[str, bytes]]:
@@ -104,6 +111,7 @@ class OutboxRelay:
         self._settings = settings
         self._wake = asyncio.Event()
         self._next_cleanup = 0.0
+        self._next_backlog = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; transient failures back off and retry."""
@@ -115,7 +123,8 @@ class OutboxRelay:
             while not stop.is_set():
                 try:
                     published = await self.publish_batch()
-                    await self.refresh_backlog()
+                    if published == 0 or time.monotonic() >= self._next_backlog:
+                        await self.refresh_backlog()
                     backoff.reset()
                 except Exception as exc:
                     if not is_transient(exc):
@@ -163,11 +172,15 @@ class OutboxRelay:
             for row in batch
         ]
         await asyncio.gather(*futures)
-        for row in batch:
-            metrics.EVENTS_PRODUCED.labels(row.topic, row.event_type).inc()
+        for (topic, event_type), count in Counter((r.topic, r.event_type) for r in batch).items():
+            metrics.child(metrics.EVENTS_PRODUCED, topic, event_type).inc(count)
 
     async def refresh_backlog(self) -> None:
-        """Update the backlog gauges; at most once a minute, drop rows past retention."""
+        """Update the backlog gauges; at most once a minute, drop rows past retention.
+
+        The relay calls it when it runs out of work, and at most once a second while busy.
+        """
+        self._next_backlog = time.monotonic() + BACKLOG_INTERVAL_S
         async with self._pool.acquire() as conn:
             backlog = await conn.fetchrow(
                 "SELECT count(*) AS n,"

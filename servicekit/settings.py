@@ -143,9 +143,17 @@ class ServiceSettings(KafkaConnectionSettings):
     commit_interval_s: float = Field(
         default=1.0, ge=0, description="How often processed offsets are committed"
     )
-    poll_batch_max: int = Field(default=500, ge=1)
+    poll_batch_max: int = Field(
+        default=1000, ge=1, description="Records taken from Kafka per poll (all partitions)"
+    )
     transaction_batch_max: int = Field(
-        default=100, ge=1, description="Events of one partition applied in one transaction"
+        default=250, ge=1, description="Events of one partition applied in one transaction"
+    )
+    partition_concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Partitions applied at the same time, each in its own transactions on "
+        "its own connection; records of one partition always stay in order",
     )
     retry_initial_backoff_s: float = Field(default=0.2, gt=0)
     retry_max_backoff_s: float = Field(default=10.0, gt=0)

@@ -7,8 +7,8 @@ across services. A message without trace context starts a new trace.
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from dataclasses import dataclass
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -42,7 +42,20 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
 def child_span(parent: str | None) -> TraceContext:
     """A new span under ``parent``, or the root span of a new trace."""
     context = parse_traceparent(parent)
-    span_id = secrets.token_hex(8)
+    span_id = _random_hex(64)
     if context is None:
-        return TraceContext(secrets.token_hex(16), span_id)
+        return TraceContext(_random_hex(128), span_id)
     return TraceContext(context.trace_id, span_id, context.flags)
+
+
+def _random_hex(bits: int) -> str:
+    """A non-zero random id of ``bits`` bits in lowercase hex.
+
+    Trace and span ids need uniqueness, not secrecy: like OpenTelemetry's id generator,
+    this uses ``random.getrandbits`` (reseeded in forked children) rather than a system
+    call for every id.
+    """
+    value = 0
+    while value == 0:
+        value = random.getrandbits(bits)
+    return f"{value:0{bits // 4}x}"
