@@ -318,6 +318,8 @@ class ServiceRun:
     throughput: Figure
     peak_rss: int
     store_bytes: int
+    applied: int
+    """Inbox rows of the benchmarked event after the drain (= the backlog: none lost)."""
     latency: Latency | None = None
     profile: list[profiles.Share] = field(default_factory=list)
 
@@ -491,6 +493,7 @@ class Bench:
             )
             figure = Figure(scenario.label, count, done - float(first))
             rss = service.peak_rss()
+            applied = int(await conn.fetchval(sql, event_type))
             store = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
             measured = None
             if latency and rest:
@@ -501,7 +504,7 @@ class Bench:
         finally:
             await conn.close()
             await service.stop()
-        return ServiceRun(scenario, figure, rss, store, measured, shares)
+        return ServiceRun(scenario, figure, rss, store, applied, measured, shares)
 
 
 @contextmanager
