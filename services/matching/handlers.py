@@ -96,11 +96,15 @@ async def record_participant_joined(
     data: ParticipantJoined, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Add (or re-activate) the participant; the pool changed."""
-    program = await _program_or_reject(repo, data.program_id)
+    program, existing = await repo.program_and_participant(
+        program_id=data.program_id, participant_id=data.participant_id
+    )
+    if program is None:
+        raise Rejected(f"unknown program {data.program_id}")
     if not program.is_open:
         raise Rejected(f"program {data.program_id} is closed")
-    change = partial(participants.joined, data=data)
-    await _change_participant(uow, repo, program, data.participant_id, change)
+    await repo.save_participant(participant=participants.joined(existing, data=data), at=uow.now)
+    await _pool_changed(repo, program)
 
 
 async def record_participant_updated(
@@ -725,7 +729,7 @@ def _bind(
     handler: EventHandler, repository: RepositoryFactory
 ) -> Callable[[Any, UnitOfWork], Awaitable[None]]:
     async def run(data: Any, uow: UnitOfWork) -> None:
-        where = first_nul(data.model_dump(mode="json"), data.event_type)
+        where = nul_in_event(data)
         if where is not None:
             raise Rejected(f"{where} holds a NUL character, which the store cannot keep")
         await handler(data, uow, repository(uow.conn))
@@ -735,6 +739,17 @@ def _bind(
 
 
 # --- shared steps ----------------------------------------------------------------------
+
+
+def nul_in_event(data: EventData) -> str | None:
+    """Where the event's data holds NUL (see :func:`first_nul`), or None.
+
+    JSON escapes NUL as ``\\u0000``: data whose JSON text has no such escape is clean,
+    so the walk runs only for the rare event that may hold one.
+    """
+    if "\\u0000" not in data.model_dump_json():
+        return None
+    return first_nul(data.model_dump(mode="json"), data.event_type)
 
 
 def first_nul(value: object, where: str) -> str | None:

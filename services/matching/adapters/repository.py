@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -91,6 +92,20 @@ class MatchingRepository(ABC):
     @abstractmethod
     async def get_participant(self, *, program_id: str, participant_id: str) -> Participant | None:
         """The participant of the program, or None."""
+
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        """The program and the person's participant row in it (each None when absent).
+
+        What a join needs; adapters may read both in one round trip.
+        """
+        program = await self.get_program(program_id=program_id)
+        if program is None:
+            return None, None
+        return program, await self.get_participant(
+            program_id=program_id, participant_id=participant_id
+        )
 
     @abstractmethod
     async def save_participant(self, *, participant: Participant, at: datetime) -> None:
@@ -392,6 +407,25 @@ class PostgresMatchingRepository(MatchingRepository):
         )
         return None if row is None else _participant(row)
 
+    async def program_and_participant(
+        self, *, program_id: str, participant_id: str
+    ) -> tuple[Program | None, Participant | None]:
+        """The program and the person's participant row in it, in one query."""
+        row = await self._conn.fetchrow(_PROGRAM_AND_PARTICIPANT, program_id, participant_id)
+        if row is None:
+            return None, None
+        program = _program(row)
+        if row["profile"] is None:
+            return program, None
+        return program, _participant(
+            {
+                "profile": row["profile"],
+                "status": row["participant_status"],
+                "screening": row["screening"],
+                "trained": row["trained"],
+            }
+        )
+
     async def save_participant(self, *, participant: Participant, at: datetime) -> None:
         """Insert or replace the participant."""
         await self._conn.execute(
@@ -661,20 +695,35 @@ class PostgresMatchingRepository(MatchingRepository):
         )
 
 
+_PROGRAM_AND_PARTICIPANT = """
+SELECT p.definition::text AS definition, p.revision, p.status, p.closed_at,
+       x.profile::text AS profile, x.status AS participant_status, x.screening, x.trained
+FROM programs p
+LEFT JOIN participants x ON x.program_id = p.program_id AND x.participant_id = $2
+WHERE p.program_id = $1
+"""
+
+
 def _definition_json(definition: ProgramDefinition) -> str:
     return definition.model_dump_json()
 
 
+@lru_cache(maxsize=256)
+def _definition(text: str) -> ProgramDefinition:
+    """A stored definition, parsed once per distinct text (the model is immutable)."""
+    return ProgramDefinition.model_validate_json(text)
+
+
 def _program(row: asyncpg.Record) -> Program:
     return Program(
-        definition=ProgramDefinition.model_validate_json(row["definition"]),
+        definition=_definition(row["definition"]),
         revision=row["revision"],
         status=ProgramStatus(row["status"]),
         closed_at=row["closed_at"],
     )
 
 
-def _participant(row: asyncpg.Record) -> Participant:
+def _participant(row: asyncpg.Record | Mapping[str, Any]) -> Participant:
     return Participant(
         profile=ParticipantProfile.model_validate_json(row["profile"]),
         status=ParticipantStatus(row["status"]),
