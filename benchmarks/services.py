@@ -740,8 +740,46 @@ def report(results: Results, info: StackInfo, command: str) -> str:
         *_markdown(growth_header(results), growth_rows(results)),
         "",
         *profile_lines(results),
+        *METHOD,
     ]
     return "\n".join(lines)
+
+
+METHOD = [
+    "How it is measured. Each service runs as its own process (`python -m services.<name>`",
+    "with the environment `upward.services.manager.service_environment` builds, on the",
+    "system clock), with the settings it ships with: `poll_batch_max` 500,",
+    "`transaction_batch_max` 100 (one transaction per batch of a partition: inbox rows in",
+    "one statement, outbox rows in one statement), `commit_interval_s` 1.0,",
+    "`relay_batch_max` 500, `relay_poll_interval_s` 1.0, `db_pool_max` 10, log level INFO;",
+    "topics of 3 partitions. A fresh database and topic prefix per run. The workloads:",
+    "matching <- ParticipantJoined into a program created through its API (pairing modes",
+    "batch and manual, so no continuous-matching timer runs); sessions <- PairFormed of",
+    "people already known (each pair's first sessions are scheduled and invites emitted);",
+    "feedback <- SessionHeld of pairs already known (a feedback request to each person);",
+    "notifications <- SessionScheduled of people already known (an invite to each person",
+    "and two reminders each; e-mail goes to the local SMTP sink).",
+    "",
+    "* **Throughput**: the set-up events are applied, the service is stopped, the backlog",
+    "  is published, and the service is started again. events/s = backlog / (the moment",
+    "  the last inbox row of the backlog is seen committed, polled every 50 ms, minus the",
+    "  start of the first transaction that applied one, `min(processed_at)`, which is",
+    "  `now()` of that transaction). Start-up and the consumer-group join are left out.",
+    "  The raw passthrough is timed from its first fetched records the same way.",
+    "* **Latency**: then, in the same process, events are offered at a steady rate of",
+    f"  {LOAD_SHARE:.0%} of the throughput just measured, for about {LATENCY_SECONDS:.0f} s"
+    " (at most the",
+    "  backlog's size). A deferred constraint trigger on `kit_inbox`, added for this run",
+    "  only, records `clock_timestamp()` when the transaction that applied the event",
+    "  commits; the latency is that time minus the Kafka record's timestamp (CreateTime,",
+    "  set by the producer when it sent the record). Both clocks are this machine's.",
+    "* **Cost growth**: throughput, peak RSS of the service process (`VmHWM` after the",
+    "  drain, start-up included) and `pg_database_size` at 1x, 4x and 16x the backlog,",
+    "  each in a fresh process and database.",
+    "",
+    "This is a shared 2-core VM: broker, database, the load generator and the service",
+    "under test compete for the same cores, so expect ±30 % between runs.",
+]
 
 
 def profile_lines(results: Results) -> list[str]:
