@@ -578,6 +578,8 @@ async def measure(
         def step(text: str) -> None:
             progress.update(task, description=text)
 
+        step("warming up the broker (group coordinator, first topics)")
+        await bench_raw(info.bootstrap_servers, raw_events(100))
         for round_no in range(1, rounds + 1):
             step(f"round {round_no}/{rounds}: raw passthrough of {events}")
             raw = await bench_raw(
