@@ -8,6 +8,7 @@ service's own code (``services/``), which shows which handler or repository call
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOP = 6
+_LIBRARY = re.compile(r"^.*/(site-packages|lib/python3\.\d+)/")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,8 @@ def _frame(frame: str) -> str:
     """``handle (services/x/handlers.py:12)`` -> ``handle (services/x/handlers.py)``."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/lib/python"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-    root = Path(__file__).resolve().parents[1]
-    path = path.removeprefix(str(root) + "/")
+    path = _LIBRARY.sub("", path)
+    path = path.removeprefix(f"{ROOT}/")
     return f"{name} ({path})" if path else name
 
 
@@ -87,11 +87,11 @@ def summarise(collapsed: str) -> list[Share]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = stack.split(";")
+        frames = [_frame(f) for f in stack.split(";")]
         total += count
-        leaf[_frame(frames[-1])] += count
-        mine = [f for f in frames if "services/" in f and "upward/services" not in f]
-        own[_frame(mine[-1]) if mine else "(outside services/)"] += count
+        leaf[frames[-1]] += count
+        mine = [f for f in frames if "(services/" in f]
+        own[mine[-1] if mine else "(outside services/)"] += count
     if total == 0:
         return []
     return [Share("leaf", f, n / total) for f, n in leaf.most_common(TOP)] + [
