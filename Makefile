@@ -45,7 +45,7 @@ format: install  ## Format the code with ruff
 schemas: install  ## Regenerate schemas/jsonschema and schemas/asyncapi.yaml
 	$(BIN)/python -m schemas.generate
 
-bench: install  ## Run the benchmarks (kit pipeline and matching engine) and write docs/benchmarks.md
+bench: install  ## Run the benchmarks (kit pipeline, matching engine, services) and write docs/benchmarks.md
 	$(BIN)/python -m benchmarks
 
 stack-up: install  ## Start the local stack

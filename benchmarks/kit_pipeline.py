@@ -18,44 +18,33 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from benchmarks.measure import (
+    Figure,
+    Series,
+    bench_raw,
+    paired_ratios,
+    preload,
+    running_stack,
+    short_version,
+)
 from benchmarks.report import REPORT, machine, write_section
 from examples import welcome_service
 from schemas.codec import decode, encode, new_event
 from schemas.envelope import CloudEvent
 from schemas.participants import ParticipantJoined
-from servicekit.kafka import ensure_topics
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_for
-from upward.stack import LocalStack, StackInfo, StackSettings, database_url, free_ports
+from upward.stack import StackInfo, database_url, free_ports
 
 CONCURRENCY = 3
 """``partition_concurrency`` of the extra kit row (the benchmark topic has 3 partitions)."""
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One measured figure."""
-
-    name: str
-    events: int
-    seconds: float
-
-    @property
-    def rate(self) -> float:
-        """Events per second."""
-        return self.events / self.seconds
 
 
 def joined_events(count: int) -> list[CloudEvent]:
@@ -77,49 +66,6 @@ def bench_codec(events: list[CloudEvent]) -> Figure:
     for event in events:
         decode(encode(event), key=event.subject.encode())
     return Figure("codec encode+decode", len(events), time.perf_counter() - started)
-
-
-async def preload(bootstrap: str, topic: str, events: list[CloudEvent]) -> None:
-    """Publish ``events`` to ``topic`` before anything consumes it."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        batch = [
-            await producer.send(topic, value=encode(e), key=e.subject.encode()) for e in events
-        ]
-        await asyncio.gather(*batch)
-    finally:
-        await producer.stop()
-
-
-async def bench_raw(bootstrap: str, events: list[CloudEvent]) -> Figure:
-    """aiokafka consume -> produce, committing offsets like the kit does."""
-    source, sink = f"bench-raw-{uuid.uuid4().hex[:8]}", f"bench-raw-out-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(_settings(bootstrap, "postgresql://unused"), [source, sink])
-    await preload(bootstrap, source, events)
-    consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=f"g-{source}",
-        auto_offset_reset="earliest", enable_auto_commit=False,
-    )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await consumer.start()
-    await producer.start()
-    try:
-        started, moved = time.perf_counter(), 0
-        while moved < len(events):
-            batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            sends = [
-                await producer.send(sink, value=r.value, key=r.key)
-                for records in batches.values()
-                for r in records
-            ]
-            await asyncio.gather(*sends)
-            await consumer.commit()
-            moved += len(sends)
-        return Figure("raw aiokafka passthrough", moved, time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 def _settings(bootstrap: str, db_url: str, prefix: str = "") -> ServiceSettings:
@@ -202,56 +148,6 @@ async def bench_kit(
     )
 
 
-@contextmanager
-def running_stack() -> Iterator[StackInfo]:
-    """The configured Kafka/PostgreSQL, or a throwaway local stack on free ports."""
-    with tempfile.TemporaryDirectory(prefix="upward-bench-") as home:
-        kafka_port, controller_port, pg_port = free_ports(3)
-        stack = LocalStack(
-            StackSettings(
-                home=Path(home), kafka_port=kafka_port,
-                kafka_controller_port=controller_port, postgres_port=pg_port,
-            )
-        )  # fmt: skip
-        info = stack.up(step=lambda text: print(f"  stack: {text}", flush=True))
-        try:
-            yield info
-        finally:
-            stack.down(purge=True)
-
-
-def _short(version: str | None) -> str:
-    """'PostgreSQL 18.6 on x86_64-pc-linux-gnu, ...' -> 'PostgreSQL 18.6'."""
-    return (version or "PostgreSQL ?").split(" on ")[0]
-
-
-@dataclass(frozen=True)
-class Series:
-    """The same figure measured once per round."""
-
-    name: str
-    figures: list[Figure]
-
-    @property
-    def median_rate(self) -> float:
-        """Median events per second over the rounds."""
-        return statistics.median(f.rate for f in self.figures)
-
-    def row(self, ratios: list[float] | None) -> str:
-        """A Markdown table row."""
-        rates = [f.rate for f in self.figures]
-        ratio = f"{statistics.median(ratios):.2f}" if ratios else "—"
-        return (
-            f"| {self.name} | {self.figures[0].events} | {self.median_rate:,.0f} |"
-            f" {min(rates):,.0f} to {max(rates):,.0f} | {ratio} |"
-        )
-
-
-def paired_ratios(series: Series, raw: Series) -> list[float]:
-    """Per round, this figure's rate over the raw passthrough's (same round, same load)."""
-    return [f.rate / r.rate for f, r in zip(series.figures, raw.figures, strict=True)]
-
-
 def report(all_series: list[Series], raw: Series, info: StackInfo, command: str) -> str:
     """The Markdown report written to docs/benchmarks.md."""
     rounds = len(raw.figures)
@@ -260,7 +156,7 @@ def report(all_series: list[Series], raw: Series, info: StackInfo, command: str)
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}` on {machine()};",
         f"Apache Kafka {info.kafka_version or '?'} (single node, KRaft),"
-        f" {_short(info.postgres_version)}, broker and database on the same machine.",
+        f" {short_version(info.postgres_version)}, broker and database on the same machine.",
         f"Each figure was measured in {rounds} rounds; a round runs every benchmark once,",
         "so the ratio is taken per round (same machine state) and its median reported.",
         "",

@@ -752,7 +752,7 @@ def _bind(
     handler: EventHandler, repository: RepositoryFactory
 ) -> Callable[[Any, UnitOfWork], Awaitable[None]]:
     async def run(data: Any, uow: UnitOfWork) -> None:
-        where = first_nul(data.model_dump(mode="json"), data.event_type)
+        where = nul_in_event(data)
         if where is not None:
             raise Rejected(f"{where} holds a NUL character, which the store cannot keep")
         await handler(data, uow, repository(uow.conn))
@@ -762,6 +762,17 @@ def _bind(
 
 
 # --- shared steps ----------------------------------------------------------------------
+
+
+def nul_in_event(data: EventData) -> str | None:
+    """Where the event's data holds NUL (see :func:`first_nul`), or None.
+
+    JSON escapes NUL as ``\\u0000``: data whose JSON text has no such escape is clean,
+    so the walk runs only for the rare event that may hold one.
+    """
+    if "\\u0000" not in data.model_dump_json():
+        return None
+    return first_nul(data.model_dump(mode="json"), data.event_type)
 
 
 def first_nul(value: object, where: str) -> str | None:

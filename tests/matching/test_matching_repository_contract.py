@@ -165,6 +165,28 @@ async def test_saving_a_participant_can_note_the_pool_change(repo: MatchingRepos
     assert await repo.get_participant(program_id="prg-1", participant_id="m-1") == person
 
 
+async def test_a_join_reads_the_program_and_the_person_together(
+    repo: MatchingRepository,
+) -> None:
+    program = await a_program(repo)
+    assert await repo.program_and_participant(program_id="nope", participant_id="m-1") == (
+        None,
+        None,
+    )
+    found, nobody = await repo.program_and_participant(program_id="prg-1", participant_id="m-1")
+    assert found is not None and found.definition == program.definition and nobody is None
+    await join(repo, mentor("m-1"))
+    screened = participants.screened(
+        await repo.get_participant(program_id="prg-1", participant_id="m-1"),  # type: ignore[arg-type]
+        ScreeningOutcome.PASSED,
+    )
+    await repo.save_participant(participant=participants.left(screened), at=T0)
+    _, person = await repo.program_and_participant(program_id="prg-1", participant_id="m-1")
+    assert person == await repo.get_participant(program_id="prg-1", participant_id="m-1")
+    assert person is not None and not person.is_active
+    assert person.screening is ScreeningOutcome.PASSED
+
+
 async def test_participants_are_listed_by_id_a_page_at_a_time(repo: MatchingRepository) -> None:
     await a_program(repo)
     await join(repo, mentee("e-3"), mentor("m-1"), mentee("e-2"))

@@ -578,6 +578,9 @@ async def test_a_consumed_event_holding_nul_is_rejected_with_the_field_named() -
         await table[ParticipantJoined](offers, world.uow())
     await table[ParticipantJoined](mentor("m-1"), world.uow())
     assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
+    escaped = mentor("m-2").model_copy(update={"department": "Mark\\u0000eting"})
+    await table[ParticipantJoined](escaped, world.uow())  # a backslash and text: no NUL
+    assert await world.repo.get_participant(program_id="prg-1", participant_id="m-2")
 
 
 async def test_a_big_run_is_published_whole_in_chunks() -> None:

@@ -764,7 +764,7 @@ def _program(row: asyncpg.Record) -> Program:
     )
 
 
-def _participant(row: asyncpg.Record) -> Participant:
+def _participant(row: asyncpg.Record | Mapping[str, Any]) -> Participant:
     return Participant(
         profile=ParticipantProfile.model_validate_json(row["profile"]),
         status=ParticipantStatus(row["status"]),
