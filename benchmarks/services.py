@@ -698,7 +698,8 @@ def growth_header(results: Results) -> list[str]:
     return ["figure", *volumes, "peak RSS", "store size"]
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table, first column left-aligned, the others right-aligned."""
     aligned = ["---"] + ["---:"] * (len(header) - 1)
     return [
         "| " + " | ".join(header) + " |",
@@ -733,13 +734,13 @@ def report(results: Results, info: StackInfo, command: str) -> str:
         f"{results.rounds} rounds; a round measures the raw passthrough and then each service",
         "once, so each ratio is taken per round and its median reported.",
         "",
-        *_markdown(THROUGHPUT_HEADER, throughput_rows(results)),
+        *markdown_table(THROUGHPUT_HEADER, throughput_rows(results)),
         "",
         "Cost growth (one run per volume, a fresh service process and database each time;",
         "events/s with the ratio to the raw passthrough of the same volume in brackets;",
         "peak RSS and store size at 1x / 4x / 16x):",
         "",
-        *_markdown(growth_header(results), growth_rows(results)),
+        *markdown_table(growth_header(results), growth_rows(results)),
         "",
         *profile_lines(results),
         *METHOD,
