@@ -9,7 +9,7 @@ delivery worker (sending.py) sends them when they are due.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -60,9 +60,20 @@ def _source_key(uow: UnitOfWork) -> str:
     return uow.cause.id
 
 
-async def _plan(uow: UnitOfWork, repo: NotificationsRepository, planned: Sequence[Notice]) -> None:
-    """Write the deliveries of ``planned`` notices (each recipient's channels and timing)."""
-    recipients = await repo.recipients(person_ids=[n.recipient_id for n in planned])
+async def _plan(
+    uow: UnitOfWork,
+    repo: NotificationsRepository,
+    planned: Sequence[Notice],
+    known: Mapping[str, Recipient] | None = None,
+) -> None:
+    """Write the deliveries of ``planned`` notices (each recipient's channels and timing).
+
+    ``known`` recipients (already read by the handler) are not read again.
+    """
+    recipients = dict(known or {})
+    missing = [n.recipient_id for n in planned if n.recipient_id not in recipients]
+    if missing:
+        recipients |= await repo.recipients(person_ids=missing)
     deliveries = [
         delivery
         for notice in planned
@@ -139,12 +150,12 @@ async def _audience(
     mentee_id: str,
 ) -> tuple[notices.PairAudience, dict[str, Recipient]]:
     """The pair's two people as this event addresses them, and their directory entries."""
-    people = await repo.recipients(person_ids=[mentor_id, mentee_id])
+    program, people = await repo.directory(program_id=program_id, person_ids=[mentor_id, mentee_id])
     audience = notices.PairAudience(
         mentor_id=mentor_id,
         mentee_id=mentee_id,
         source_key=_source_key(uow),
-        program=await repo.program(program_id=program_id),
+        program=program,
         names=_names(people),
         now=uow.now,
     )
@@ -154,8 +165,8 @@ async def _audience(
 async def notify_pair_proposed(data: PairProposed, uow: UnitOfWork, deps: Dependencies) -> None:
     """Ask both people to accept the proposal."""
     repo = deps.repository(uow.conn)
-    audience, _ = await _audience(uow, repo, **_pair_of(data))
-    await _plan(uow, repo, notices.pair_proposed(data, audience, links=deps.links))
+    audience, people = await _audience(uow, repo, **_pair_of(data))
+    await _plan(uow, repo, notices.pair_proposed(data, audience, links=deps.links), people)
 
 
 async def notify_pair_formed(data: PairFormed, uow: UnitOfWork, deps: Dependencies) -> None:
@@ -163,14 +174,14 @@ async def notify_pair_formed(data: PairFormed, uow: UnitOfWork, deps: Dependenci
     repo = deps.repository(uow.conn)
     audience, people = await _audience(uow, repo, **_pair_of(data))
     planned = notices.pair_formed(data, audience, emails=_emails(people), links=deps.links)
-    await _plan(uow, repo, planned)
+    await _plan(uow, repo, planned, people)
 
 
 async def notify_pair_ended(data: PairEnded, uow: UnitOfWork, deps: Dependencies) -> None:
     """Tell both people the pair ended (no blame)."""
     repo = deps.repository(uow.conn)
-    audience, _ = await _audience(uow, repo, **_pair_of(data))
-    await _plan(uow, repo, notices.pair_ended(data, audience))
+    audience, people = await _audience(uow, repo, **_pair_of(data))
+    await _plan(uow, repo, notices.pair_ended(data, audience), people)
 
 
 def _pair_of(data: PairProposed | PairFormed | PairEnded | SessionInfo) -> dict[str, str]:
@@ -193,8 +204,8 @@ async def _replan_reminders(
     uow: UnitOfWork, repo: NotificationsRepository, session: SessionInfo
 ) -> None:
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
-    await _plan(uow, repo, _reminders(session, audience))
+    audience, people = await _audience(uow, repo, **_pair_of(session))
+    await _plan(uow, repo, _reminders(session, audience), people)
 
 
 async def notify_session_scheduled(
@@ -212,9 +223,9 @@ async def notify_session_scheduled(
         ends_at=data.ends_at,
     )
     await repo.save_session(session=session)
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
+    audience, people = await _audience(uow, repo, **_pair_of(session))
     planned = notices.session_scheduled(data, audience) + _reminders(session, audience)
-    await _plan(uow, repo, planned)
+    await _plan(uow, repo, planned, people)
 
 
 async def _known_session(repo: NotificationsRepository, session_id: str) -> SessionInfo:
@@ -234,9 +245,9 @@ async def notify_session_rescheduled(
     )
     await repo.save_session(session=session)
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
+    audience, people = await _audience(uow, repo, **_pair_of(session))
     planned = notices.session_rescheduled(data, audience) + _reminders(session, audience)
-    await _plan(uow, repo, planned)
+    await _plan(uow, repo, planned, people)
 
 
 async def notify_session_cancelled(
@@ -247,8 +258,8 @@ async def notify_session_cancelled(
     session = await _known_session(repo, data.session_id)
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
     await repo.delete_session(session_id=session.session_id)
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
-    await _plan(uow, repo, notices.session_cancelled(data, audience, session=session))
+    audience, people = await _audience(uow, repo, **_pair_of(session))
+    await _plan(uow, repo, notices.session_cancelled(data, audience, session=session), people)
 
 
 async def notify_feedback_requested(

@@ -59,6 +59,12 @@ class NotificationsRepository(ABC):
         """Contact (when known) and preferences (or the defaults) of each person."""
 
     @abstractmethod
+    async def directory(
+        self, *, program_id: str, person_ids: Sequence[str]
+    ) -> tuple[ProgramInfo | None, dict[str, Recipient]]:
+        """A program's projection (if known) and its people as :meth:`recipients` returns them."""
+
+    @abstractmethod
     async def save_preferences(
         self, *, person_id: str, preferences: Preferences, now: datetime
     ) -> None:
@@ -172,6 +178,18 @@ LEFT JOIN contacts c ON c.person_id = ids.person_id
 LEFT JOIN preferences p ON p.person_id = ids.person_id
 """
 
+_DIRECTORY = """
+SELECT ids.person_id, c.display_name, c.email, c.timezone, c.languages, p.preferences,
+    g.program_id, g.name, g.admin_ids, g.reminder_offsets_minutes, g.topic_titles
+FROM (SELECT 1) AS one
+LEFT JOIN programs g ON g.program_id = $2
+LEFT JOIN unnest($1::text[]) AS ids(person_id) ON true
+LEFT JOIN contacts c ON c.person_id = ids.person_id
+LEFT JOIN preferences p ON p.person_id = ids.person_id
+"""
+# One round trip for what a pair's message needs: the program and both people. The
+# ``(SELECT 1)`` row keeps the program when no person is asked for.
+
 _INSERT_DELIVERIES = """
 INSERT INTO deliveries (delivery_id, source_key, recipient_id, partner_id, channel, kind,
     reference_id, context, calendar_ics, calendar_method, cancel_key, digest, due_at, created_at)
@@ -204,7 +222,8 @@ FOR UPDATE SKIP LOCKED
 def _contact(row: asyncpg.Record) -> Contact | None:
     if row["email"] is None:
         return None
-    return Contact(
+    # Validated when it was stored (upsert_contact takes a Contact): not validated again.
+    return Contact.model_construct(
         person_id=row["person_id"],
         display_name=row["display_name"],
         email=row["email"],
@@ -213,8 +232,30 @@ def _contact(row: asyncpg.Record) -> Contact | None:
     )
 
 
+_DEFAULT_PREFERENCES = Preferences()
+"""The preferences of everyone who never set any (a frozen model, shared)."""
+
+
 def _preferences(raw: str | None) -> Preferences:
-    return Preferences.model_validate_json(raw) if raw else Preferences()
+    return Preferences.model_validate_json(raw) if raw else _DEFAULT_PREFERENCES
+
+
+def _recipient(row: asyncpg.Record) -> Recipient:
+    return Recipient.model_construct(
+        person_id=row["person_id"],
+        contact=_contact(row),
+        preferences=_preferences(row["preferences"]),
+    )
+
+
+def _program(row: asyncpg.Record) -> ProgramInfo:
+    return ProgramInfo(
+        program_id=row["program_id"],
+        name=row["name"],
+        admin_ids=list(row["admin_ids"]),
+        reminder_offsets_minutes=list(row["reminder_offsets_minutes"]),
+        topic_titles=json.loads(row["topic_titles"]),
+    )
 
 
 def _session(row: asyncpg.Record) -> SessionInfo:
@@ -283,14 +324,16 @@ class PostgresNotificationsRepository(NotificationsRepository):
     async def recipients(self, *, person_ids: Sequence[str]) -> dict[str, Recipient]:
         """Contact (when known) and preferences (or the defaults) of each person."""
         rows = await self._conn.fetch(_RECIPIENTS, list(dict.fromkeys(person_ids)))
-        return {
-            r["person_id"]: Recipient(
-                person_id=r["person_id"],
-                contact=_contact(r),
-                preferences=_preferences(r["preferences"]),
-            )
-            for r in rows
-        }
+        return {r["person_id"]: _recipient(r) for r in rows}
+
+    async def directory(
+        self, *, program_id: str, person_ids: Sequence[str]
+    ) -> tuple[ProgramInfo | None, dict[str, Recipient]]:
+        """A program's projection (if known) and its people, in one query."""
+        rows = await self._conn.fetch(_DIRECTORY, list(dict.fromkeys(person_ids)), program_id)
+        program = _program(rows[0]) if rows[0]["program_id"] is not None else None
+        people = {r["person_id"]: _recipient(r) for r in rows if r["person_id"] is not None}
+        return program, people
 
     async def save_preferences(
         self, *, person_id: str, preferences: Preferences, now: datetime
@@ -364,15 +407,7 @@ class PostgresNotificationsRepository(NotificationsRepository):
     async def program(self, *, program_id: str) -> ProgramInfo | None:
         """A program's projection, if known."""
         row = await self._conn.fetchrow("SELECT * FROM programs WHERE program_id = $1", program_id)
-        if row is None:
-            return None
-        return ProgramInfo(
-            program_id=row["program_id"],
-            name=row["name"],
-            admin_ids=list(row["admin_ids"]),
-            reminder_offsets_minutes=list(row["reminder_offsets_minutes"]),
-            topic_titles=json.loads(row["topic_titles"]),
-        )
+        return _program(row) if row else None
 
     async def save_session(self, *, session: SessionInfo) -> None:
         """Insert or replace a session's projection."""
