@@ -10,8 +10,8 @@ delivery worker (sending.py) sends them when they are due.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.base import EventData
@@ -27,12 +27,19 @@ from schemas.primitives import ServiceName
 from schemas.programs import ProgramCreated, ProgramUpdated
 from schemas.sessions import PairStalled, SessionCancelled, SessionRescheduled, SessionScheduled
 from servicekit.db import Connection
-from servicekit.unit_of_work import Handler, HandlerTable, Rejected, UnitOfWork
+from servicekit.unit_of_work import (
+    Handler,
+    HandlerTable,
+    Rejected,
+    TransactionScope,
+    UnitOfWork,
+)
 from services.notifications.adapters.repository import NotificationsRepository
 from services.notifications.domain import notices
 from services.notifications.domain.planning import (
     Links,
     Notice,
+    PlannedDelivery,
     ProgramInfo,
     SessionInfo,
     feedback_cancel_key,
@@ -52,6 +59,59 @@ class Dependencies:
     repository: Callable[[Connection], NotificationsRepository]
     links: Links
     overdue_after: timedelta
+
+
+@dataclass
+class _HeldWrites:
+    """The sessions and deliveries a transaction's handlers saved, written together (one
+    statement each) when the transaction is about to commit, or earlier: before a handler
+    that reads or changes sessions or deliveries otherwise (see ``_HOLDING``).
+
+    Holding changes no outcome: a natural key planned twice in the transaction keeps its
+    first planning (as the second insert would have found it pending), and a session saved
+    twice keeps its first identity with its last times (as the upsert would).
+    """
+
+    repo: NotificationsRepository
+    sessions: dict[str, SessionInfo] = field(default_factory=dict)
+    deliveries: dict[str, tuple[PlannedDelivery, datetime]] = field(default_factory=dict)
+
+    def save_session(self, session: SessionInfo) -> None:
+        held = self.sessions.get(session.session_id)
+        self.sessions[session.session_id] = (
+            session
+            if held is None
+            else replace(held, starts_at=session.starts_at, ends_at=session.ends_at)
+        )
+
+    def add_deliveries(self, planned: Sequence[PlannedDelivery], now: datetime) -> None:
+        for delivery in planned:
+            self.deliveries.setdefault(delivery.delivery_id, (delivery, now))
+
+    async def write(self) -> None:
+        await self.repo.save_sessions(sessions=list(self.sessions.values()))
+        await self.repo.add_planned(planned=list(self.deliveries.values()))
+
+
+_HELD = "notifications.held_writes"
+
+
+def _held(uow: UnitOfWork, repo: NotificationsRepository) -> _HeldWrites:
+    """This transaction's held writes (written before it commits)."""
+    held = uow.scope.cache.get(_HELD)
+    if held is None:
+        held = uow.scope.cache[_HELD] = _HeldWrites(repo)
+        scope = uow.scope
+        uow.scope.before_commit(lambda: _write_held(scope))
+    assert isinstance(held, _HeldWrites)
+    return held
+
+
+async def _write_held(scope: TransactionScope) -> None:
+    """Write what the transaction's handlers held so far (nothing if nothing is held)."""
+    held = scope.cache.pop(_HELD, None)
+    if held is not None:
+        await held.write()
 
 
 def _source_key(uow: UnitOfWork) -> str:
@@ -79,7 +139,7 @@ async def _plan(
         for notice in planned
         for delivery in plan_deliveries(notice, recipients[notice.recipient_id], now=uow.now)
     ]
-    await repo.add_deliveries(planned=deliveries, now=uow.now)
+    _held(uow, repo).add_deliveries(deliveries, uow.now)
 
 
 def _names(recipients: dict[str, Recipient]) -> dict[str, str]:
@@ -222,7 +282,7 @@ async def notify_session_scheduled(
         starts_at=data.starts_at,
         ends_at=data.ends_at,
     )
-    await repo.save_session(session=session)
+    _held(uow, repo).save_session(session)
     audience, people = await _audience(uow, repo, **_pair_of(session))
     planned = notices.session_scheduled(data, audience) + _reminders(session, audience)
     await _plan(uow, repo, planned, people)
@@ -324,6 +384,21 @@ _TABLE: dict[type[EventData], UnboundHandler] = {
 }
 """The one explicit table: event class -> handler (before its dependencies are bound)."""
 
+_HOLDING: frozenset[UnboundHandler] = frozenset(
+    {
+        record_participant,
+        notify_pair_proposed,
+        notify_pair_formed,
+        notify_pair_ended,
+        notify_session_scheduled,
+        notify_feedback_requested,
+        notify_admins,
+    }
+)
+"""Handlers that neither read nor change sessions or deliveries except through the held
+writes: the writes held by earlier handlers of the transaction can wait past them. Any
+other handler has them written first."""
+
 
 def build_handlers(deps: Dependencies) -> HandlerTable:
     """The HANDLERS table with ``deps`` bound to every handler."""
@@ -331,7 +406,11 @@ def build_handlers(deps: Dependencies) -> HandlerTable:
 
 
 def _bind(handler: UnboundHandler, deps: Dependencies) -> Handler:
+    holding = handler in _HOLDING
+
     async def bound(data: Any, uow: UnitOfWork) -> None:
+        if not holding:
+            await _write_held(uow.scope)
         await handler(data, uow, deps)
 
     bound.__name__ = handler.__name__

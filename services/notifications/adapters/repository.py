@@ -93,6 +93,10 @@ class NotificationsRepository(ABC):
         """Insert or replace a session's projection."""
 
     @abstractmethod
+    async def save_sessions(self, *, sessions: Sequence[SessionInfo]) -> None:
+        """:meth:`save_session` of several sessions in one statement (distinct ids)."""
+
+    @abstractmethod
     async def session(self, *, session_id: str) -> SessionInfo | None:
         """A session's projection, if known."""
 
@@ -115,6 +119,11 @@ class NotificationsRepository(ABC):
     @abstractmethod
     async def add_deliveries(self, *, planned: Sequence[PlannedDelivery], now: datetime) -> int:
         """Insert planned deliveries, skipping natural keys already there; return inserted."""
+
+    @abstractmethod
+    async def add_planned(self, *, planned: Sequence[tuple[PlannedDelivery, datetime]]) -> int:
+        """:meth:`add_deliveries` of several events at once: each delivery with the time it
+        was planned (its ``created_at``). A natural key appears at most once."""
 
     @abstractmethod
     async def cancel_pending(self, *, cancel_key: str) -> int:
@@ -193,11 +202,11 @@ LEFT JOIN preferences p ON p.person_id = ids.person_id
 _INSERT_DELIVERIES = """
 INSERT INTO deliveries (delivery_id, source_key, recipient_id, partner_id, channel, kind,
     reference_id, context, calendar_ics, calendar_method, cancel_key, digest, due_at, created_at)
-SELECT d.*, $14::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+SELECT d.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
     $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
-    $12::boolean[], $13::timestamptz[]) AS d(delivery_id, source_key, recipient_id, partner_id,
-    channel, kind, reference_id, context, calendar_ics, calendar_method, cancel_key, digest,
-    due_at)
+    $12::boolean[], $13::timestamptz[], $14::timestamptz[]) AS d(delivery_id, source_key,
+    recipient_id, partner_id, channel, kind, reference_id, context, calendar_ics,
+    calendar_method, cancel_key, digest, due_at, created_at)
 WHERE NOT EXISTS (SELECT 1 FROM forgotten_people f WHERE f.person_id = d.recipient_id)
 ON CONFLICT (source_key, recipient_id, channel) DO UPDATE
 SET status = 'pending', due_at = EXCLUDED.due_at, context = EXCLUDED.context,
@@ -278,7 +287,16 @@ def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
     )
 
 
-def _delivery_columns(planned: Sequence[PlannedDelivery]) -> list[list[Any]]:
+_SAVE_SESSIONS = """
+INSERT INTO sessions (session_id, pair_id, program_id, mentor_id, mentee_id, starts_at, ends_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+    $6::timestamptz[], $7::timestamptz[])
+ON CONFLICT (session_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at
+"""
+
+
+def _delivery_columns(rows: Sequence[tuple[PlannedDelivery, datetime]]) -> list[list[Any]]:
+    planned = [p for p, _ in rows]
     notices = [p.notice for p in planned]
     return [
         [p.delivery_id for p in planned],
@@ -294,6 +312,7 @@ def _delivery_columns(planned: Sequence[PlannedDelivery]) -> list[list[Any]]:
         [n.cancel_key for n in notices],
         [p.digest for p in planned],
         [p.due_at for p in planned],
+        [created_at for _, created_at in rows],
     ]
 
 
@@ -424,6 +443,18 @@ class PostgresNotificationsRepository(NotificationsRepository):
             session.ends_at,
         )
 
+    async def save_sessions(self, *, sessions: Sequence[SessionInfo]) -> None:
+        """Insert or replace sessions' projections, in one statement."""
+        if not sessions:
+            return
+        columns = [
+            [getattr(session, name) for session in sessions]
+            for name in ("session_id", "pair_id", "program_id", "mentor_id", "mentee_id")
+        ]
+        starts = [session.starts_at for session in sessions]
+        ends = [session.ends_at for session in sessions]
+        await self._conn.execute(_SAVE_SESSIONS, *columns, starts, ends)
+
     async def session(self, *, session_id: str) -> SessionInfo | None:
         """A session's projection, if known."""
         row = await self._conn.fetchrow("SELECT * FROM sessions WHERE session_id = $1", session_id)
@@ -464,9 +495,13 @@ class PostgresNotificationsRepository(NotificationsRepository):
 
         A cancelled delivery with the same natural key is planned again (pending).
         """
+        return await self.add_planned(planned=[(p, now) for p in planned])
+
+    async def add_planned(self, *, planned: Sequence[tuple[PlannedDelivery, datetime]]) -> int:
+        """Deliveries of several events in one statement (see :meth:`add_deliveries`)."""
         if not planned:
             return 0
-        status = await self._conn.execute(_INSERT_DELIVERIES, *_delivery_columns(planned), now)
+        status = await self._conn.execute(_INSERT_DELIVERIES, *_delivery_columns(planned))
         return int(status.split()[-1])
 
     async def cancel_pending(self, *, cancel_key: str) -> int:
