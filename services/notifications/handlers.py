@@ -61,20 +61,39 @@ class Dependencies:
     overdue_after: timedelta
 
 
+PairNotices = Callable[[notices.PairAudience, dict[str, Recipient]], list[Notice]]
+"""What a pair's event tells whom, once its program and people are known."""
+
+
+@dataclass(frozen=True)
+class _PairJob:
+    """A pair's event waiting for the directory read of its transaction's batch."""
+
+    program_id: str
+    mentor_id: str
+    mentee_id: str
+    source_key: str
+    now: datetime
+    notices: PairNotices
+
+
 @dataclass
 class _HeldWrites:
-    """The sessions and deliveries a transaction's handlers saved, written together (one
-    statement each) when the transaction is about to commit, or earlier: before a handler
-    that reads or changes sessions or deliveries otherwise (see ``_HOLDING``).
+    """What a transaction's handlers planned and saved, written together when the
+    transaction is about to commit, or earlier: before a handler that reads or changes
+    sessions, deliveries, contacts or programs otherwise (see ``_HOLDING``).
 
-    Holding changes no outcome: a natural key planned twice in the transaction keeps its
-    first planning (as the second insert would have found it pending), and a session saved
-    twice keeps its first identity with its last times (as the upsert would).
+    Pair events are planned then, in order, with one read of every program and person
+    they address; then the sessions and the deliveries are written, one statement each.
+    Holding changes no outcome: what the planning reads cannot change before it runs, a
+    natural key planned twice in the transaction keeps its first planning (as the second
+    insert would have found it pending), and a session saved twice keeps its first
+    identity with its last times (as the upsert would).
     """
 
     repo: NotificationsRepository
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
-    deliveries: dict[str, tuple[PlannedDelivery, datetime]] = field(default_factory=dict)
+    planned: list[_PairJob | tuple[list[PlannedDelivery], datetime]] = field(default_factory=list)
 
     def save_session(self, session: SessionInfo) -> None:
         held = self.sessions.get(session.session_id)
@@ -84,13 +103,46 @@ class _HeldWrites:
             else replace(held, starts_at=session.starts_at, ends_at=session.ends_at)
         )
 
-    def add_deliveries(self, planned: Sequence[PlannedDelivery], now: datetime) -> None:
-        for delivery in planned:
-            self.deliveries.setdefault(delivery.delivery_id, (delivery, now))
+    def add_deliveries(self, planned: list[PlannedDelivery], now: datetime) -> None:
+        self.planned.append((planned, now))
+
+    def add_pair_job(self, job: _PairJob) -> None:
+        self.planned.append(job)
 
     async def write(self) -> None:
         await self.repo.save_sessions(sessions=list(self.sessions.values()))
-        await self.repo.add_planned(planned=list(self.deliveries.values()))
+        deliveries: dict[str, tuple[PlannedDelivery, datetime]] = {}
+        for planned, now in await self._resolved():
+            for delivery in planned:
+                deliveries.setdefault(delivery.delivery_id, (delivery, now))
+        await self.repo.add_planned(planned=list(deliveries.values()))
+
+    async def _resolved(self) -> list[tuple[list[PlannedDelivery], datetime]]:
+        """The held deliveries, with the pair jobs planned (one read for all of them)."""
+        jobs = [j for j in self.planned if isinstance(j, _PairJob)]
+        if not jobs:
+            return [p for p in self.planned if not isinstance(p, _PairJob)]
+        programs = await self.repo.programs(program_ids=[j.program_id for j in jobs])
+        directory = await self.repo.recipients(
+            person_ids=[p for j in jobs for p in (j.mentor_id, j.mentee_id)]
+        )
+        resolved = []
+        for item in self.planned:
+            if not isinstance(item, _PairJob):
+                resolved.append(item)
+                continue
+            people = {p: directory[p] for p in (item.mentor_id, item.mentee_id)}
+            audience = notices.PairAudience(
+                mentor_id=item.mentor_id,
+                mentee_id=item.mentee_id,
+                source_key=item.source_key,
+                program=programs.get(item.program_id),
+                names=_names(people),
+                now=item.now,
+            )
+            planned = item.notices(audience, people)
+            resolved.append((_deliveries(planned, people, item.now), item.now))
+        return resolved
 
 
 _HELD = "notifications.held_writes"
@@ -134,12 +186,35 @@ async def _plan(
     missing = [n.recipient_id for n in planned if n.recipient_id not in recipients]
     if missing:
         recipients |= await repo.recipients(person_ids=missing)
-    deliveries = [
+    _held(uow, repo).add_deliveries(_deliveries(planned, recipients, uow.now), uow.now)
+
+
+def _deliveries(
+    planned: Sequence[Notice], recipients: Mapping[str, Recipient], now: datetime
+) -> list[PlannedDelivery]:
+    return [
         delivery
         for notice in planned
-        for delivery in plan_deliveries(notice, recipients[notice.recipient_id], now=uow.now)
+        for delivery in plan_deliveries(notice, recipients[notice.recipient_id], now=now)
     ]
-    _held(uow, repo).add_deliveries(deliveries, uow.now)
+
+
+def _plan_for_pair(
+    uow: UnitOfWork,
+    deps: Dependencies,
+    pair: PairProposed | PairFormed | PairEnded | SessionInfo,
+    what: PairNotices,
+) -> None:
+    """Hold a pair's event: planned with its batch's directory read, before the commit."""
+    job = _PairJob(
+        program_id=pair.program_id,
+        mentor_id=pair.mentor_id,
+        mentee_id=pair.mentee_id,
+        source_key=_source_key(uow),
+        now=uow.now,
+        notices=what,
+    )
+    _held(uow, deps.repository(uow.conn)).add_pair_job(job)
 
 
 def _names(recipients: dict[str, Recipient]) -> dict[str, str]:
@@ -224,24 +299,29 @@ async def _audience(
 
 async def notify_pair_proposed(data: PairProposed, uow: UnitOfWork, deps: Dependencies) -> None:
     """Ask both people to accept the proposal."""
-    repo = deps.repository(uow.conn)
-    audience, people = await _audience(uow, repo, **_pair_of(data))
-    await _plan(uow, repo, notices.pair_proposed(data, audience, links=deps.links), people)
+
+    def what(audience: notices.PairAudience, _: dict[str, Recipient]) -> list[Notice]:
+        return notices.pair_proposed(data, audience, links=deps.links)
+
+    _plan_for_pair(uow, deps, data, what)
 
 
 async def notify_pair_formed(data: PairFormed, uow: UnitOfWork, deps: Dependencies) -> None:
     """Introduce the two people to each other."""
-    repo = deps.repository(uow.conn)
-    audience, people = await _audience(uow, repo, **_pair_of(data))
-    planned = notices.pair_formed(data, audience, emails=_emails(people), links=deps.links)
-    await _plan(uow, repo, planned, people)
+
+    def what(audience: notices.PairAudience, people: dict[str, Recipient]) -> list[Notice]:
+        return notices.pair_formed(data, audience, emails=_emails(people), links=deps.links)
+
+    _plan_for_pair(uow, deps, data, what)
 
 
 async def notify_pair_ended(data: PairEnded, uow: UnitOfWork, deps: Dependencies) -> None:
     """Tell both people the pair ended (no blame)."""
-    repo = deps.repository(uow.conn)
-    audience, people = await _audience(uow, repo, **_pair_of(data))
-    await _plan(uow, repo, notices.pair_ended(data, audience), people)
+
+    def what(audience: notices.PairAudience, _: dict[str, Recipient]) -> list[Notice]:
+        return notices.pair_ended(data, audience)
+
+    _plan_for_pair(uow, deps, data, what)
 
 
 def _pair_of(data: PairProposed | PairFormed | PairEnded | SessionInfo) -> dict[str, str]:
@@ -283,9 +363,11 @@ async def notify_session_scheduled(
         ends_at=data.ends_at,
     )
     _held(uow, repo).save_session(session)
-    audience, people = await _audience(uow, repo, **_pair_of(session))
-    planned = notices.session_scheduled(data, audience) + _reminders(session, audience)
-    await _plan(uow, repo, planned, people)
+
+    def what(audience: notices.PairAudience, _: dict[str, Recipient]) -> list[Notice]:
+        return notices.session_scheduled(data, audience) + _reminders(session, audience)
+
+    _plan_for_pair(uow, deps, session, what)
 
 
 async def _known_session(repo: NotificationsRepository, session_id: str) -> SessionInfo:
@@ -386,7 +468,6 @@ _TABLE: dict[type[EventData], UnboundHandler] = {
 
 _HOLDING: frozenset[UnboundHandler] = frozenset(
     {
-        record_participant,
         notify_pair_proposed,
         notify_pair_formed,
         notify_pair_ended,
@@ -395,9 +476,9 @@ _HOLDING: frozenset[UnboundHandler] = frozenset(
         notify_admins,
     }
 )
-"""Handlers that neither read nor change sessions or deliveries except through the held
-writes: the writes held by earlier handlers of the transaction can wait past them. Any
-other handler has them written first."""
+"""Handlers that change no session, delivery, contact or program except through the held
+writes, and read no session or delivery: what earlier handlers of the transaction held
+can wait past them. Any other handler has it planned and written first."""
 
 
 def build_handlers(deps: Dependencies) -> HandlerTable:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from harness import MENTEE, MENTOR, Harness
+from harness import MENTEE, MENTOR, Harness, participant
 from receivers import notifications_settings
 
 from schemas.sessions import SessionCancelled, SessionRescheduled, SessionScheduled
@@ -112,3 +112,20 @@ async def test_a_session_scheduled_twice_in_a_batch_keeps_the_last_times(
         " AND kind = 'session_invite'"
     )
     assert invites == 4  # each event's own invite to each person, as one by one
+
+
+async def test_a_contact_changed_later_in_the_batch_is_not_in_earlier_messages(
+    harness: Harness,
+) -> None:
+    await harness.cast()
+    renamed = participant(MENTEE, "Helen Park-Lee", "Asia/Hong_Kong")
+    await harness.apply_batch([scheduled("ses-before"), renamed, scheduled("ses-after")])
+    names = await harness.pool.fetch(
+        "SELECT reference_id, context->>'partner_name' AS name FROM deliveries"
+        " WHERE recipient_id = $1 AND kind = 'session_invite' ORDER BY reference_id",
+        MENTOR,
+    )
+    assert [(r["reference_id"], r["name"]) for r in names] == [
+        ("ses-after", "Helen Park-Lee"),
+        ("ses-before", "Helen Park"),
+    ]

@@ -89,6 +89,10 @@ class NotificationsRepository(ABC):
         """A program's projection, if known."""
 
     @abstractmethod
+    async def programs(self, *, program_ids: Sequence[str]) -> dict[str, ProgramInfo]:
+        """The projections of those programs that are known, by id."""
+
+    @abstractmethod
     async def save_session(self, *, session: SessionInfo) -> None:
         """Insert or replace a session's projection."""
 
@@ -427,6 +431,14 @@ class PostgresNotificationsRepository(NotificationsRepository):
         """A program's projection, if known."""
         row = await self._conn.fetchrow("SELECT * FROM programs WHERE program_id = $1", program_id)
         return _program(row) if row else None
+
+    async def programs(self, *, program_ids: Sequence[str]) -> dict[str, ProgramInfo]:
+        """The projections of those programs that are known, by id."""
+        rows = await self._conn.fetch(
+            "SELECT * FROM programs WHERE program_id = ANY($1::text[])",
+            list(dict.fromkeys(program_ids)),
+        )
+        return {r["program_id"]: _program(r) for r in rows}
 
     async def save_session(self, *, session: SessionInfo) -> None:
         """Insert or replace a session's projection."""
