@@ -5,6 +5,10 @@ sessions) and, in the event's transaction, write the deliveries the event causes
 with a natural key (source key, recipient, channel) inserted with ``ON CONFLICT``, so a
 redelivered event, or another event with the same effect, plans nothing twice. The
 delivery worker (sending.py) sends them when they are due.
+
+A consumer batch is one transaction: the handlers hold their planning and writes in the
+transaction's scope and do them together before it commits (``_HeldWrites``), a few
+statements for the whole batch instead of several round trips per event.
 """
 
 from __future__ import annotations
