@@ -33,7 +33,13 @@ from servicekit.kafka import make_consumer
 from servicekit.logs import bound, get_logger
 from servicekit.retry import Backoff, is_transient, retry_transient
 from servicekit.settings import ServiceSettings
-from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork, run_committed
+from servicekit.unit_of_work import (
+    HandlerTable,
+    Rejected,
+    TransactionScope,
+    UnitOfWork,
+    run_committed,
+)
 
 _log = get_logger(__name__)
 T = TypeVar("T")
@@ -193,23 +199,28 @@ class RecordProcessor:
             outcomes: dict[int, Outcome] = {}
             emitted: list[tuple[str, CloudEvent]] = []
             committed: list[Callable[[], None]] = []
+            scope = TransactionScope()
             for w in work:
                 if w.event.envelope.id not in fresh:
                     outcomes[w.index] = Outcome.DUPLICATE
                     continue
                 fresh.discard(w.event.envelope.id)  # a second copy in this batch is a duplicate
-                uow = await self._run_handler(conn, w)
+                uow = await self._run_handler(conn, w, scope)
                 emitted += uow.emitted
                 committed += uow.committed_actions
                 outcomes[w.index] = Outcome.HANDLED
+            await scope.finish()
             await outbox.append(conn, emitted, max_bytes=self._settings.max_event_bytes)
         run_committed(committed)
         return outcomes
 
-    async def _run_handler(self, conn: Connection, work: Work) -> UnitOfWork:
+    async def _run_handler(
+        self, conn: Connection, work: Work, scope: TransactionScope
+    ) -> UnitOfWork:
         started = time.perf_counter()
         uow = UnitOfWork(
             conn,
+            scope=scope,
             source=f"/upward/{self._settings.service_name}",
             region=self._settings.region,
             cause=work.event.envelope,

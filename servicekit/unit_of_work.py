@@ -25,6 +25,31 @@ from servicekit.tracing import child_span
 _SYSTEM_CLOCK = SystemClock()
 
 
+class TransactionScope:
+    """What the units of work of one transaction share (the consumer applies a batch of
+    events in one transaction, one unit of work per event).
+
+    ``cache`` holds whatever the handlers keep for the rest of the transaction (keyed by
+    service, e.g. writes held back to be sent in one statement); actions registered with
+    :meth:`before_commit` run, in order, once all of the transaction's handlers have run
+    and before its outbox rows are written. They write to the database only: an event
+    emitted there would be too late.
+    """
+
+    def __init__(self) -> None:
+        self.cache: dict[str, Any] = {}
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
+
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` before the transaction commits (after its handlers)."""
+        self._before_commit.append(action)
+
+    async def finish(self) -> None:
+        """Run the before-commit actions (each once, in order)."""
+        while self._before_commit:
+            await self._before_commit.pop(0)()
+
+
 class UnitOfWork:
     """One transaction of one service, with the event that started it (if any).
 
@@ -41,9 +66,12 @@ class UnitOfWork:
         region: str,
         cause: CloudEvent | None = None,
         clock: Clock | None = None,
+        scope: TransactionScope | None = None,
     ) -> None:
         self.conn = conn
         self.cause = cause
+        self.scope = scope or TransactionScope()
+        """Shared with the other units of work of the same transaction (if any)."""
         self.now = (clock or _SYSTEM_CLOCK).now()
         """The time when this unit of work began, from the service's clock."""
         self._source = source
@@ -76,7 +104,9 @@ class UnitOfWork:
         self.committed_actions.append(action)
 
     async def flush(self, *, max_bytes: int) -> None:
-        """Write the buffered events to the outbox (still inside the transaction)."""
+        """Run the scope's before-commit actions, then write the buffered events to the
+        outbox (still inside the transaction)."""
+        await self.scope.finish()
         await outbox.append(self.conn, self.emitted, max_bytes=max_bytes)
         self.emitted = []
 

@@ -5,13 +5,17 @@ sessions) and, in the event's transaction, write the deliveries the event causes
 with a natural key (source key, recipient, channel) inserted with ``ON CONFLICT``, so a
 redelivered event, or another event with the same effect, plans nothing twice. The
 delivery worker (sending.py) sends them when they are due.
+
+A consumer batch is one transaction: the handlers hold their planning and writes in the
+transaction's scope and do them together before it commits (``_HeldWrites``), a few
+statements for the whole batch instead of several round trips per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.base import EventData
@@ -27,12 +31,19 @@ from schemas.primitives import ServiceName
 from schemas.programs import ProgramCreated, ProgramUpdated
 from schemas.sessions import PairStalled, SessionCancelled, SessionRescheduled, SessionScheduled
 from servicekit.db import Connection
-from servicekit.unit_of_work import Handler, HandlerTable, Rejected, UnitOfWork
+from servicekit.unit_of_work import (
+    Handler,
+    HandlerTable,
+    Rejected,
+    TransactionScope,
+    UnitOfWork,
+)
 from services.notifications.adapters.repository import NotificationsRepository
 from services.notifications.domain import notices
 from services.notifications.domain.planning import (
     Links,
     Notice,
+    PlannedDelivery,
     ProgramInfo,
     SessionInfo,
     feedback_cancel_key,
@@ -54,21 +65,160 @@ class Dependencies:
     overdue_after: timedelta
 
 
+PairNotices = Callable[[notices.PairAudience, dict[str, Recipient]], list[Notice]]
+"""What a pair's event tells whom, once its program and people are known."""
+
+
+@dataclass(frozen=True)
+class _PairJob:
+    """A pair's event waiting for the directory read of its transaction's batch."""
+
+    program_id: str
+    mentor_id: str
+    mentee_id: str
+    source_key: str
+    now: datetime
+    notices: PairNotices
+
+
+@dataclass
+class _HeldWrites:
+    """What a transaction's handlers planned and saved, written together when the
+    transaction is about to commit, or earlier: before a handler that reads or changes
+    sessions, deliveries, contacts or programs otherwise (see ``_HOLDING``).
+
+    Pair events are planned then, in order, with one read of every program and person
+    they address; then the sessions and the deliveries are written, one statement each.
+    Holding changes no outcome: what the planning reads cannot change before it runs, a
+    natural key planned twice in the transaction keeps its first planning (as the second
+    insert would have found it pending), and a session saved twice keeps its first
+    identity with its last times (as the upsert would).
+    """
+
+    repo: NotificationsRepository
+    sessions: dict[str, SessionInfo] = field(default_factory=dict)
+    planned: list[_PairJob | tuple[list[PlannedDelivery], datetime]] = field(default_factory=list)
+
+    def save_session(self, session: SessionInfo) -> None:
+        held = self.sessions.get(session.session_id)
+        self.sessions[session.session_id] = (
+            session
+            if held is None
+            else replace(held, starts_at=session.starts_at, ends_at=session.ends_at)
+        )
+
+    def add_deliveries(self, planned: list[PlannedDelivery], now: datetime) -> None:
+        self.planned.append((planned, now))
+
+    def add_pair_job(self, job: _PairJob) -> None:
+        self.planned.append(job)
+
+    async def write(self) -> None:
+        await self.repo.save_sessions(sessions=list(self.sessions.values()))
+        deliveries: dict[str, tuple[PlannedDelivery, datetime]] = {}
+        for planned, now in await self._resolved():
+            for delivery in planned:
+                deliveries.setdefault(delivery.delivery_id, (delivery, now))
+        await self.repo.add_planned(planned=list(deliveries.values()))
+
+    async def _resolved(self) -> list[tuple[list[PlannedDelivery], datetime]]:
+        """The held deliveries, with the pair jobs planned (one read for all of them)."""
+        jobs = [j for j in self.planned if isinstance(j, _PairJob)]
+        if not jobs:
+            return [p for p in self.planned if not isinstance(p, _PairJob)]
+        programs = await self.repo.programs(program_ids=[j.program_id for j in jobs])
+        directory = await self.repo.recipients(
+            person_ids=[p for j in jobs for p in (j.mentor_id, j.mentee_id)]
+        )
+        resolved = []
+        for item in self.planned:
+            if not isinstance(item, _PairJob):
+                resolved.append(item)
+                continue
+            people = {p: directory[p] for p in (item.mentor_id, item.mentee_id)}
+            audience = notices.PairAudience(
+                mentor_id=item.mentor_id,
+                mentee_id=item.mentee_id,
+                source_key=item.source_key,
+                program=programs.get(item.program_id),
+                names=_names(people),
+                now=item.now,
+            )
+            planned = item.notices(audience, people)
+            resolved.append((_deliveries(planned, people, item.now), item.now))
+        return resolved
+
+
+_HELD = "notifications.held_writes"
+
+
+def _held(uow: UnitOfWork, repo: NotificationsRepository) -> _HeldWrites:
+    """This transaction's held writes (written before it commits)."""
+    held = uow.scope.cache.get(_HELD)
+    if held is None:
+        held = uow.scope.cache[_HELD] = _HeldWrites(repo)
+        scope = uow.scope
+        uow.scope.before_commit(lambda: _write_held(scope))
+    assert isinstance(held, _HeldWrites)
+    return held
+
+
+async def _write_held(scope: TransactionScope) -> None:
+    """Write what the transaction's handlers held so far (nothing if nothing is held)."""
+    held = scope.cache.pop(_HELD, None)
+    if held is not None:
+        await held.write()
+
+
 def _source_key(uow: UnitOfWork) -> str:
     if uow.cause is None:
         raise Rejected("a notification needs the event that caused it")
     return uow.cause.id
 
 
-async def _plan(uow: UnitOfWork, repo: NotificationsRepository, planned: Sequence[Notice]) -> None:
-    """Write the deliveries of ``planned`` notices (each recipient's channels and timing)."""
-    recipients = await repo.recipients(person_ids=[n.recipient_id for n in planned])
-    deliveries = [
+async def _plan(
+    uow: UnitOfWork,
+    repo: NotificationsRepository,
+    planned: Sequence[Notice],
+    known: Mapping[str, Recipient] | None = None,
+) -> None:
+    """Write the deliveries of ``planned`` notices (each recipient's channels and timing).
+
+    ``known`` recipients (already read by the handler) are not read again.
+    """
+    recipients = dict(known or {})
+    missing = [n.recipient_id for n in planned if n.recipient_id not in recipients]
+    if missing:
+        recipients |= await repo.recipients(person_ids=missing)
+    _held(uow, repo).add_deliveries(_deliveries(planned, recipients, uow.now), uow.now)
+
+
+def _deliveries(
+    planned: Sequence[Notice], recipients: Mapping[str, Recipient], now: datetime
+) -> list[PlannedDelivery]:
+    return [
         delivery
         for notice in planned
-        for delivery in plan_deliveries(notice, recipients[notice.recipient_id], now=uow.now)
+        for delivery in plan_deliveries(notice, recipients[notice.recipient_id], now=now)
     ]
-    await repo.add_deliveries(planned=deliveries, now=uow.now)
+
+
+def _plan_for_pair(
+    uow: UnitOfWork,
+    deps: Dependencies,
+    pair: PairProposed | PairFormed | PairEnded | SessionInfo,
+    what: PairNotices,
+) -> None:
+    """Hold a pair's event: planned with its batch's directory read, before the commit."""
+    job = _PairJob(
+        program_id=pair.program_id,
+        mentor_id=pair.mentor_id,
+        mentee_id=pair.mentee_id,
+        source_key=_source_key(uow),
+        now=uow.now,
+        notices=what,
+    )
+    _held(uow, deps.repository(uow.conn)).add_pair_job(job)
 
 
 def _names(recipients: dict[str, Recipient]) -> dict[str, str]:
@@ -139,12 +289,12 @@ async def _audience(
     mentee_id: str,
 ) -> tuple[notices.PairAudience, dict[str, Recipient]]:
     """The pair's two people as this event addresses them, and their directory entries."""
-    people = await repo.recipients(person_ids=[mentor_id, mentee_id])
+    program, people = await repo.directory(program_id=program_id, person_ids=[mentor_id, mentee_id])
     audience = notices.PairAudience(
         mentor_id=mentor_id,
         mentee_id=mentee_id,
         source_key=_source_key(uow),
-        program=await repo.program(program_id=program_id),
+        program=program,
         names=_names(people),
         now=uow.now,
     )
@@ -153,24 +303,29 @@ async def _audience(
 
 async def notify_pair_proposed(data: PairProposed, uow: UnitOfWork, deps: Dependencies) -> None:
     """Ask both people to accept the proposal."""
-    repo = deps.repository(uow.conn)
-    audience, _ = await _audience(uow, repo, **_pair_of(data))
-    await _plan(uow, repo, notices.pair_proposed(data, audience, links=deps.links))
+
+    def what(audience: notices.PairAudience, _: dict[str, Recipient]) -> list[Notice]:
+        return notices.pair_proposed(data, audience, links=deps.links)
+
+    _plan_for_pair(uow, deps, data, what)
 
 
 async def notify_pair_formed(data: PairFormed, uow: UnitOfWork, deps: Dependencies) -> None:
     """Introduce the two people to each other."""
-    repo = deps.repository(uow.conn)
-    audience, people = await _audience(uow, repo, **_pair_of(data))
-    planned = notices.pair_formed(data, audience, emails=_emails(people), links=deps.links)
-    await _plan(uow, repo, planned)
+
+    def what(audience: notices.PairAudience, people: dict[str, Recipient]) -> list[Notice]:
+        return notices.pair_formed(data, audience, emails=_emails(people), links=deps.links)
+
+    _plan_for_pair(uow, deps, data, what)
 
 
 async def notify_pair_ended(data: PairEnded, uow: UnitOfWork, deps: Dependencies) -> None:
     """Tell both people the pair ended (no blame)."""
-    repo = deps.repository(uow.conn)
-    audience, _ = await _audience(uow, repo, **_pair_of(data))
-    await _plan(uow, repo, notices.pair_ended(data, audience))
+
+    def what(audience: notices.PairAudience, _: dict[str, Recipient]) -> list[Notice]:
+        return notices.pair_ended(data, audience)
+
+    _plan_for_pair(uow, deps, data, what)
 
 
 def _pair_of(data: PairProposed | PairFormed | PairEnded | SessionInfo) -> dict[str, str]:
@@ -193,8 +348,8 @@ async def _replan_reminders(
     uow: UnitOfWork, repo: NotificationsRepository, session: SessionInfo
 ) -> None:
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
-    await _plan(uow, repo, _reminders(session, audience))
+    audience, people = await _audience(uow, repo, **_pair_of(session))
+    await _plan(uow, repo, _reminders(session, audience), people)
 
 
 async def notify_session_scheduled(
@@ -211,10 +366,12 @@ async def notify_session_scheduled(
         starts_at=data.starts_at,
         ends_at=data.ends_at,
     )
-    await repo.save_session(session=session)
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
-    planned = notices.session_scheduled(data, audience) + _reminders(session, audience)
-    await _plan(uow, repo, planned)
+    _held(uow, repo).save_session(session)
+
+    def what(audience: notices.PairAudience, _: dict[str, Recipient]) -> list[Notice]:
+        return notices.session_scheduled(data, audience) + _reminders(session, audience)
+
+    _plan_for_pair(uow, deps, session, what)
 
 
 async def _known_session(repo: NotificationsRepository, session_id: str) -> SessionInfo:
@@ -234,9 +391,9 @@ async def notify_session_rescheduled(
     )
     await repo.save_session(session=session)
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
+    audience, people = await _audience(uow, repo, **_pair_of(session))
     planned = notices.session_rescheduled(data, audience) + _reminders(session, audience)
-    await _plan(uow, repo, planned)
+    await _plan(uow, repo, planned, people)
 
 
 async def notify_session_cancelled(
@@ -247,8 +404,8 @@ async def notify_session_cancelled(
     session = await _known_session(repo, data.session_id)
     await repo.cancel_pending(cancel_key=session_cancel_key(session.session_id))
     await repo.delete_session(session_id=session.session_id)
-    audience, _ = await _audience(uow, repo, **_pair_of(session))
-    await _plan(uow, repo, notices.session_cancelled(data, audience, session=session))
+    audience, people = await _audience(uow, repo, **_pair_of(session))
+    await _plan(uow, repo, notices.session_cancelled(data, audience, session=session), people)
 
 
 async def notify_feedback_requested(
@@ -313,6 +470,20 @@ _TABLE: dict[type[EventData], UnboundHandler] = {
 }
 """The one explicit table: event class -> handler (before its dependencies are bound)."""
 
+_HOLDING: frozenset[UnboundHandler] = frozenset(
+    {
+        notify_pair_proposed,
+        notify_pair_formed,
+        notify_pair_ended,
+        notify_session_scheduled,
+        notify_feedback_requested,
+        notify_admins,
+    }
+)
+"""Handlers that change no session, delivery, contact or program except through the held
+writes, and read no session or delivery: what earlier handlers of the transaction held
+can wait past them. Any other handler has it planned and written first."""
+
 
 def build_handlers(deps: Dependencies) -> HandlerTable:
     """The HANDLERS table with ``deps`` bound to every handler."""
@@ -320,7 +491,11 @@ def build_handlers(deps: Dependencies) -> HandlerTable:
 
 
 def _bind(handler: UnboundHandler, deps: Dependencies) -> Handler:
+    holding = handler in _HOLDING
+
     async def bound(data: Any, uow: UnitOfWork) -> None:
+        if not holding:
+            await _write_held(uow.scope)
         await handler(data, uow, deps)
 
     bound.__name__ = handler.__name__

@@ -135,6 +135,7 @@ class DeliveryWorker:
             recipient_ids=list(recipients), since=now - RATE_WINDOW
         )
         admitted: list[Message] = []
+        sending: list[str] = []
         for message in group_into_messages(claimed):
             ids = [d.delivery_id for d in message.deliveries]
             hold = self._hold_until(recipients[message.recipient_id], recent, now)
@@ -142,9 +143,13 @@ class DeliveryWorker:
                 await repo.defer(delivery_ids=ids, until=hold)
                 continue
             recent.setdefault(message.recipient_id, []).append(now)
-            await repo.mark_sending(delivery_ids=ids, token=token, lease_until=now + self._s.lease)
+            sending += ids
             admitted.append(
                 Message(tuple(replace(d, attempts=d.attempts + 1) for d in message.deliveries))
+            )
+        if sending:  # one statement for the round (same token and lease for every message)
+            await repo.mark_sending(
+                delivery_ids=sending, token=token, lease_until=now + self._s.lease
             )
         return admitted
 

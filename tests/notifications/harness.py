@@ -20,7 +20,7 @@ from schemas.envelope import CloudEvent
 from schemas.participants import ParticipantJoined
 from schemas.programs import ProgramCreated
 from servicekit.clock import ManualClock
-from servicekit.unit_of_work import UnitOfWork
+from servicekit.unit_of_work import TransactionScope, UnitOfWork
 from services.notifications.adapters.channels import MessageChannel
 from services.notifications.adapters.repository import PostgresNotificationsRepository
 from services.notifications.adapters.templates import TemplateRenderer
@@ -72,6 +72,23 @@ class Harness:
             await self.handlers[type(data)](data, uow)
             await uow.flush(max_bytes=self.settings.max_event_bytes)
         return event
+
+    async def apply_batch(self, events: Sequence[EventData]) -> None:
+        """Apply several events in one transaction, as the consumer applies a batch of one
+        partition: a unit of work per event, all sharing the transaction's scope."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            scope = TransactionScope()
+            for data in events:
+                uow = UnitOfWork(
+                    conn,
+                    source="/upward/notifications",
+                    region="local",
+                    cause=new_event(data, source="/test", time=self.clock.now()),
+                    clock=self.clock,
+                    scope=scope,
+                )
+                await self.handlers[type(data)](data, uow)
+            await scope.finish()
 
     async def round(self) -> int:
         """One delivery round at the clock's time."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from schemas.pairs import PairEnded, PairEndReason, PairFormed, PairProposed
 from schemas.sessions import PairStalled, SessionCancelled, SessionScheduled
 from services.notifications.domain import notices
 from services.notifications.domain.planning import (
+    _NAMESPACE,
     Links,
     Notice,
     ProgramInfo,
@@ -181,6 +183,30 @@ def test_reminders_per_offset_and_side_skip_the_past() -> None:
     assert {n.recipient_id for n in made} == {"m1", "m2"}
     assert {n.cancel_key for n in made} == {"session:s1"}
     assert len({n.source_key for n in made}) == 1  # one key, told apart by recipient
+
+
+def test_reminder_keys_and_times_are_those_of_the_session_start() -> None:
+    start = datetime(2025, 3, 11, 15, 4, 5, tzinfo=UTC)
+    session = SessionInfo("s1", "p1", "prg", "m1", "m2", start, start + timedelta(hours=1))
+    made = reminder_notices(
+        session, program=PROGRAM, names=NAMES, offsets_minutes=[60, 1440, 60], now=NOW
+    )
+    assert [(n.source_key, n.recipient_id) for n in made] == [
+        ("reminder:s1:20250311T150405Z:1440", "m1"),
+        ("reminder:s1:20250311T150405Z:60", "m1"),
+        ("reminder:s1:20250311T150405Z:1440", "m2"),
+        ("reminder:s1:20250311T150405Z:60", "m2"),
+    ]
+    assert made[0].source_key.split(":")[2] == start.strftime("%Y%m%dT%H%M%SZ")
+    assert made[0].context["starts_at"] == "2025-03-11T15:04:05+00:00"
+    assert made[1].context["ends_at"] == "2025-03-11T16:04:05+00:00"
+
+
+@pytest.mark.parametrize("key", ["evt-1", "reminder:s1:20250311T150405Z:60", "é|x", ""])
+def test_a_delivery_id_is_the_uuid5_of_its_natural_key(key: str) -> None:
+    for channel in Channel:
+        expected = uuid.uuid5(_NAMESPACE, f"{key}|emp-1|{channel}")
+        assert delivery_id(key, "emp-1", channel) == "ntf-" + expected.hex
 
 
 def test_feedback_request_plans_an_overdue_reminder_after_the_due_time() -> None:

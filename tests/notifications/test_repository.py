@@ -9,7 +9,12 @@ import pytest
 
 from schemas.notifications import Channel, NotificationKind
 from services.notifications.adapters.repository import PostgresNotificationsRepository
-from services.notifications.domain.planning import Notice, PlannedDelivery, delivery_id
+from services.notifications.domain.planning import (
+    Notice,
+    PlannedDelivery,
+    SessionInfo,
+    delivery_id,
+)
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -95,3 +100,37 @@ async def test_only_the_current_lease_holder_can_complete(notifications_pool: as
         assert await repo.claim_due(now=NOW + timedelta(days=1), limit=10) == []
         (sent,) = await repo.deliveries_of(recipient_id="p1", limit=5)
         assert (sent.status, sent.attempts, sent.sent_at) == ("sent", 2, NOW)
+
+
+async def test_deliveries_of_several_events_keep_their_own_creation_time(
+    notifications_pool: asyncpg.Pool,
+) -> None:
+    later = NOW + timedelta(minutes=5)
+    async with notifications_pool.acquire() as conn:
+        repo = PostgresNotificationsRepository(conn)
+        rows = [(planned("a"), NOW), (planned("b"), later)]
+        assert await repo.add_planned(planned=rows) == 2
+        assert await repo.add_planned(planned=[(planned("b"), NOW), (planned("c"), NOW)]) == 1
+        created = await conn.fetch("SELECT source_key, created_at FROM deliveries ORDER BY 1")
+        assert [(r["source_key"], r["created_at"]) for r in created] == [
+            ("a", NOW),
+            ("b", later),
+            ("c", NOW),
+        ]
+
+
+async def test_sessions_saved_together_replace_only_the_times_of_known_ones(
+    notifications_pool: asyncpg.Pool,
+) -> None:
+    def session(session_id: str, pair_id: str, hours: int) -> SessionInfo:
+        starts = NOW + timedelta(hours=hours)
+        return SessionInfo(
+            session_id, pair_id, "prg", "m", "e", starts, starts + timedelta(hours=1)
+        )
+
+    async with notifications_pool.acquire() as conn:
+        repo = PostgresNotificationsRepository(conn)
+        await repo.save_sessions(sessions=[session("s1", "p1", 1), session("s2", "p2", 2)])
+        await repo.save_sessions(sessions=[session("s1", "other", 5)])
+        assert await repo.session(session_id="s1") == session("s1", "p1", 5)
+        assert await repo.session(session_id="s2") == session("s2", "p2", 2)

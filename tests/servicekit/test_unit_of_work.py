@@ -10,7 +10,7 @@ from schemas.programs import ProgramCreated
 from servicekit.db import Connection
 from servicekit.outbox import EventTooLarge
 from servicekit.tracing import parse_traceparent
-from servicekit.unit_of_work import UnitOfWork
+from servicekit.unit_of_work import TransactionScope, UnitOfWork
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -48,3 +48,24 @@ async def test_an_event_too_large_for_kafka_fails_the_transaction() -> None:
     await uow.emit(ParticipantJoined.example())
     with pytest.raises(EventTooLarge, match="ParticipantJoined"):
         await uow.flush(max_bytes=200)
+
+
+async def test_units_of_work_of_one_transaction_share_a_scope_finished_before_the_outbox() -> None:
+    scope = TransactionScope()
+    conn: Connection = _NoConnection()  # type: ignore[assignment]
+    first = UnitOfWork(conn, source="/upward/matching", region="emea", scope=scope)
+    second = UnitOfWork(conn, source="/upward/matching", region="emea", scope=scope)
+    assert first.scope is second.scope is scope
+    assert UnitOfWork(conn, source="/x", region="emea").scope is not scope
+    ran: list[str] = []
+
+    async def write(name: str) -> None:
+        ran.append(name)
+
+    first.scope.cache["held"] = 1
+    first.scope.before_commit(lambda: write("first"))
+    second.scope.before_commit(lambda: write("second"))
+    await second.flush(max_bytes=200)  # no events: the outbox is not touched
+    await first.flush(max_bytes=200)
+    assert ran == ["first", "second"]
+    assert scope.cache == {"held": 1}

@@ -8,6 +8,8 @@ of the JSON payload, so receivers can drop a copy sent twice.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -116,6 +118,13 @@ class SmtpChannel(MessageChannel):
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self._s = settings
+        self._local_hostname: str | None = None
+
+    async def _helo_name(self) -> str:
+        """This host's name for EHLO (what aiosmtplib would look up), looked up once."""
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        return self._local_hostname
 
     async def send(self, outgoing: Outgoing) -> None:
         """Hand the message to the SMTP server."""
@@ -128,6 +137,7 @@ class SmtpChannel(MessageChannel):
                 recipients=[outgoing.contact.email],
                 hostname=s.smtp_host,
                 port=s.smtp_port,
+                local_hostname=await self._helo_name(),
                 username=s.smtp_username,
                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,
                 use_tls=s.smtp_tls == "tls",

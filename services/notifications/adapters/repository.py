@@ -59,6 +59,12 @@ class NotificationsRepository(ABC):
         """Contact (when known) and preferences (or the defaults) of each person."""
 
     @abstractmethod
+    async def directory(
+        self, *, program_id: str, person_ids: Sequence[str]
+    ) -> tuple[ProgramInfo | None, dict[str, Recipient]]:
+        """A program's projection (if known) and its people as :meth:`recipients` returns them."""
+
+    @abstractmethod
     async def save_preferences(
         self, *, person_id: str, preferences: Preferences, now: datetime
     ) -> None:
@@ -83,8 +89,16 @@ class NotificationsRepository(ABC):
         """A program's projection, if known."""
 
     @abstractmethod
+    async def programs(self, *, program_ids: Sequence[str]) -> dict[str, ProgramInfo]:
+        """The projections of those programs that are known, by id."""
+
+    @abstractmethod
     async def save_session(self, *, session: SessionInfo) -> None:
         """Insert or replace a session's projection."""
+
+    @abstractmethod
+    async def save_sessions(self, *, sessions: Sequence[SessionInfo]) -> None:
+        """:meth:`save_session` of several sessions in one statement (distinct ids)."""
 
     @abstractmethod
     async def session(self, *, session_id: str) -> SessionInfo | None:
@@ -109,6 +123,11 @@ class NotificationsRepository(ABC):
     @abstractmethod
     async def add_deliveries(self, *, planned: Sequence[PlannedDelivery], now: datetime) -> int:
         """Insert planned deliveries, skipping natural keys already there; return inserted."""
+
+    @abstractmethod
+    async def add_planned(self, *, planned: Sequence[tuple[PlannedDelivery, datetime]]) -> int:
+        """:meth:`add_deliveries` of several events at once: each delivery with the time it
+        was planned (its ``created_at``). A natural key appears at most once."""
 
     @abstractmethod
     async def cancel_pending(self, *, cancel_key: str) -> int:
@@ -172,14 +191,26 @@ LEFT JOIN contacts c ON c.person_id = ids.person_id
 LEFT JOIN preferences p ON p.person_id = ids.person_id
 """
 
+_DIRECTORY = """
+SELECT ids.person_id, c.display_name, c.email, c.timezone, c.languages, p.preferences,
+    g.program_id, g.name, g.admin_ids, g.reminder_offsets_minutes, g.topic_titles
+FROM (SELECT 1) AS one
+LEFT JOIN programs g ON g.program_id = $2
+LEFT JOIN unnest($1::text[]) AS ids(person_id) ON true
+LEFT JOIN contacts c ON c.person_id = ids.person_id
+LEFT JOIN preferences p ON p.person_id = ids.person_id
+"""
+# One round trip for what a pair's message needs: the program and both people. The
+# ``(SELECT 1)`` row keeps the program when no person is asked for.
+
 _INSERT_DELIVERIES = """
 INSERT INTO deliveries (delivery_id, source_key, recipient_id, partner_id, channel, kind,
     reference_id, context, calendar_ics, calendar_method, cancel_key, digest, due_at, created_at)
-SELECT d.*, $14::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+SELECT d.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
     $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
-    $12::boolean[], $13::timestamptz[]) AS d(delivery_id, source_key, recipient_id, partner_id,
-    channel, kind, reference_id, context, calendar_ics, calendar_method, cancel_key, digest,
-    due_at)
+    $12::boolean[], $13::timestamptz[], $14::timestamptz[]) AS d(delivery_id, source_key,
+    recipient_id, partner_id, channel, kind, reference_id, context, calendar_ics,
+    calendar_method, cancel_key, digest, due_at, created_at)
 WHERE NOT EXISTS (SELECT 1 FROM forgotten_people f WHERE f.person_id = d.recipient_id)
 ON CONFLICT (source_key, recipient_id, channel) DO UPDATE
 SET status = 'pending', due_at = EXCLUDED.due_at, context = EXCLUDED.context,
@@ -204,7 +235,8 @@ FOR UPDATE SKIP LOCKED
 def _contact(row: asyncpg.Record) -> Contact | None:
     if row["email"] is None:
         return None
-    return Contact(
+    # Validated when it was stored (upsert_contact takes a Contact): not validated again.
+    return Contact.model_construct(
         person_id=row["person_id"],
         display_name=row["display_name"],
         email=row["email"],
@@ -213,8 +245,30 @@ def _contact(row: asyncpg.Record) -> Contact | None:
     )
 
 
+_DEFAULT_PREFERENCES = Preferences()
+"""The preferences of everyone who never set any (a frozen model, shared)."""
+
+
 def _preferences(raw: str | None) -> Preferences:
-    return Preferences.model_validate_json(raw) if raw else Preferences()
+    return Preferences.model_validate_json(raw) if raw else _DEFAULT_PREFERENCES
+
+
+def _recipient(row: asyncpg.Record) -> Recipient:
+    return Recipient.model_construct(
+        person_id=row["person_id"],
+        contact=_contact(row),
+        preferences=_preferences(row["preferences"]),
+    )
+
+
+def _program(row: asyncpg.Record) -> ProgramInfo:
+    return ProgramInfo(
+        program_id=row["program_id"],
+        name=row["name"],
+        admin_ids=list(row["admin_ids"]),
+        reminder_offsets_minutes=list(row["reminder_offsets_minutes"]),
+        topic_titles=json.loads(row["topic_titles"]),
+    )
 
 
 def _session(row: asyncpg.Record) -> SessionInfo:
@@ -237,7 +291,16 @@ def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
     )
 
 
-def _delivery_columns(planned: Sequence[PlannedDelivery]) -> list[list[Any]]:
+_SAVE_SESSIONS = """
+INSERT INTO sessions (session_id, pair_id, program_id, mentor_id, mentee_id, starts_at, ends_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+    $6::timestamptz[], $7::timestamptz[])
+ON CONFLICT (session_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at
+"""
+
+
+def _delivery_columns(rows: Sequence[tuple[PlannedDelivery, datetime]]) -> list[list[Any]]:
+    planned = [p for p, _ in rows]
     notices = [p.notice for p in planned]
     return [
         [p.delivery_id for p in planned],
@@ -253,6 +316,7 @@ def _delivery_columns(planned: Sequence[PlannedDelivery]) -> list[list[Any]]:
         [n.cancel_key for n in notices],
         [p.digest for p in planned],
         [p.due_at for p in planned],
+        [created_at for _, created_at in rows],
     ]
 
 
@@ -283,14 +347,16 @@ class PostgresNotificationsRepository(NotificationsRepository):
     async def recipients(self, *, person_ids: Sequence[str]) -> dict[str, Recipient]:
         """Contact (when known) and preferences (or the defaults) of each person."""
         rows = await self._conn.fetch(_RECIPIENTS, list(dict.fromkeys(person_ids)))
-        return {
-            r["person_id"]: Recipient(
-                person_id=r["person_id"],
-                contact=_contact(r),
-                preferences=_preferences(r["preferences"]),
-            )
-            for r in rows
-        }
+        return {r["person_id"]: _recipient(r) for r in rows}
+
+    async def directory(
+        self, *, program_id: str, person_ids: Sequence[str]
+    ) -> tuple[ProgramInfo | None, dict[str, Recipient]]:
+        """A program's projection (if known) and its people, in one query."""
+        rows = await self._conn.fetch(_DIRECTORY, list(dict.fromkeys(person_ids)), program_id)
+        program = _program(rows[0]) if rows[0]["program_id"] is not None else None
+        people = {r["person_id"]: _recipient(r) for r in rows if r["person_id"] is not None}
+        return program, people
 
     async def save_preferences(
         self, *, person_id: str, preferences: Preferences, now: datetime
@@ -364,15 +430,15 @@ class PostgresNotificationsRepository(NotificationsRepository):
     async def program(self, *, program_id: str) -> ProgramInfo | None:
         """A program's projection, if known."""
         row = await self._conn.fetchrow("SELECT * FROM programs WHERE program_id = $1", program_id)
-        if row is None:
-            return None
-        return ProgramInfo(
-            program_id=row["program_id"],
-            name=row["name"],
-            admin_ids=list(row["admin_ids"]),
-            reminder_offsets_minutes=list(row["reminder_offsets_minutes"]),
-            topic_titles=json.loads(row["topic_titles"]),
+        return _program(row) if row else None
+
+    async def programs(self, *, program_ids: Sequence[str]) -> dict[str, ProgramInfo]:
+        """The projections of those programs that are known, by id."""
+        rows = await self._conn.fetch(
+            "SELECT * FROM programs WHERE program_id = ANY($1::text[])",
+            list(dict.fromkeys(program_ids)),
         )
+        return {r["program_id"]: _program(r) for r in rows}
 
     async def save_session(self, *, session: SessionInfo) -> None:
         """Insert or replace a session's projection."""
@@ -388,6 +454,18 @@ class PostgresNotificationsRepository(NotificationsRepository):
             session.starts_at,
             session.ends_at,
         )
+
+    async def save_sessions(self, *, sessions: Sequence[SessionInfo]) -> None:
+        """Insert or replace sessions' projections, in one statement."""
+        if not sessions:
+            return
+        columns = [
+            [getattr(session, name) for session in sessions]
+            for name in ("session_id", "pair_id", "program_id", "mentor_id", "mentee_id")
+        ]
+        starts = [session.starts_at for session in sessions]
+        ends = [session.ends_at for session in sessions]
+        await self._conn.execute(_SAVE_SESSIONS, *columns, starts, ends)
 
     async def session(self, *, session_id: str) -> SessionInfo | None:
         """A session's projection, if known."""
@@ -429,9 +507,13 @@ class PostgresNotificationsRepository(NotificationsRepository):
 
         A cancelled delivery with the same natural key is planned again (pending).
         """
+        return await self.add_planned(planned=[(p, now) for p in planned])
+
+    async def add_planned(self, *, planned: Sequence[tuple[PlannedDelivery, datetime]]) -> int:
+        """Deliveries of several events in one statement (see :meth:`add_deliveries`)."""
         if not planned:
             return 0
-        status = await self._conn.execute(_INSERT_DELIVERIES, *_delivery_columns(planned), now)
+        status = await self._conn.execute(_INSERT_DELIVERIES, *_delivery_columns(planned))
         return int(status.split()[-1])
 
     async def cancel_pending(self, *, cancel_key: str) -> int:

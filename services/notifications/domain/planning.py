@@ -14,6 +14,7 @@ that key, so planning twice yields the same id: the store keeps the first
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,9 +116,22 @@ class SessionInfo:
     ends_at: datetime
 
 
+_NAMESPACE_SHA1 = hashlib.sha1(_NAMESPACE.bytes, usedforsecurity=False)
+
+
 def delivery_id(source_key: str, recipient_id: str, channel: Channel) -> str:
-    """The stable id of the delivery with this natural key."""
-    return "ntf-" + uuid.uuid5(_NAMESPACE, f"{source_key}|{recipient_id}|{channel}").hex
+    """The stable id of the delivery with this natural key.
+
+    ``"ntf-" + uuid5(namespace, "source|recipient|channel").hex``, computed as RFC 4122
+    does (SHA-1 of namespace and name, version and variant bits set) without building a
+    UUID object: this runs for every delivery planned.
+    """
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(f"{source_key}|{recipient_id}|{channel}".encode())
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return "ntf-" + raw.hex()
 
 
 def digest_message_id(delivery_ids: Sequence[str]) -> str:
@@ -166,11 +180,19 @@ def reminder_notices(
     now: datetime,
 ) -> list[Notice]:
     """The reminders of one session for both people, skipping those already past."""
-    stamp = session.starts_at.strftime("%Y%m%dT%H%M%SZ")
+    start = session.starts_at
+    stamp = (
+        f"{start.year:04d}{start.month:02d}{start.day:02d}"
+        f"T{start.hour:02d}{start.minute:02d}{start.second:02d}Z"
+    )  # strftime("%Y%m%dT%H%M%SZ"), without strftime's cost
+    starts_at, ends_at = start.isoformat(), session.ends_at.isoformat()
+    offsets = [
+        (offset, start - timedelta(minutes=offset))
+        for offset in sorted(set(offsets_minutes), reverse=True)
+    ]
     notices: list[Notice] = []
     for recipient, partner, side in pair_sides(session.mentor_id, session.mentee_id):
-        for offset in sorted(set(offsets_minutes), reverse=True):
-            at = session.starts_at - timedelta(minutes=offset)
+        for offset, at in offsets:
             if at <= now:
                 continue
             notices.append(
@@ -183,8 +205,8 @@ def reminder_notices(
                         "side": side.value,
                         "partner_name": partner_name(names, partner),
                         "program_name": program.name if program else None,
-                        "starts_at": session.starts_at.isoformat(),
-                        "ends_at": session.ends_at.isoformat(),
+                        "starts_at": starts_at,
+                        "ends_at": ends_at,
                         "minutes_before": offset,
                     },
                     not_before=at,
