@@ -278,6 +278,47 @@ class ServiceSupervisor:
             notify(f"waiting for {name} on port {self.options.ports[name]}")
             self._await_ready(name, timeout_s)
 
+    def pid(self, name: str) -> int | None:
+        """The pid of service (or mail sink) *name* if it runs, else ``None``."""
+        proc = _live_process(self.run_dir, name)
+        return proc.pid if proc is not None else None
+
+    def kill(self, name: str) -> int | None:
+        """SIGKILL service (or mail sink) *name*'s process group, as a crash would: no
+        shutdown hook runs. Waits until it is gone; returns the pid killed, ``None`` when
+        it was not running."""
+        proc = _live_process(self.run_dir, name)
+        if proc is None:
+            return None
+        _signal_group(proc, signal.SIGKILL)
+        psutil.wait_procs([proc], timeout=10.0)
+        _pid_file(self.run_dir, name).unlink(missing_ok=True)
+        return proc.pid
+
+    def start(
+        self,
+        name: str,
+        infra: Infrastructure,
+        *,
+        clock_start: datetime | None = None,
+        timeout_s: float = 120.0,
+    ) -> int:
+        """Start service (or mail sink) *name* if it is not running and wait until it is
+        ready; return its pid. *clock_start* overrides the manual clock's start (a service
+        restarted mid-run resumes at the run's current simulated time)."""
+        if name == MAIL_SINK:
+            self._start_mail_sink(_no_notify)
+        elif _live_process(self.run_dir, name) is None:
+            env = service_environment(name, infra, self.options)
+            if clock_start is not None and self.options.clock_start is not None:
+                env["UPWARD_CLOCK_START"] = clock_start.isoformat()
+            _spawn(self.run_dir, name, [sys.executable, "-m", f"services.{name}"], env)
+            self._await_ready(name, timeout_s)
+        pid = self.pid(name)
+        if pid is None:
+            raise ServicesError(f"{name} is not running", log_path=log_file(self.run_dir, name))
+        return pid
+
     def _start_mail_sink(self, notify: Notify) -> None:
         if _live_process(self.run_dir, MAIL_SINK) is not None:
             return
