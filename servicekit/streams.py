@@ -61,8 +61,12 @@ def faust_credentials(settings: ServiceSettings) -> Any:
 
 def streams_data_dir(settings: ServiceSettings) -> Path:
     """Where faust keeps its local state: under the temporary directory (an ``emptyDir``
-    in the chart), never the working directory, which is read-only in a pod."""
-    return Path(tempfile.gettempdir()) / "upward-streams" / settings.group_id
+    in the chart), never the working directory, which is read-only in a pod. The parent
+    directory is created here: faust creates only the last level, and a fresh temporary
+    directory (a new pod, a cleaned ``/tmp``) has no ``upward-streams`` yet."""
+    path = Path(tempfile.gettempdir()) / "upward-streams" / settings.group_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def create_stream_app(

@@ -120,3 +120,16 @@ def test_faust_keeps_its_state_out_of_the_working_directory(
     datadir = Path(app.conf.datadir)
     assert datadir == tmp_path / "upward-streams" / settings.group_id
     assert not datadir.is_relative_to(Path.cwd())
+
+
+def test_faust_can_create_its_state_directory_in_a_fresh_temporary_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A new pod or a cleaned /tmp has no ``upward-streams``: faust creates only the last
+    level of its data directory, so the streams loop crashed at start without it."""
+    monkeypatch.setenv("UPWARD_FEEDBACK_DATABASE_URL", "postgresql://f@db/upward_feedback")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    app = create_stream_app(load_settings("feedback"))
+    datadir = Path(app.conf.datadir)
+    datadir.mkdir(exist_ok=True)  # what faust's _create_directories does at start
+    assert datadir.is_dir()
