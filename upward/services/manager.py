@@ -183,9 +183,20 @@ def _live_process(run_dir: Path, name: str) -> psutil.Process | None:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        return proc if _marker(name) in " ".join(proc.cmdline()) else None
+        return proc if _marker(name) in " ".join(_command_line(proc)) else None
     except (OSError, ValueError, psutil.Error):
         return None
+
+
+def _command_line(proc: psutil.Process, *, attempts: int = 50) -> list[str]:
+    """The command line of *proc*. Just after ``exec`` the kernel briefly shows an empty
+    one; it is read again (up to about half a second) rather than taken for a stranger."""
+    for _ in range(attempts):
+        argv = proc.cmdline()
+        if argv:
+            return argv
+        time.sleep(0.01)
+    return []
 
 
 def _spawn(run_dir: Path, name: str, argv: list[str], env: Mapping[str, str]) -> int:
