@@ -1,0 +1,121 @@
+"""One fault-suite case: own infrastructure, the four services, the workload, the faults,
+the reconciliation; everything stopped in a ``finally``.
+
+:func:`run_case` starts a broker and PostgreSQL server(s) of its own (:mod:`tests.chaos.infra`),
+the four services as real processes on manual clocks with a mail sink
+(:class:`upward.services.manager.ServiceSupervisor`), drives the workload while the fault
+schedule strikes, then reconciles and prints the summary. The seed comes from
+``UPWARD_CHAOS_SEED`` when set (printed either way, so a failing run can be replayed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.chaos.faults import Fault, FaultSchedule
+from tests.chaos.infra import ChaosInfra
+from tests.chaos.reconcile import Reconciliation, reconcile
+from tests.chaos.workload import Input, ResilientPlatform, Workload, WorkloadSettings
+from upward.demo.platform import PlatformAddress
+from upward.services.manager import ServiceOptions, ServiceSupervisor, log_file
+from upward.stack import SERVICES, free_ports
+
+SEED_ENV = "UPWARD_CHAOS_SEED"
+
+Plan = Callable[[random.Random], dict[str, list[Fault]]]
+"""Builds the faults per workload point from the case's seeded random generator."""
+
+
+def chaos_seed(default: int) -> int:
+    """The case's seed: ``UPWARD_CHAOS_SEED`` when set, else *default*."""
+    value = os.environ.get(SEED_ENV, "").strip()
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What a case did and found."""
+
+    input: Input
+    reconciliation: Reconciliation
+    faults: list[str]
+    summary: str
+
+
+def run_case(
+    home: Path,
+    *,
+    name: str,
+    settings: WorkloadSettings,
+    plan: Plan,
+    seed: int,
+    own_server: tuple[str, ...] = (),
+    patience_s: float = 240.0,
+) -> CaseResult:
+    """Run case *name* under *home*; return the reconciliation (the caller asserts)."""
+    rng = random.Random(seed)
+    print(f"\nfault case {name}: seed {seed} ({SEED_ENV} to replay)", flush=True)
+    started = time.monotonic()
+    with ChaosInfra(home / "infra", own_server=own_server) as infra:
+        *ports, mail_port = free_ports(len(SERVICES) + 1)
+        options = ServiceOptions(
+            run_dir=home / "services",
+            ports=dict(zip(SERVICES, ports, strict=True)),
+            mail_port=mail_port,
+            clock_start=settings.start,
+        )
+        supervisor = ServiceSupervisor(options)
+        try:
+            supervisor.up(infra.infrastructure, timeout_s=180)
+            address = PlatformAddress(
+                {s: options.url(s) for s in SERVICES},
+                infra.infrastructure.database_urls,
+                infra.kafka.bootstrap_servers,
+            )
+            inp, result, faults = asyncio.run(
+                _drive(address, infra, supervisor, settings, plan(rng), rng, options, patience_s)
+            )
+        except BaseException:
+            for service in SERVICES:
+                print(f"--- {service} log tail ---")
+                print(_tail(log_file(options.run_dir, service)))
+            raise
+        finally:
+            supervisor.down(timeout_s=10)
+    runtime = time.monotonic() - started
+    summary = result.summary(faults=faults, seed=seed, runtime_s=runtime, inp=inp)
+    print(summary, flush=True)
+    return CaseResult(inp, result, faults, summary)
+
+
+async def _drive(
+    address: PlatformAddress,
+    infra: ChaosInfra,
+    supervisor: ServiceSupervisor,
+    settings: WorkloadSettings,
+    plan: dict[str, list[Fault]],
+    rng: random.Random,
+    options: ServiceOptions,
+    patience_s: float,
+) -> tuple[Input, Reconciliation, list[str]]:
+    platform = ResilientPlatform(address, wait_timeout_s=patience_s, patience_s=patience_s)
+    async with platform:
+        schedule = FaultSchedule(infra, supervisor, platform, plan, rng)
+        try:
+            inp = await Workload(platform, settings, schedule).run()
+        finally:
+            await schedule.finish()
+        result = await reconcile(platform, inp, mail_file=options.mail_file)
+    return inp, result, [record.describe() for record in schedule.records]
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
