@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from tests.chaos.infra import ChaosInfra
 from tests.chaos.workload import ResilientPlatform
 from upward.services.manager import ServiceSupervisor
+from upward.stack import SERVICES
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class FaultRecord:
     delay_s: float
     down_s: float = 0.0
     detail: str = ""
+    survivors_kept: bool | None = None
+    """Broker and database faults: every service kept running through it (same pids)."""
 
     def describe(self) -> str:
         """One line for the summary."""
@@ -90,18 +93,35 @@ class FaultSchedule:
                 record.detail = f"(pid {pid})" if pid else "(was not running)"
                 await asyncio.sleep(record.down_s)
                 await self._restart(fault.target)
-            elif fault.kind == "broker":
-                await asyncio.to_thread(self.infra.stop_broker)
-                await asyncio.sleep(record.down_s)
-                await asyncio.to_thread(self.infra.start_broker)
-            elif fault.kind == "database":
-                server = self.infra.server_of(fault.target)
-                await asyncio.to_thread(self.infra.stop_postgres, server)
-                await asyncio.sleep(record.down_s)
-                await asyncio.to_thread(self.infra.start_postgres, server)
+                record.down_s = round(time.monotonic() - started, 1)
+            elif fault.kind in ("broker", "database"):
+                before = self._pids()
+                await self._outage(fault, record.down_s)
+                record.down_s = round(time.monotonic() - started, 1)
+                await self.platform.settle(f"the platform to catch up after {fault.kind} outage")
+                record.survivors_kept = self._pids() == before
+                record.detail = (
+                    "(every service kept running)"
+                    if record.survivors_kept
+                    else (f"(services restarted: before {before}, after {self._pids()})")
+                )
             else:
                 raise ValueError(f"unknown fault {fault.kind}")
-            record.down_s = round(time.monotonic() - started, 1)
+
+    async def _outage(self, fault: Fault, seconds: float) -> None:
+        """Stop the broker or *fault.target*'s PostgreSQL for *seconds*, then start it."""
+        if fault.kind == "broker":
+            await asyncio.to_thread(self.infra.stop_broker)
+            await asyncio.sleep(seconds)
+            await asyncio.to_thread(self.infra.start_broker)
+            return
+        server = self.infra.server_of(fault.target)
+        await asyncio.to_thread(self.infra.stop_postgres, server)
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(self.infra.start_postgres, server)
+
+    def _pids(self) -> dict[str, int | None]:
+        return {service: self.supervisor.pid(service) for service in SERVICES}
 
     async def _restart(self, service: str) -> None:
         """Start *service* again at the run's current simulated time."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.chaos.faults import Fault, FaultSchedule
+from tests.chaos.faults import Fault, FaultRecord, FaultSchedule
 from tests.chaos.infra import ChaosInfra
 from tests.chaos.reconcile import Reconciliation, reconcile
 from tests.chaos.workload import Input, ResilientPlatform, Workload, WorkloadSettings
@@ -44,8 +44,13 @@ class CaseResult:
 
     input: Input
     reconciliation: Reconciliation
-    faults: list[str]
+    faults: list[FaultRecord]
     summary: str
+
+    @property
+    def outages_survived(self) -> bool:
+        """Every service ran through every broker and database outage (none crashed)."""
+        return all(r.survivors_kept for r in self.faults if r.fault.kind != "kill")
 
 
 def run_case(
@@ -89,7 +94,8 @@ def run_case(
         finally:
             supervisor.down(timeout_s=10)
     runtime = time.monotonic() - started
-    summary = result.summary(faults=faults, seed=seed, runtime_s=runtime, inp=inp)
+    lines = [record.describe() for record in faults]
+    summary = result.summary(faults=lines, seed=seed, runtime_s=runtime, inp=inp)
     print(summary, flush=True)
     return CaseResult(inp, result, faults, summary)
 
@@ -103,7 +109,7 @@ async def _drive(
     rng: random.Random,
     options: ServiceOptions,
     patience_s: float,
-) -> tuple[Input, Reconciliation, list[str]]:
+) -> tuple[Input, Reconciliation, list[FaultRecord]]:
     platform = ResilientPlatform(address, wait_timeout_s=patience_s, patience_s=patience_s)
     async with platform:
         schedule = FaultSchedule(infra, supervisor, platform, plan, rng)
@@ -112,7 +118,7 @@ async def _drive(
         finally:
             await schedule.finish()
         result = await reconcile(platform, inp, mail_file=options.mail_file)
-    return inp, result, [record.describe() for record in schedule.records]
+    return inp, result, schedule.records
 
 
 def _tail(path: Path, lines: int = 25) -> str:

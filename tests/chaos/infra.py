@@ -61,9 +61,7 @@ class ChaosInfra:
     @property
     def infrastructure(self) -> Infrastructure:
         """Where the services find the broker and their databases."""
-        urls = {
-            s: f"{self.servers[self.server_of(s)].server_url}/{_database(s)}" for s in SERVICES
-        }
+        urls = {s: f"{self.servers[self.server_of(s)].server_url}/{_database(s)}" for s in SERVICES}
         return Infrastructure(self.kafka.bootstrap_servers, urls)
 
     # ------------------------------------------------------------ lifecycle

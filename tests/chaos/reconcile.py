@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.chaos.workload import Input
 from upward.demo.platform import TOPICS, Platform
 from upward.events.census import Census, topic_census
 from upward.services.mailsink import read_mailbox
 from upward.stack import SERVICES
-
-from tests.chaos.workload import Input
 
 #: Within one key, an event of the first type must come before the second's.
 CAUSAL = (
@@ -74,7 +73,9 @@ class Reconciliation:
         """The reconciliation summary printed by every case."""
         lines = [f"reconciliation (seed {seed}, {runtime_s:.0f} s):"]
         lines.append("  effects: " + ", ".join(f"{k} {v}" for k, v in self.effects.items()))
-        lines.append(f"  events on topics: {sum(self.events.values())} distinct " + str(self.events))
+        lines.append(
+            f"  events on topics: {sum(self.events.values())} distinct " + str(self.events)
+        )
         dup = sum(self.wire_duplicates.values())
         lines.append(f"  wire duplicates (at-least-once, absorbed): {dup} {self.wire_duplicates}")
         lines.append(f"  mail resends with the same Message-ID: {self.mail_resends}")
@@ -105,8 +106,7 @@ QUERIES = {
     ),
 }
 DELIVERIES = (
-    "SELECT delivery_id, source_key, recipient_id, kind, status, message_id, due_at"
-    " FROM deliveries"
+    "SELECT delivery_id, source_key, recipient_id, kind, status, message_id, due_at FROM deliveries"
 )
 OUTBOX = "SELECT seq, event_id, topic, event_key, event_type FROM kit_outbox ORDER BY seq"
 
@@ -145,11 +145,12 @@ def _topics(
     """No event lost or invented, no dead letter, order kept per key, causal order."""
     on_topic: dict[str, set[str]] = {
         topic: {
-            logged.event.envelope.id for events in census.events.get(topic, {}).values()
+            logged.event.envelope.id
+            for events in census.events.get(topic, {}).values()
             for logged in events
         }
         for topic in TOPICS
-    }  # fmt: skip
+    }
     for topic in TOPICS:
         result.events[topic] = len(on_topic[topic])
         dupes = census.duplicates.get(topic, {})
@@ -170,8 +171,9 @@ def _topics(
                 )
     produced["upward.participants"] |= set(inp.join_event_ids)
     for topic in TOPICS:
-        result.expect(f"{topic}: events from an outbox or the input", produced[topic],
-                      on_topic[topic])  # fmt: skip
+        result.expect(
+            f"{topic}: events from an outbox or the input", produced[topic], on_topic[topic]
+        )
     for topic in TOPICS:
         streams = _first_appearance(census, topic)
         for service, rows in outboxes.items():
@@ -187,14 +189,14 @@ def _topics(
                         f"{topic} key {key}: order on the topic {seen} is not {service}'s "
                         f"outbox order {ids}"
                     )
-        for key, stream in streams.items():
+        for stream_key, stream in streams.items():
             first: dict[str, int] = {}
             for index, (_, kind) in enumerate(stream):
                 first.setdefault(kind, index)
             for before, after in CAUSAL:
                 if after in first and (before not in first or first[before] > first[after]):
                     result.problems.append(
-                        f"{topic} key {key!r}: {after} without an earlier {before}"
+                        f"{topic} key {stream_key!r}: {after} without an earlier {before}"
                     )
 
 
@@ -211,12 +213,12 @@ def _first_appearance(census: Census, topic: str) -> dict[bytes | None, list[tup
     return streams
 
 
-def _once_per(result: Reconciliation, what: str, census: Census, kind: str, field_: str) -> set[str]:
+def _once_per(result: Reconciliation, census: Census, kind: str, field_: str) -> set[str]:
     """The *field_* values of the *kind* events; each must have exactly one event id."""
     values = [str(data[field_]) for data in _distinct(census, kind).values()]
     twice = sorted(v for v, n in Counter(values).items() if n > 1)
     if twice:
-        result.problems.append(f"{what}: {len(twice)} announced twice, e.g. {twice[:3]}")
+        result.problems.append(f"{kind}: {len(twice)} announced twice, e.g. {twice[:3]}")
     return set(values)
 
 
@@ -225,17 +227,20 @@ def _stores(
 ) -> None:
     """Each store holds exactly what the input and the announced events imply."""
     joined = set(inp.joined)
-    result.expect("matching participants", joined, [r["participant_id"] for r in rows["participants"]])
     result.expect(
-        "ParticipantJoined events", set(inp.join_event_ids),
+        "matching participants", joined, [r["participant_id"] for r in rows["participants"]]
+    )
+    result.expect(
+        "ParticipantJoined events",
+        set(inp.join_event_ids),
         set(_distinct(census, "ParticipantJoined")),
-    )  # fmt: skip
+    )
     pairs = rows["pairs"]
-    proposed = _once_per(result, "PairProposed", census, "PairProposed", "pair_id")
+    proposed = _once_per(result, census, "PairProposed", "pair_id")
     result.expect("matching pairs (proposed once each)", proposed, [r["pair_id"] for r in pairs])
     formed_rows = [r["pair_id"] for r in pairs if r["formed_at"] is not None]
     result.expect("pairs formed (both accepted)", inp.accepted, formed_rows)
-    formed = _once_per(result, "PairFormed", census, "PairFormed", "pair_id")
+    formed = _once_per(result, census, "PairFormed", "pair_id")
     result.expect("PairFormed events", inp.accepted, formed)
     mentees = Counter(r["mentee_id"] for r in pairs if r["formed_at"] is not None)
     if any(n > 1 for n in mentees.values()):
@@ -243,26 +248,30 @@ def _stores(
     result.expect("sessions pairs", inp.accepted, [r["pair_id"] for r in rows["session_pairs"]])
     result.expect("feedback pairs", inp.accepted, [r["pair_id"] for r in rows["feedback_pairs"]])
     sessions = rows["sessions"]
-    scheduled = _once_per(result, "SessionScheduled", census, "SessionScheduled", "session_id")
+    scheduled = _once_per(result, census, "SessionScheduled", "session_id")
     result.expect("sessions (scheduled once each)", scheduled, [r["session_id"] for r in sessions])
     held = [r["session_id"] for r in sessions if r["status"] == "held"]
     result.expect("sessions held", inp.held, held)
-    result.expect("SessionHeld events", inp.held,
-                  _once_per(result, "SessionHeld", census, "SessionHeld", "session_id"))  # fmt: skip
+    result.expect(
+        "SessionHeld events", inp.held, _once_per(result, census, "SessionHeld", "session_id")
+    )
     missed = [r["session_id"] for r in sessions if r["status"] == "missed"]
     result.expect("sessions missed", inp.missed, missed)
-    result.expect("SessionMissed events", inp.missed,
-                  _once_per(result, "SessionMissed", census, "SessionMissed", "session_id"))  # fmt: skip
+    result.expect(
+        "SessionMissed events", inp.missed, _once_per(result, census, "SessionMissed", "session_id")
+    )
     requests = rows["requests"]
-    requested = _once_per(result, "FeedbackRequested", census, "FeedbackRequested", "request_id")
-    result.expect("feedback requests (requested once each)", requested,
-                  [r["request_id"] for r in requests])  # fmt: skip
+    requested = _once_per(result, census, "FeedbackRequested", "request_id")
+    result.expect(
+        "feedback requests (requested once each)", requested, [r["request_id"] for r in requests]
+    )
     submitted = [r["request_id"] for r in requests if r["status"] == "submitted"]
     result.expect("feedback submitted", inp.answered, submitted)
     result.expect(
-        "FeedbackSubmitted events", inp.answered,
-        _once_per(result, "FeedbackSubmitted", census, "FeedbackSubmitted", "request_id"),
-    )  # fmt: skip
+        "FeedbackSubmitted events",
+        inp.answered,
+        _once_per(result, census, "FeedbackSubmitted", "request_id"),
+    )
     result.effects |= {
         "participants": len(rows["participants"]),
         "pairs proposed": len(pairs),
@@ -303,8 +312,9 @@ def _notifications(
                 people = {str(data["mentor_id"]), str(data["mentee_id"])}
                 result.expect(f"{kind} {event_id} recipients", people, recipients)
             elif kind == "FeedbackRequested":
-                result.expect(f"{kind} {event_id} recipients", {str(data["participant_id"])},
-                              recipients)  # fmt: skip
+                result.expect(
+                    f"{kind} {event_id} recipients", {str(data["participant_id"])}, recipients
+                )
     for delivery in deliveries:
         source = delivery["source_key"]
         if ":" not in source and source not in all_ids:
@@ -321,10 +331,13 @@ def _notifications(
         result.problems.append(f"{len(stuck)} deliveries neither sent nor due later: {stuck[:3]}")
     result.unsent_later = len(late)
     result.expect(
-        "NotificationSent events", {d["delivery_id"] for d in sent},
-        _once_per(result, "NotificationSent", census, "NotificationSent", "notification_id"),
-    )  # fmt: skip
-    mails = [str(m["message_id"]).strip("<>").split("@")[0] for m in read_mailbox(mail_file).messages]
+        "NotificationSent events",
+        {d["delivery_id"] for d in sent},
+        _once_per(result, census, "NotificationSent", "notification_id"),
+    )
+    mails = [
+        str(m["message_id"]).strip("<>").split("@")[0] for m in read_mailbox(mail_file).messages
+    ]
     counts = Counter(mails)
     result.mail_resends = sum(n - 1 for n in counts.values())
     result.expect("mails by Message-ID", {str(d["message_id"]) for d in sent}, set(counts))

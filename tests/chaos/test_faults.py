@@ -27,7 +27,9 @@ EARLY_POINTS = ["joining", "joined", "matched", "accepting", "accepted"]
 
 
 def _day_points(days: int) -> list[str]:
-    return [f"day-{d}" for d in range(1, days + 1)] + [f"day-{d}-recorded" for d in range(1, days + 1)]
+    return [f"day-{d}" for d in range(1, days + 1)] + [
+        f"day-{d}-recorded" for d in range(1, days + 1)
+    ]
 
 
 def _assert_reconciled(problems: list[str]) -> None:
@@ -58,6 +60,7 @@ def test_broker_restart_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> Non
     case = run_case(tmp_path, name="broker-restart", settings=SHORT, plan=plan,
                     seed=chaos_seed(202))  # fmt: skip
     assert len(case.faults) == 1
+    assert case.outages_survived, case.summary
     _assert_reconciled(case.reconciliation.problems)
 
 
@@ -69,6 +72,7 @@ def test_a_database_stopped_10s_its_service_catches_up(tmp_path: Path) -> None:
     case = run_case(tmp_path, name="database-10s", settings=SHORT, plan=plan,
                     seed=chaos_seed(303), own_server=("sessions",))  # fmt: skip
     assert len(case.faults) == 1
+    assert case.outages_survived, case.summary
     _assert_reconciled(case.reconciliation.problems)
 
 
@@ -102,6 +106,7 @@ def test_broker_restarts_at_random_points(tmp_path: Path) -> None:
     case = run_case(tmp_path, name="broker-restarts", settings=LONG, plan=plan,
                     seed=chaos_seed(505))  # fmt: skip
     assert len(case.faults) == 2
+    assert case.outages_survived, case.summary
     _assert_reconciled(case.reconciliation.problems)
 
 
@@ -117,4 +122,5 @@ def test_a_database_stopped_30s_its_service_catches_up(tmp_path: Path, victim: s
     case = run_case(tmp_path, name=f"database-30s-{victim}", settings=LONG, plan=plan,
                     seed=chaos_seed(606), own_server=(victim,), patience_s=300)  # fmt: skip
     assert len(case.faults) == 1
+    assert case.outages_survived, case.summary
     _assert_reconciled(case.reconciliation.problems)

@@ -37,6 +37,7 @@ from upward.demo.platform import Platform, ScenarioError, eventually
 from upward.demo.scenario import DEMO_START, chance
 from upward.events.broker import connection_options
 from upward.identity import PLATFORM_ADMIN, Identity, auth_headers, participant
+from upward.stack import SERVICES
 
 HR_SOURCE = "/upward/chaos/hr-feed"
 PARTICIPANTS_TOPIC = "upward.participants"
@@ -198,6 +199,14 @@ class ResilientPlatform(Platform):
                     raise
                 await asyncio.sleep(0.5)
 
+    async def consumer_lag(self) -> dict[str, int]:
+        """:meth:`Platform.consumer_lag`; while the broker does not answer, every group
+        counts as behind (-1)."""
+        try:
+            return await super().consumer_lag()
+        except KafkaError:
+            return dict.fromkeys(SERVICES, -1)
+
     async def _quiet(self) -> bool:
         """Not quiet while the broker or a store does not answer."""
         try:
@@ -335,7 +344,6 @@ class Workload:
             count = await self.platform.value("matching", sql, self.settings.program_id)
             return int(count) >= len(self.members)
 
-
         await eventually("matching to apply the joins", applied, timeout_s=self.platform.patience_s)
 
     async def _publish(self, bootstrap: str, topic: str, events: list[Any]) -> None:
@@ -437,7 +445,7 @@ class Workload:
 
         async def recorded() -> bool:
             sql = "SELECT status FROM sessions WHERE session_id = $1"
-            return await self.platform.value("sessions", sql, session_id) != "scheduled"
+            return bool(await self.platform.value("sessions", sql, session_id) != "scheduled")
 
         if chance(self.settings.seed, "missed", session_id) < self.settings.missed_share:
             body: dict[str, Any] = {"absent": [row["mentee_id"]]}
@@ -477,7 +485,7 @@ class Workload:
 
         async def answered() -> bool:
             sql = "SELECT status FROM feedback_requests WHERE request_id = $1"
-            return await self.platform.value("feedback", sql, request_id) == "submitted"
+            return bool(await self.platform.value("feedback", sql, request_id) == "submitted")
 
         who = participant(str(row["participant_id"]))
         path = f"/feedback/requests/{request_id}/answer"
@@ -492,7 +500,7 @@ class Workload:
 
         async def closed() -> bool:
             sql = "SELECT status FROM programs WHERE program_id = $1"
-            return await self.platform.value("matching", sql, program_id) == "closed"
+            return bool(await self.platform.value("matching", sql, program_id) == "closed")
 
         path = f"/programs/{program_id}/close"
         await self.platform.call(
