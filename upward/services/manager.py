@@ -192,7 +192,7 @@ def _command_line(proc: psutil.Process, *, attempts: int = 50) -> list[str]:
     """The command line of *proc*. Just after ``exec`` the kernel briefly shows an empty
     one; it is read again (up to about half a second) rather than taken for a stranger."""
     for _ in range(attempts):
-        argv = proc.cmdline()
+        argv: list[str] = proc.cmdline()
         if argv:
             return argv
         time.sleep(0.01)
@@ -304,7 +304,8 @@ class ServiceSupervisor:
         _signal_group(proc, signal.SIGKILL)
         psutil.wait_procs([proc], timeout=10.0)
         _pid_file(self.run_dir, name).unlink(missing_ok=True)
-        return proc.pid
+        pid: int = proc.pid
+        return pid
 
     def start(
         self,
