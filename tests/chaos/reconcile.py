@@ -157,7 +157,10 @@ def _topics(
         if dupes:
             result.wire_duplicates[topic] = sum(n - 1 for n in dupes.values())
         if census.dead_letters.get(topic, 0):
-            result.problems.append(f"{topic}: {census.dead_letters[topic]} dead letters")
+            reasons = census.dead_letter_reasons.get(topic, {})
+            result.problems.append(
+                f"{topic}: {census.dead_letters[topic]} dead letters (reasons {reasons})"
+            )
         if census.undecodable.get(topic, 0):
             result.problems.append(f"{topic}: {census.undecodable[topic]} undecodable records")
     produced: dict[str, set[str]] = defaultdict(set)
