@@ -15,6 +15,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.chaos.infra import ChaosInfra
 from tests.chaos.workload import ResilientPlatform
@@ -64,6 +65,9 @@ class FaultSchedule:
     rng: random.Random
     max_delay_s: float = 1.5
     records: list[FaultRecord] = field(default_factory=list)
+    driver: asyncio.Task[Any] | None = None
+    """The workload's task: cancelled when a fault cannot recover (a server that does not
+    start again), so the case fails at once with that error instead of timing out."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -84,6 +88,14 @@ class FaultSchedule:
         await asyncio.gather(*tasks)
 
     async def _strike(self, record: FaultRecord) -> None:
+        try:
+            await self._strike_once(record)
+        except Exception:
+            if self.driver is not None:
+                self.driver.cancel()
+            raise
+
+    async def _strike_once(self, record: FaultRecord) -> None:
         await asyncio.sleep(record.delay_s)
         async with self._lock:  # one fault at a time: each recovers before the next
             fault = record.fault

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.chaos.faults import Fault, FaultRecord, FaultSchedule
-from tests.chaos.infra import ChaosInfra
+from tests.chaos.infra import ChaosInfra, stable_ports
 from tests.chaos.reconcile import Reconciliation, reconcile
 from tests.chaos.workload import Input, ResilientPlatform, Workload, WorkloadSettings
 from upward.demo.platform import PlatformAddress
 from upward.services.manager import ServiceOptions, ServiceSupervisor, log_file
-from upward.stack import SERVICES, free_ports
+from upward.stack import SERVICES
 
 SEED_ENV = "UPWARD_CHAOS_SEED"
 
@@ -68,7 +68,7 @@ def run_case(
     print(f"\nfault case {name}: seed {seed} ({SEED_ENV} to replay)", flush=True)
     started = time.monotonic()
     with ChaosInfra(home / "infra", own_server=own_server) as infra:
-        *ports, mail_port = free_ports(len(SERVICES) + 1)
+        *ports, mail_port = stable_ports(len(SERVICES) + 1)
         options = ServiceOptions(
             run_dir=home / "services",
             ports=dict(zip(SERVICES, ports, strict=True)),
@@ -113,10 +113,12 @@ async def _drive(
     platform = ResilientPlatform(address, wait_timeout_s=patience_s, patience_s=patience_s)
     async with platform:
         schedule = FaultSchedule(infra, supervisor, platform, plan, rng)
+        driver = asyncio.create_task(Workload(platform, settings, schedule).run())
+        schedule.driver = driver
         try:
-            inp = await Workload(platform, settings, schedule).run()
+            inp = await driver
         finally:
-            await schedule.finish()
+            await schedule.finish()  # raises the error of a fault that could not recover
         result = await reconcile(platform, inp, mail_file=options.mail_file)
     return inp, result, schedule.records
 

@@ -9,18 +9,40 @@ stopped on exit, whatever happened.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from upward.services.manager import Infrastructure
-from upward.stack import SERVICES, StackSettings, free_ports
+from upward.stack import SERVICES, StackError, StackSettings
 from upward.stack import kafka as stack_kafka
 from upward.stack import postgres as stack_postgres
+from upward.stack.process import port_free
+
+HOST = "127.0.0.1"
 
 
 def _database(service: str) -> str:
     return f"upward_{service}"
+
+
+#: Ports below Linux's ephemeral range (32768-60999): a client retrying a stopped server
+#: on an ephemeral port can be given that very port as its own source port (a TCP
+#: self-connect), and the server could not listen there again when restarted.
+STABLE_PORTS = range(20000, 32000)
+
+
+def stable_ports(count: int) -> list[int]:
+    """*count* distinct free ports outside the ephemeral range (random, then checked)."""
+    rng = random.Random()
+    found: list[int] = []
+    while len(found) < count:
+        port = rng.choice(STABLE_PORTS)
+        if port not in found and port_free(HOST, port):
+            found.append(port)
+    return found
 
 
 @dataclass
@@ -39,7 +61,7 @@ class ChaosInfra:
     def __post_init__(self) -> None:
         """Choose the ports and directories; nothing starts yet."""
         stack = StackSettings()
-        plain, controller, main_pg, own_pg = free_ports(4)
+        plain, controller, main_pg, own_pg = stable_ports(4)
         self.kafka = stack_kafka.KafkaConfig(
             version=stack.kafka_version,
             libs_dir=stack.kafka_libs_dir,
@@ -88,10 +110,19 @@ class ChaosInfra:
         """Stop the broker (SIGTERM, then SIGKILL after its stop timeout)."""
         stack_kafka.stop_broker(self.kafka)
 
-    def start_postgres(self, server: str) -> None:
-        """Start PostgreSQL server *server* (``main`` or ``own``) and wait until it serves."""
+    def start_postgres(self, server: str, *, attempts: int = 5) -> None:
+        """Start PostgreSQL server *server* (``main`` or ``own``) and wait until it serves;
+        a start that fails is tried again (up to *attempts* times, 3 s apart)."""
         cfg = self.servers[server]
-        stack_postgres.start_server(cfg)
+        for attempt in range(1, attempts + 1):
+            try:
+                stack_postgres.start_server(cfg)
+                break
+            except StackError as exc:
+                print(f"PostgreSQL {server} did not start (attempt {attempt}): {exc.message}")
+                if attempt == attempts:
+                    raise
+                time.sleep(3.0)
         self._note(f"pg-{server}")
         stack_postgres.wait_ready(cfg, timeout=60.0)
 
