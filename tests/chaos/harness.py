@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +56,6 @@ class CaseResult:
 
 
 def run_case(
-    home: Path,
     *,
     name: str,
     settings: WorkloadSettings,
@@ -63,9 +64,16 @@ def run_case(
     own_server: tuple[str, ...] = (),
     patience_s: float = 240.0,
 ) -> CaseResult:
-    """Run case *name* under *home*; return the reconciliation (the caller asserts)."""
+    """Run case *name*; return the reconciliation (the caller asserts).
+
+    Its servers live in a directory of its own, not pytest's ``tmp_path``: pytest keeps
+    only the last three base directories, and another session starting meanwhile would
+    delete a stopped PostgreSQL's data before it is started again. The directory is
+    removed when the case ran through, kept (and named) when it did not.
+    """
     rng = random.Random(seed)
-    print(f"\nfault case {name}: seed {seed} ({SEED_ENV} to replay)", flush=True)
+    home = Path(tempfile.mkdtemp(prefix=f"upward-chaos-{name}-"))
+    print(f"\nfault case {name}: seed {seed} ({SEED_ENV} to replay), in {home}", flush=True)
     started = time.monotonic()
     with ChaosInfra(home / "infra", own_server=own_server) as infra:
         *ports, mail_port = stable_ports(len(SERVICES) + 1)
@@ -93,6 +101,7 @@ def run_case(
             raise
         finally:
             supervisor.down(timeout_s=10)
+    shutil.rmtree(home, ignore_errors=True)
     runtime = time.monotonic() - started
     lines = [record.describe() for record in faults]
     summary = result.summary(faults=lines, seed=seed, runtime_s=runtime, inp=inp)

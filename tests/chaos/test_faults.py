@@ -10,7 +10,6 @@ Every case starts its own broker and PostgreSQL (:mod:`tests.chaos.infra`).
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -37,7 +36,7 @@ def _assert_reconciled(problems: list[str]) -> None:
 
 
 @pytest.mark.timeout(420)
-def test_each_service_killed_once_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_each_service_killed_once_loses_and_doubles_nothing() -> None:
     points = {"matching": "joining", "notifications": "accepting", "sessions": "day-2",
               "feedback": "day-4-recorded"}  # fmt: skip
 
@@ -47,17 +46,17 @@ def test_each_service_killed_once_loses_and_doubles_nothing(tmp_path: Path) -> N
             found.setdefault(point, []).append(Fault("kill", service))
         return found
 
-    case = run_case(tmp_path, name="kill-once", settings=SHORT, plan=plan, seed=chaos_seed(101))
+    case = run_case(name="kill-once", settings=SHORT, plan=plan, seed=chaos_seed(101))
     assert len(case.faults) == len(SERVICES)
     _assert_reconciled(case.reconciliation.problems)
 
 
 @pytest.mark.timeout(420)
-def test_broker_restart_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_broker_restart_mid_run_loses_and_doubles_nothing() -> None:
     def plan(_: random.Random) -> dict[str, list[Fault]]:
         return {"accepting": [Fault("broker", "kafka", outage_s=5.0)]}
 
-    case = run_case(tmp_path, name="broker-restart", settings=SHORT, plan=plan,
+    case = run_case(name="broker-restart", settings=SHORT, plan=plan,
                     seed=chaos_seed(202))  # fmt: skip
     assert len(case.faults) == 1
     assert case.outages_survived, case.summary
@@ -65,11 +64,11 @@ def test_broker_restart_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(420)
-def test_a_database_stopped_10s_its_service_catches_up(tmp_path: Path) -> None:
+def test_a_database_stopped_10s_its_service_catches_up() -> None:
     def plan(_: random.Random) -> dict[str, list[Fault]]:
         return {"accepting": [Fault("database", "sessions", outage_s=10.0)]}
 
-    case = run_case(tmp_path, name="database-10s", settings=SHORT, plan=plan,
+    case = run_case(name="database-10s", settings=SHORT, plan=plan,
                     seed=chaos_seed(303), own_server=("sessions",))  # fmt: skip
     assert len(case.faults) == 1
     assert case.outages_survived, case.summary
@@ -81,20 +80,20 @@ def test_a_database_stopped_10s_its_service_catches_up(tmp_path: Path) -> None:
 
 @pytest.mark.chaos
 @pytest.mark.timeout(1200)
-def test_random_kill_rounds_of_every_service(tmp_path: Path) -> None:
+def test_random_kill_rounds_of_every_service() -> None:
     points = EARLY_POINTS + _day_points(LONG.days)
 
     def plan(rng: random.Random) -> dict[str, list[Fault]]:
         return kill_rounds(tuple(SERVICES), points, rounds=3, rng=rng)
 
-    case = run_case(tmp_path, name="kill-rounds", settings=LONG, plan=plan, seed=chaos_seed(404))
+    case = run_case(name="kill-rounds", settings=LONG, plan=plan, seed=chaos_seed(404))
     assert len(case.faults) == 3 * len(SERVICES)
     _assert_reconciled(case.reconciliation.problems)
 
 
 @pytest.mark.chaos
 @pytest.mark.timeout(1200)
-def test_broker_restarts_at_random_points(tmp_path: Path) -> None:
+def test_broker_restarts_at_random_points() -> None:
     points = EARLY_POINTS + _day_points(LONG.days)
 
     def plan(rng: random.Random) -> dict[str, list[Fault]]:
@@ -103,7 +102,7 @@ def test_broker_restarts_at_random_points(tmp_path: Path) -> None:
             found.setdefault(point, []).append(Fault("broker", "kafka", rng.uniform(3, 15)))
         return found
 
-    case = run_case(tmp_path, name="broker-restarts", settings=LONG, plan=plan,
+    case = run_case(name="broker-restarts", settings=LONG, plan=plan,
                     seed=chaos_seed(505))  # fmt: skip
     assert len(case.faults) == 2
     assert case.outages_survived, case.summary
@@ -113,13 +112,13 @@ def test_broker_restarts_at_random_points(tmp_path: Path) -> None:
 @pytest.mark.chaos
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("victim", ["sessions", "notifications"])
-def test_a_database_stopped_30s_its_service_catches_up(tmp_path: Path, victim: str) -> None:
+def test_a_database_stopped_30s_its_service_catches_up(victim: str) -> None:
     points = ["accepting", *_day_points(LONG.days)[:4]]
 
     def plan(rng: random.Random) -> dict[str, list[Fault]]:
         return {rng.choice(points): [Fault("database", victim, outage_s=30.0)]}
 
-    case = run_case(tmp_path, name=f"database-30s-{victim}", settings=LONG, plan=plan,
+    case = run_case(name=f"database-30s-{victim}", settings=LONG, plan=plan,
                     seed=chaos_seed(606), own_server=(victim,), patience_s=300)  # fmt: skip
     assert len(case.faults) == 1
     assert case.outages_survived, case.summary
