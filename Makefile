@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install deploy-tools demo test unit integration lint format schemas bench stack-up stack-down clean
+.PHONY: help install deploy-tools demo test unit chaos integration lint format schemas bench stack-up stack-down clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: install deploy-tools  ## Run the whole test suite (starts its own Kafka an
 
 unit: install deploy-tools  ## Run only the tests that need no broker or database
 	$(BIN)/pytest -ra -m 'not integration'
+
+chaos: install  ## Run the long fault-suite cases (kills, broker restarts, a database stopped 30 s; ~15 min)
+	$(BIN)/pytest -ra -s -m chaos tests/chaos
 
 lint: install  ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -25,6 +25,11 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.LockNotAvailableError,  # lock_timeout: a busy row, try later
     asyncpg.exceptions.QueryCanceledError,  # statement_timeout
     asyncpg.InterfaceError,  # connection closed under us
+    # The server went away in the middle of an operation: asyncpg's protocol is left in a
+    # state it cannot leave ("cannot switch to state 15; another operation (2) is in
+    # progress"). Seen when a service's PostgreSQL stops; a handler that met it was
+    # dead-lettered although nothing was wrong with its event (fault suite, tests/chaos).
+    asyncpg.exceptions.InternalClientError,
     kafka_errors.KafkaConnectionError,
     kafka_errors.KafkaTimeoutError,
     kafka_errors.NodeNotReadyError,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+import psutil
 import pytest
 from rich.console import Console
 
@@ -179,3 +180,47 @@ def test_token_and_kafka_security_settings_are_shared_with_the_services(
     assert env["UPWARD_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert env["UPWARD_KAFKA_SASL_USERNAME"] == "upward"
     assert "UPWARD_CLOCK" not in env
+
+
+def test_kill_ends_a_process_at_once_and_start_brings_it_back(tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    supervisor = ServiceSupervisor(ServiceOptions(run_dir=tmp_path, mail_port=port))
+    infra = Infrastructure("127.0.0.1:1", {})
+    try:
+        first = supervisor.start(MAIL_SINK, infra)
+        assert supervisor.pid(MAIL_SINK) == first
+        assert supervisor.kill(MAIL_SINK) == first
+        assert supervisor.pid(MAIL_SINK) is None
+        assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
+        assert supervisor.kill(MAIL_SINK) is None, "nothing left to kill"
+        second = supervisor.start(MAIL_SINK, infra)
+        assert second != first and supervisor.pid(MAIL_SINK) == second
+        assert supervisor.start(MAIL_SINK, infra) == second, "a running process is kept"
+    finally:
+        supervisor.down(timeout_s=10)
+    assert supervisor.pid(MAIL_SINK) is None
+
+
+def test_a_process_just_started_is_not_taken_for_a_stranger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after ``exec`` the kernel shows an empty command line for a moment: the
+    supervisor read it as "not ours" and reported a service "exited during start"."""
+    port = free_ports(1)[0]
+    supervisor = ServiceSupervisor(ServiceOptions(run_dir=tmp_path, mail_port=port))
+    real = psutil.Process.cmdline
+    calls: list[int] = []
+
+    def just_execed(self: psutil.Process) -> list[str]:
+        calls.append(self.pid)
+        return [] if len(calls) <= 2 else real(self)
+
+    try:
+        pid = supervisor.start(MAIL_SINK, Infrastructure("127.0.0.1:1", {}))
+        calls.clear()
+        monkeypatch.setattr(psutil.Process, "cmdline", just_execed)
+        assert supervisor.pid(MAIL_SINK) == pid
+        assert len(calls) == 3
+    finally:
+        monkeypatch.undo()
+        supervisor.down(timeout_s=10)

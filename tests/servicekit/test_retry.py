@@ -23,6 +23,15 @@ def test_infrastructure_failures_are_transient(exc: BaseException) -> None:
     assert is_transient(exc)
 
 
+def test_a_connection_lost_mid_operation_is_transient() -> None:
+    """asyncpg's state error when PostgreSQL stops while a query runs: the event that met it
+    was dead-lettered instead of retried once the database was back."""
+    lost = asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 15; another operation (2) is in progress"
+    )
+    assert is_transient(lost)
+
+
 @pytest.mark.parametrize(
     "exc",
     [

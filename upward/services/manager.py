@@ -183,9 +183,20 @@ def _live_process(run_dir: Path, name: str) -> psutil.Process | None:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        return proc if _marker(name) in " ".join(proc.cmdline()) else None
+        return proc if _marker(name) in " ".join(_command_line(proc)) else None
     except (OSError, ValueError, psutil.Error):
         return None
+
+
+def _command_line(proc: psutil.Process, *, attempts: int = 50) -> list[str]:
+    """The command line of *proc*. Just after ``exec`` the kernel briefly shows an empty
+    one; it is read again (up to about half a second) rather than taken for a stranger."""
+    for _ in range(attempts):
+        argv: list[str] = proc.cmdline()
+        if argv:
+            return argv
+        time.sleep(0.01)
+    return []
 
 
 def _spawn(run_dir: Path, name: str, argv: list[str], env: Mapping[str, str]) -> int:
@@ -277,6 +288,48 @@ class ServiceSupervisor:
         for name in SERVICES:
             notify(f"waiting for {name} on port {self.options.ports[name]}")
             self._await_ready(name, timeout_s)
+
+    def pid(self, name: str) -> int | None:
+        """The pid of service (or mail sink) *name* if it runs, else ``None``."""
+        proc = _live_process(self.run_dir, name)
+        return proc.pid if proc is not None else None
+
+    def kill(self, name: str) -> int | None:
+        """SIGKILL service (or mail sink) *name*'s process group, as a crash would: no
+        shutdown hook runs. Waits until it is gone; returns the pid killed, ``None`` when
+        it was not running."""
+        proc = _live_process(self.run_dir, name)
+        if proc is None:
+            return None
+        _signal_group(proc, signal.SIGKILL)
+        psutil.wait_procs([proc], timeout=10.0)
+        _pid_file(self.run_dir, name).unlink(missing_ok=True)
+        pid: int = proc.pid
+        return pid
+
+    def start(
+        self,
+        name: str,
+        infra: Infrastructure,
+        *,
+        clock_start: datetime | None = None,
+        timeout_s: float = 120.0,
+    ) -> int:
+        """Start service (or mail sink) *name* if it is not running and wait until it is
+        ready; return its pid. *clock_start* overrides the manual clock's start (a service
+        restarted mid-run resumes at the run's current simulated time)."""
+        if name == MAIL_SINK:
+            self._start_mail_sink(_no_notify)
+        elif _live_process(self.run_dir, name) is None:
+            env = service_environment(name, infra, self.options)
+            if clock_start is not None and self.options.clock_start is not None:
+                env["UPWARD_CLOCK_START"] = clock_start.isoformat()
+            _spawn(self.run_dir, name, [sys.executable, "-m", f"services.{name}"], env)
+            self._await_ready(name, timeout_s)
+        pid = self.pid(name)
+        if pid is None:
+            raise ServicesError(f"{name} is not running", log_path=log_file(self.run_dir, name))
+        return pid
 
     def _start_mail_sink(self, notify: Notify) -> None:
         if _live_process(self.run_dir, MAIL_SINK) is not None:
