@@ -31,7 +31,7 @@ from services.feedback.adapters.repository import (
     PostgresFeedbackStore,
 )
 from services.feedback.domain import health, milestones, outcomes, privacy, requests
-from services.feedback.domain.pairs import PairRecord
+from services.feedback.domain.pairs import PairContext, PairRecord
 from services.feedback.domain.programs import ProgramSettings, program_settings, unknown_program
 from services.feedback.domain.requests import FeedbackRequest, PairMembers
 from services.feedback.domain.submissions import (
@@ -122,8 +122,11 @@ async def record_pair_formed(data: PairFormed, uow: UnitOfWork, *, store: StoreF
         return  # formed before the erasure, delivered after it: ends anyway
     if not await s.add_pair(members=members, formed_at=_event_time(uow)):
         return
-    for session_id in await s.held_sessions(pair_id=data.pair_id):
-        await _request_session_feedback(s, uow, members, session_id)
+    held = await s.held_sessions(pair_id=data.pair_id)
+    if held:
+        program = await _program_or_defaults(s, data.program_id, uow)
+        for session_id in held:
+            await _request_session_feedback(s, uow, members, session_id, program)
     await reassess_pair(s, uow, data.pair_id)
 
 
@@ -162,21 +165,26 @@ async def record_session_held(data: SessionHeld, uow: UnitOfWork, *, store: Stor
         program_id=data.program_id,
         session_id=data.session_id,
         held_at=data.held_at,
-    )
+    )  # clears the misses in a row and the stall too
     if not held:
         return
-    await s.set_attendance(pair_id=data.pair_id, consecutive_missed=0, stalled=False)
-    record = await s.pair(pair_id=data.pair_id)
-    if record is None:
+    context = await _pair_context(s, data.pair_id)
+    if context is None:
         return  # the requests follow when PairFormed arrives
-    await _request_session_feedback(s, uow, record.members, data.session_id)
-    await reassess_pair(s, uow, data.pair_id)
+    program = context.program_or_defaults(uow.now.date())
+    await _request_session_feedback(s, uow, context.record.members, data.session_id, program)
+    # New requests are open: they change neither the answers nor the closed requests the
+    # health is computed from, so the context read above still holds.
+    await _reassess(s, uow, context)
 
 
 async def _request_session_feedback(
-    s: FeedbackStore, uow: UnitOfWork, members: PairMembers, session_id: str
+    s: FeedbackStore,
+    uow: UnitOfWork,
+    members: PairMembers,
+    session_id: str,
+    program: ProgramSettings,
 ) -> None:
-    program = await _program_or_defaults(s, members.program_id, uow)
     if program.after_each_session:
         wanted = requests.session_requests(
             members, session_id=session_id, now=uow.now, response_days=program.response_days
@@ -209,12 +217,29 @@ async def record_pair_stalled(data: PairStalled, uow: UnitOfWork, *, store: Stor
 
 async def reassess_pair(s: FeedbackStore, uow: UnitOfWork, pair_id: str) -> None:
     """Score an open pair again; announce a band change, and a crossing into at_risk."""
-    record = await s.pair(pair_id=pair_id, for_update=True)
-    if record is None or not record.open:
+    context = await _pair_context(s, pair_id)
+    if context is not None:
+        await _reassess(s, uow, context)
+
+
+async def _pair_context(s: FeedbackStore, pair_id: str) -> PairContext | None:
+    """The pair, locked until the transaction ends, with what scoring its health needs."""
+    return await s.pair_context(
+        pair_id=pair_id,
+        answers=health.RATING_WINDOW,
+        closed=health.NO_FEEDBACK_WINDOW,
+        for_update=True,
+    )
+
+
+async def _reassess(s: FeedbackStore, uow: UnitOfWork, context: PairContext) -> None:
+    record = context.record
+    if not record.open:
         return
-    program = await _program_or_defaults(s, record.members.program_id, uow)
-    assessment = health.assess(await _health_inputs(s, record), threshold=program.at_risk_threshold)
-    await s.save_health(pair_id=pair_id, assessment=assessment)
+    program = context.program_or_defaults(uow.now.date())
+    assessment = health.assess(context.health_inputs(), threshold=program.at_risk_threshold)
+    if not record.holds(assessment):
+        await s.save_health(pair_id=record.pair_id, assessment=assessment)
     change = health.change_between(record.health_band, assessment)
     if change is None:
         return
@@ -222,17 +247,6 @@ async def reassess_pair(s: FeedbackStore, uow: UnitOfWork, pair_id: str) -> None
     if change.now_at_risk:
         await uow.emit(_at_risk(record, assessment, program.at_risk_threshold))
         uow.after_commit(PAIRS_AT_RISK.inc)
-
-
-async def _health_inputs(s: FeedbackStore, record: PairRecord) -> health.HealthInputs:
-    return health.HealthInputs(
-        answers=await s.recent_answers(pair_id=record.pair_id, limit=health.RATING_WINDOW),
-        consecutive_missed=record.consecutive_missed,
-        stalled=record.stalled,
-        closed_requests_missing=await s.closed_request_outcomes(
-            pair_id=record.pair_id, limit=health.NO_FEEDBACK_WINDOW
-        ),
-    )
 
 
 def _health_changed(record: PairRecord, change: health.HealthChange) -> PairHealthChanged:

@@ -11,7 +11,7 @@ from schemas.pairs import PairEndReason
 from services.feedback.adapters.repository import PENDING, RELEASED, FeedbackStore, PeopleByAtom
 from services.feedback.domain.health import HealthAssessment, RatedAnswer
 from services.feedback.domain.outcomes import AtomTotals, RatingTotals, RequestTotals, SkillLevels
-from services.feedback.domain.pairs import PairRecord
+from services.feedback.domain.pairs import PairContext, PairRecord
 from services.feedback.domain.privacy import Atom
 from services.feedback.domain.programs import ProgramSettings
 from services.feedback.domain.requests import (
@@ -120,6 +120,23 @@ class FakeFeedbackStore(FeedbackStore):
         missed, stalled = self.state.attendance.get(pair_id, (0, False))
         return replace(record, consecutive_missed=missed, stalled=stalled)
 
+    async def pair_context(
+        self, *, pair_id: str, answers: int, closed: int, for_update: bool = False
+    ) -> PairContext | None:
+        """The pair with its program, the ratings of its last ``answers`` answers and the
+        outcomes of its last ``closed`` closed requests (no locks in memory)."""
+        record = await self.pair(pair_id=pair_id)
+        if record is None:
+            return None
+        return PairContext(
+            record=record,
+            program=self.state.programs.get(record.members.program_id),
+            recent_answers=tuple(await self.recent_answers(pair_id=pair_id, limit=answers)),
+            closed_requests_missing=tuple(
+                await self.closed_request_outcomes(pair_id=pair_id, limit=closed)
+            ),
+        )
+
     async def end_pair(self, *, pair_id: str, reason: PairEndReason, ended_at: datetime) -> bool:
         """Mark an open pair ended; False when unknown or already ended."""
         record = self.state.pairs.get(pair_id)
@@ -153,10 +170,12 @@ class FakeFeedbackStore(FeedbackStore):
     async def record_held_session(
         self, *, pair_id: str, program_id: str, session_id: str, held_at: datetime
     ) -> bool:
-        """Store a held session; False when it was already stored."""
+        """Store a held session and clear the pair's misses in a row and its stall (a held
+        session ends both); False, changing nothing, when it was already stored."""
         if (pair_id, session_id) in self.state.held:
             return False
         self.state.held[(pair_id, session_id)] = held_at
+        self.state.attendance[pair_id] = (0, False)
         return True
 
     async def held_sessions(self, *, pair_id: str) -> list[str]:

@@ -134,6 +134,50 @@ async def test_attendance_and_held_sessions(store: FeedbackStore) -> None:
     assert await store.sessions_by_pair(program_id="prg-1") == {"pair-1": 2}
 
 
+async def test_a_held_session_clears_misses_and_the_stall_once(store: FeedbackStore) -> None:
+    await store.add_pair(members=PAIR, formed_at=T0)
+    args = {"program_id": "prg-1", "session_id": "s1", "held_at": T0}
+    await store.set_attendance(pair_id="pair-1", consecutive_missed=2, stalled=True)
+    assert await store.record_held_session(**args, pair_id="pair-1")
+    record = await store.pair(pair_id="pair-1")
+    assert record is not None and (record.consecutive_missed, record.stalled) == (0, False)
+    await store.set_attendance(pair_id="pair-1", consecutive_missed=1, stalled=True)
+    assert not await store.record_held_session(**args, pair_id="pair-1")
+    record = await store.pair(pair_id="pair-1")
+    assert record is not None and (record.consecutive_missed, record.stalled) == (1, True)
+    assert await store.record_held_session(**args, pair_id="pair-9")
+    await store.add_pair(members=PairMembers("pair-9", "prg-1", "emp-m9", "emp-e9"), formed_at=T0)
+    early = await store.pair(pair_id="pair-9")
+    assert early is not None and (early.consecutive_missed, early.stalled) == (0, False)
+
+
+async def test_a_pair_context_has_its_program_and_recent_history(store: FeedbackStore) -> None:
+    assert await store.pair_context(pair_id="pair-1", answers=2, closed=2) is None
+    await store.add_pair(members=PAIR, formed_at=T0)
+    await store.set_attendance(pair_id="pair-1", consecutive_missed=2, stalled=None)
+    bare = await store.pair_context(pair_id="pair-1", answers=2, closed=2, for_update=True)
+    assert bare is not None and bare.program is None
+    assert bare.record == await store.pair(pair_id="pair-1")
+    assert (bare.recent_answers, bare.closed_requests_missing) == ((), ())
+    assert bare.record.consecutive_missed == 2
+    await store.save_program(program=program(3, k_anonymity=7))
+    for n in range(1, 4):
+        requests = session_requests(PAIR, session_id=f"s{n}", now=T0, response_days=7)
+        await store.add_requests(requests=requests)
+        answer = StoredAnswer(requests[0], Answer(n, n, n, n), T0 + timedelta(hours=n), False)
+        await store.save_answer(stored=answer)
+    await store.add_requests(
+        requests=session_requests(OTHER, session_id="s1", now=T0, response_days=7)
+    )
+    await store.mark_missing(now=T0 + timedelta(days=8))
+    context = await store.pair_context(pair_id="pair-1", answers=2, closed=2)
+    assert context is not None and context.program == program(3, k_anonymity=7)
+    assert context.recent_answers == (RatedAnswer(2, 2, 2, 2), RatedAnswer(3, 3, 3, 3))
+    expected = tuple(await store.closed_request_outcomes(pair_id="pair-1", limit=2))
+    assert context.closed_requests_missing == expected and len(expected) == 2
+    assert context.health_inputs().consecutive_missed == 2
+
+
 async def test_requests_are_stored_once_and_go_missing_past_due(store: FeedbackStore) -> None:
     first = session_requests(PAIR, session_id="s1", now=T0, response_days=7)
     later = session_requests(PAIR, session_id="s2", now=T0 + timedelta(days=3), response_days=7)

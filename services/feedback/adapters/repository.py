@@ -26,7 +26,7 @@ from services.feedback.domain.outcomes import (
     RequestTotals,
     SkillLevels,
 )
-from services.feedback.domain.pairs import PairRecord
+from services.feedback.domain.pairs import PairContext, PairRecord
 from services.feedback.domain.privacy import Atom
 from services.feedback.domain.programs import ProgramSettings
 from services.feedback.domain.requests import (
@@ -80,6 +80,13 @@ class FeedbackStore(ABC):
         """The pair with its attendance and last health band (locked when ``for_update``)."""
 
     @abstractmethod
+    async def pair_context(
+        self, *, pair_id: str, answers: int, closed: int, for_update: bool = False
+    ) -> PairContext | None:
+        """The pair with its program, the ratings of its last ``answers`` answers and the
+        outcomes of its last ``closed`` closed requests (locked when ``for_update``)."""
+
+    @abstractmethod
     async def end_pair(self, *, pair_id: str, reason: PairEndReason, ended_at: datetime) -> bool:
         """Mark an open pair ended; False when unknown or already ended."""
 
@@ -99,7 +106,8 @@ class FeedbackStore(ABC):
     async def record_held_session(
         self, *, pair_id: str, program_id: str, session_id: str, held_at: datetime
     ) -> bool:
-        """Store a held session; False when it was already stored."""
+        """Store a held session and clear the pair's misses in a row and its stall (a held
+        session ends both); False, changing nothing, when it was already stored."""
 
     @abstractmethod
     async def held_sessions(self, *, pair_id: str) -> list[str]:
@@ -335,6 +343,28 @@ class PostgresFeedbackStore(FeedbackStore):
         row = await self.conn.fetchrow(f"{_PAIR_SELECT} WHERE p.pair_id = $1{lock}", pair_id)
         return _pair(row) if row else None
 
+    async def pair_context(
+        self, *, pair_id: str, answers: int, closed: int, for_update: bool = False
+    ) -> PairContext | None:
+        """The pair with its program, the ratings of its last ``answers`` answers and the
+        outcomes of its last ``closed`` closed requests (locked when ``for_update``).
+
+        One statement: the program and both histories are sub-selects of the pair's row.
+        """
+        lock = " FOR UPDATE OF p" if for_update else ""
+        row = await self.conn.fetchrow(
+            f"{_CONTEXT_SELECT} WHERE p.pair_id = $1{lock}", pair_id, answers, closed
+        )
+        if row is None:
+            return None
+        program = row["program"]
+        return PairContext(
+            record=_pair(row),
+            program=_program(program) if program is not None else None,
+            recent_answers=tuple(RatedAnswer(*a) for a in reversed(row["answers"])),
+            closed_requests_missing=tuple(reversed(row["closed_missing"])),
+        )
+
     async def end_pair(self, *, pair_id: str, reason: PairEndReason, ended_at: datetime) -> bool:
         """Mark an open pair ended; False when unknown or already ended."""
         ended = await self.conn.fetchval(
@@ -379,11 +409,18 @@ class PostgresFeedbackStore(FeedbackStore):
     async def record_held_session(
         self, *, pair_id: str, program_id: str, session_id: str, held_at: datetime
     ) -> bool:
-        """Store a held session; False when it was already stored."""
+        """Store a held session and clear the pair's misses in a row and its stall (a held
+        session ends both); False, changing nothing, when it was already stored."""
         inserted = await self.conn.fetchval(
             """
-            INSERT INTO held_sessions (pair_id, session_id, program_id, held_at)
-            VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true
+            WITH held AS (
+                INSERT INTO held_sessions (pair_id, session_id, program_id, held_at)
+                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING pair_id),
+            attended AS (
+                INSERT INTO pair_attendance (pair_id, consecutive_missed, stalled)
+                SELECT pair_id, 0, false FROM held
+                ON CONFLICT (pair_id) DO UPDATE SET consecutive_missed = 0, stalled = false)
+            SELECT true FROM held
             """,
             pair_id,
             session_id,
@@ -417,28 +454,33 @@ class PostgresFeedbackStore(FeedbackStore):
         )
 
     async def add_requests(self, *, requests: Sequence[FeedbackRequest]) -> list[FeedbackRequest]:
-        """Store requests; return those that were not stored already."""
+        """Store requests; return those that were not stored already (in one statement)."""
+        if not requests:
+            return []
+        rows = await self.conn.fetch(
+            """
+            INSERT INTO feedback_requests (request_id, pair_id, program_id, participant_id,
+                side, kind, session_id, milestone_week, requested_at, due_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                $6::text[], $7::text[], $8::integer[], $9::timestamptz[], $10::timestamptz[])
+            ON CONFLICT DO NOTHING RETURNING request_id
+            """,
+            [r.request_id for r in requests],
+            [r.pair_id for r in requests],
+            [r.program_id for r in requests],
+            [r.participant_id for r in requests],
+            [r.side.value for r in requests],
+            [r.kind.value for r in requests],
+            [r.session_id for r in requests],
+            [r.milestone_week for r in requests],
+            [r.requested_at for r in requests],
+            [r.due_at for r in requests],
+        )
+        inserted = {r["request_id"] for r in rows}
         added: list[FeedbackRequest] = []
         for r in requests:
-            inserted = await self.conn.fetchval(
-                """
-                INSERT INTO feedback_requests (request_id, pair_id, program_id, participant_id,
-                    side, kind, session_id, milestone_week, requested_at, due_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                ON CONFLICT DO NOTHING RETURNING true
-                """,
-                r.request_id,
-                r.pair_id,
-                r.program_id,
-                r.participant_id,
-                r.side.value,
-                r.kind.value,
-                r.session_id,
-                r.milestone_week,
-                r.requested_at,
-                r.due_at,
-            )
-            if inserted:
+            if r.request_id in inserted:
+                inserted.discard(r.request_id)  # a repeated request is added once
                 added.append(r)
         return added
 
@@ -816,6 +858,26 @@ _PAIR_SELECT = """
         coalesce(a.stalled, false) AS stalled
     FROM pairs p LEFT JOIN pair_attendance a USING (pair_id)
 """
+
+
+_CONTEXT_SELECT = """
+    SELECT p.*, coalesce(a.consecutive_missed, 0) AS consecutive_missed,
+        coalesce(a.stalled, false) AS stalled,
+        (SELECT g FROM programs g WHERE g.program_id = p.program_id) AS program,
+        ARRAY(
+            SELECT ROW(f.satisfaction, f.usefulness, f.comfort, f.progress)
+            FROM feedback_requests r JOIN feedback_answers f USING (request_id)
+            WHERE r.pair_id = p.pair_id ORDER BY f.submitted_at DESC, f.request_id DESC LIMIT $2
+        ) AS answers,
+        ARRAY(
+            SELECT r.status = 'missing' FROM feedback_requests r
+            WHERE r.pair_id = p.pair_id AND r.status <> 'open'
+            ORDER BY r.due_at DESC, r.request_id DESC LIMIT $3
+        ) AS closed_missing
+    FROM pairs p LEFT JOIN pair_attendance a USING (pair_id)
+"""
+"""A pair as :data:`_PAIR_SELECT` has it, with its program row (NULL when unknown) and its
+last answers' ratings and last closed requests' outcomes, newest first."""
 
 
 def _affected(status: str) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from schemas.feedback import HealthSignal, PairHealth
 from schemas.pairs import PairEndReason
+from services.feedback.domain.health import HealthAssessment, HealthInputs, RatedAnswer
+from services.feedback.domain.programs import ProgramSettings, unknown_program
 from services.feedback.domain.requests import PairMembers
 
 
@@ -33,3 +35,38 @@ class PairRecord:
     def open(self) -> bool:
         """True until the pair ends."""
         return self.ended_at is None
+
+    def holds(self, assessment: HealthAssessment) -> bool:
+        """True when ``assessment`` is the health already stored for the pair."""
+        stored = (self.health_band, self.health_score, self.health_signals)
+        return stored == (assessment.band, assessment.score, assessment.signals)
+
+
+@dataclass(frozen=True)
+class PairContext:
+    """A pair with what its handlers need next to it: its program and recent history.
+
+    Read in one go when a handler starts, so that a held session, a miss or an answer
+    costs one read of the store rather than one per fact.
+    """
+
+    record: PairRecord
+    program: ProgramSettings | None
+    """The pair's program, if its definition arrived."""
+    recent_answers: tuple[RatedAnswer, ...] = ()
+    """The ratings of the pair's last answers, oldest first."""
+    closed_requests_missing: tuple[bool, ...] = ()
+    """For the pair's last answered or missing requests, oldest first: True if missing."""
+
+    def program_or_defaults(self, today: date) -> ProgramSettings:
+        """The program, or the defaults of one whose definition has not arrived (yet)."""
+        return self.program or unknown_program(self.record.members.program_id, today)
+
+    def health_inputs(self) -> HealthInputs:
+        """What the pair's health score is computed from."""
+        return HealthInputs(
+            answers=self.recent_answers,
+            consecutive_missed=self.record.consecutive_missed,
+            stalled=self.record.stalled,
+            closed_requests_missing=self.closed_requests_missing,
+        )
