@@ -133,13 +133,15 @@ class PairFacts:
 
 
 async def load_facts(repo: SessionsRepository, pair: Pair) -> PairFacts:
-    """The pair's program and people as known now."""
-    program_id = pair.program_id
+    """The pair's program and people as known now (one read)."""
+    program, people = await repo.program_and_people(
+        program_id=pair.program_id, participant_ids=pair.members
+    )
     return PairFacts(
         pair=pair,
-        program=await repo.get_program(program_id=program_id),
-        mentor=await repo.get_participant(participant_id=pair.mentor_id, program_id=program_id),
-        mentee=await repo.get_participant(participant_id=pair.mentee_id, program_id=program_id),
+        program=program,
+        mentor=people.get(pair.mentor_id),
+        mentee=people.get(pair.mentee_id),
     )
 
 
@@ -153,10 +155,27 @@ async def activate(scope: Scope, facts: PairFacts) -> None:
     """Start a waiting pair's calendar once its program and both people are known."""
     if facts.pair.status is not PairStatus.PENDING or not facts.ready:
         return
-    program = facts.require_program()
-    pair = facts.pair.activate(program=program, lead=scope.policy.first_session_lead)
+    pair = activated(scope.policy, facts)
     await scope.repo.save_pair(pair=pair)
     await top_up(scope, facts.with_pair(pair))
+
+
+def activated(policy: Policy, facts: PairFacts) -> Pair:
+    """The pair with its calendar started, when it is pending and ready; else as it is."""
+    if facts.pair.status is not PairStatus.PENDING or not facts.ready:
+        return facts.pair
+    return facts.pair.activate(program=facts.require_program(), lead=policy.first_session_lead)
+
+
+async def start_new(scope: Scope, facts: PairFacts) -> None:
+    """Record a new pair, started already when it is ready (nothing if the id is known).
+
+    The pair is inserted in the state :func:`activate` would give it, and a new pair has
+    no sessions yet, so its first ones are planned without reading them back.
+    """
+    pair = activated(scope.policy, facts)
+    if await scope.repo.add_pair(pair=pair):
+        await top_up(scope, facts.with_pair(pair), sessions=[])
 
 
 async def activate_waiting(
@@ -172,29 +191,83 @@ async def activate_waiting(
             await activate(scope, facts)
 
 
-async def top_up(scope: Scope, facts: PairFacts) -> None:
-    """Schedule sessions until the pair has ``sessions_ahead`` of them scheduled."""
+async def top_up(scope: Scope, facts: PairFacts, *, sessions: list[Session] | None = None) -> None:
+    """Schedule sessions until the pair has ``sessions_ahead`` of them scheduled.
+
+    ``sessions`` are the pair's sessions when the caller knows them (read otherwise).
+    The new sessions are planned one after the other against the two people's calendars
+    (read once, the new sessions added as they are planned), then stored in one go.
+    """
     if facts.pair.status is not PairStatus.ACTIVE or not facts.ready:
         return
-    sessions = await scope.repo.sessions_of_pair(pair_id=facts.pair.pair_id)
+    if sessions is None:
+        sessions = await scope.repo.sessions_of_pair(pair_id=facts.pair.pair_id)
     if _upcoming(sessions) >= scope.policy.sessions_ahead:
         return
     await scope.repo.lock_calendars(participant_ids=facts.pair.members)
+    horizon = (facts.pair.ends_at or scope.now) + _length(facts.require_program())
+    calendar = Calendar(scope.repo, facts.pair.members, until=horizon)
+    planned: list[Session] = []
     while _upcoming(sessions) < scope.policy.sessions_ahead:
-        session = await plan_next(scope, facts, sessions)
-        if session is None or not await scope.repo.add_session(session=session):
-            return
+        session = await plan_next(scope, facts, sessions, calendar=calendar)
+        if session is None:
+            break
         sessions.append(session)
-        ics = invite(session, invite_context(scope.policy, facts), now=scope.now)
+        planned.append(session)
+        calendar.add(session.interval)
+    added = await scope.repo.add_sessions(sessions=planned)
+    context = invite_context(scope.policy, facts)
+    for session in planned:
+        if session.session_id not in added:
+            return
+        ics = invite(session, context, now=scope.now)
         await scope.uow.emit(publishing.scheduled(session, facts.pair, ics=ics))
         scope.uow.after_commit(metrics.SESSIONS.labels("scheduled").inc)
+
+
+class Calendar:
+    """The scheduled sessions of a pair's two people while new ones are planned.
+
+    The first question reads every scheduled session of theirs from the start of the
+    span asked about until ``until`` (the end of the pair's planning horizon); later
+    questions inside that span are answered from memory, with the sessions planned
+    since (:meth:`add`, not stored yet).
+    """
+
+    def __init__(self, repo: SessionsRepository, members: Sequence[str], *, until: datetime):
+        """Nothing is read yet."""
+        self._repo = repo
+        self._members = members
+        self._until = until
+        self._span: Interval | None = None
+        self._stored: list[Interval] = []
+        self._planned: list[Interval] = []
+
+    async def busy(self, around: Interval) -> list[Interval]:
+        """The people's scheduled sessions overlapping ``around``, planned ones included."""
+        span = self._span
+        if span is None or around.start < span.start or around.end > span.end:
+            span = Interval(around.start, max(self._until, around.end))
+            self._stored = await self._repo.busy(participant_ids=self._members, window=span)
+            self._span = span
+        return [
+            b
+            for b in (*self._stored, *self._planned)
+            if b.start < around.end and b.end > around.start
+        ]
+
+    def add(self, interval: Interval) -> None:
+        """A session just planned for the pair: busy from now on."""
+        self._planned.append(interval)
 
 
 def _upcoming(sessions: Sequence[Session]) -> int:
     return sum(s.status is SessionStatus.SCHEDULED for s in sessions)
 
 
-async def plan_next(scope: Scope, facts: PairFacts, sessions: Sequence[Session]) -> Session | None:
+async def plan_next(
+    scope: Scope, facts: PairFacts, sessions: Sequence[Session], *, calendar: Calendar
+) -> Session | None:
     """The pair's next session on the cadence, or None when the program is over for it."""
     pair, program = facts.pair, facts.require_program()
     cadence = timedelta(days=program.cadence_days)
@@ -202,7 +275,9 @@ async def plan_next(scope: Scope, facts: PairFacts, sessions: Sequence[Session])
     due = next_due(pair, sessions, cadence=cadence, earliest=earliest)
     if due is None or pair.ends_at is None:
         return None
-    slot = await _first_free_slot(scope, facts, due, cadence=cadence, ends_at=pair.ends_at)
+    slot = await _first_free_slot(
+        scope, facts, due, cadence=cadence, ends_at=pair.ends_at, calendar=calendar
+    )
     if slot is None:
         return None
     number = len(sessions) + 1
@@ -225,7 +300,13 @@ def _length(program: Program) -> timedelta:
 
 
 async def _first_free_slot(
-    scope: Scope, facts: PairFacts, due: datetime, *, cadence: timedelta, ends_at: datetime
+    scope: Scope,
+    facts: PairFacts,
+    due: datetime,
+    *,
+    cadence: timedelta,
+    ends_at: datetime,
+    calendar: Calendar,
 ) -> Slot | None:
     """The least-bad free slot of the session's window, or of the next window, and so on.
 
@@ -235,7 +316,9 @@ async def _first_free_slot(
     length = _length(facts.require_program())
     window = search_window(due, cadence=cadence, ends_at=ends_at)
     while window.start < window.end:
-        slot = await free_slot(scope, facts, window=window, length=length)
+        around = Interval(window.start - length, window.end + length)
+        busy = await calendar.busy(around)
+        slot = find_slot(SlotRequest(window, length, availability(scope.policy, facts), busy))
         if slot is not None:
             return slot
         window = search_window(window.end, cadence=cadence, ends_at=ends_at)
