@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import takewhile
 
 from schemas.pairs import PairEndReason
 from schemas.sessions import CancelReason
@@ -170,12 +171,18 @@ def activated(policy: Policy, facts: PairFacts) -> Pair:
 async def start_new(scope: Scope, facts: PairFacts) -> None:
     """Record a new pair, started already when it is ready (nothing if the id is known).
 
-    The pair is inserted in the state :func:`activate` would give it, and a new pair has
-    no sessions yet, so its first ones are planned without reading them back.
+    The pair is inserted in the state :func:`activate` would give it; a new pair has no
+    sessions yet, so its first ones are planned without reading any back, and stored in
+    the same statement as the pair.
     """
     pair = activated(scope.policy, facts)
-    if await scope.repo.add_pair(pair=pair):
-        await top_up(scope, facts.with_pair(pair), sessions=[])
+    started = facts.with_pair(pair)
+    if pair.status is not PairStatus.ACTIVE or not started.ready:
+        await scope.repo.add_pair(pair=pair)
+        return
+    planned = await _plan(scope, started, [])
+    if await scope.repo.add_pair(pair=pair, sessions=planned):
+        await _announce(scope, started, planned)
 
 
 async def activate_waiting(
@@ -191,23 +198,28 @@ async def activate_waiting(
             await activate(scope, facts)
 
 
-async def top_up(scope: Scope, facts: PairFacts, *, sessions: list[Session] | None = None) -> None:
-    """Schedule sessions until the pair has ``sessions_ahead`` of them scheduled.
-
-    ``sessions`` are the pair's sessions when the caller knows them (read otherwise).
-    The new sessions are planned one after the other against the two people's calendars
-    (read once, the new sessions added as they are planned), then stored in one go.
-    """
+async def top_up(scope: Scope, facts: PairFacts) -> None:
+    """Schedule sessions until the pair has ``sessions_ahead`` of them scheduled."""
     if facts.pair.status is not PairStatus.ACTIVE or not facts.ready:
         return
-    if sessions is None:
-        sessions = await scope.repo.sessions_of_pair(pair_id=facts.pair.pair_id)
+    sessions = await scope.repo.sessions_of_pair(pair_id=facts.pair.pair_id)
+    planned = await _plan(scope, facts, sessions)
+    added = await scope.repo.add_sessions(sessions=planned)
+    await _announce(scope, facts, list(takewhile(lambda s: s.session_id in added, planned)))
+
+
+async def _plan(scope: Scope, facts: PairFacts, sessions: list[Session]) -> list[Session]:
+    """The sessions to add until ``sessions_ahead`` are scheduled (appended to ``sessions``).
+
+    They are planned one after the other against the two people's calendars, locked
+    first, read once (:class:`Calendar`), each new session busy for the next.
+    """
+    planned: list[Session] = []
     if _upcoming(sessions) >= scope.policy.sessions_ahead:
-        return
+        return planned
     await scope.repo.lock_calendars(participant_ids=facts.pair.members)
     horizon = (facts.pair.ends_at or scope.now) + _length(facts.require_program())
     calendar = Calendar(scope.repo, facts.pair.members, until=horizon)
-    planned: list[Session] = []
     while _upcoming(sessions) < scope.policy.sessions_ahead:
         session = await plan_next(scope, facts, sessions, calendar=calendar)
         if session is None:
@@ -215,11 +227,13 @@ async def top_up(scope: Scope, facts: PairFacts, *, sessions: list[Session] | No
         sessions.append(session)
         planned.append(session)
         calendar.add(session.interval)
-    added = await scope.repo.add_sessions(sessions=planned)
+    return planned
+
+
+async def _announce(scope: Scope, facts: PairFacts, added: Sequence[Session]) -> None:
+    """SessionScheduled, with its invite, for each session just stored."""
     context = invite_context(scope.policy, facts)
-    for session in planned:
-        if session.session_id not in added:
-            return
+    for session in added:
         ics = invite(session, context, now=scope.now)
         await scope.uow.emit(publishing.scheduled(session, facts.pair, ics=ics))
         scope.uow.after_commit(metrics.SESSIONS.labels("scheduled").inc)

@@ -117,11 +117,12 @@ class FakeSessionsRepository(SessionsRepository):
         """True once the person asked to be forgotten."""
         return participant_id in self.forgotten
 
-    async def add_pair(self, *, pair: Pair) -> bool:
-        """Insert a pair; False (and no change) when the pair id is already known."""
+    async def add_pair(self, *, pair: Pair, sessions: Sequence[Session] = ()) -> bool:
+        """Insert a pair, with its first sessions; False (and no change) when it is known."""
         if pair.pair_id in self.pairs_by_id:
             return False
         self.pairs_by_id[pair.pair_id] = pair
+        await self.add_sessions(sessions=sessions)
         return True
 
     async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:

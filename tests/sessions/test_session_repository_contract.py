@@ -260,6 +260,17 @@ async def test_sessions_are_added_in_one_go(repo: SessionsRepository) -> None:
     assert await repo.sessions_of_pair(pair_id="pair-1") == [session(1), session(2), held]
 
 
+async def test_a_pair_is_added_with_its_first_sessions_once(repo: SessionsRepository) -> None:
+    first = [session(1), replace(session(2), warnings=(), updated_at=T0)]
+    assert await repo.add_pair(pair=PAIR, sessions=first)
+    assert await repo.get_pair(pair_id="pair-1") == PAIR
+    assert await repo.sessions_of_pair(pair_id="pair-1") == first
+    again = replace(PAIR, mentor_id="someone-else")
+    assert not await repo.add_pair(pair=again, sessions=[session(3)])
+    assert await repo.get_pair(pair_id="pair-1") == PAIR
+    assert await repo.sessions_of_pair(pair_id="pair-1") == first
+
+
 async def test_saved_sessions_keep_every_field(repo: SessionsRepository) -> None:
     await repo.add_pair(pair=PAIR)
     await repo.add_session(session=session(1))

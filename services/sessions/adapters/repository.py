@@ -85,8 +85,9 @@ class SessionsRepository(ABC):
 
     # Pairs --------------------------------------------------------------------------
     @abstractmethod
-    async def add_pair(self, *, pair: Pair) -> bool:
-        """Insert a pair; False (and no change) when the pair id is already known."""
+    async def add_pair(self, *, pair: Pair, sessions: Sequence[Session] = ()) -> bool:
+        """Insert a pair, with its first ``sessions``; False (and no change) when the pair
+        id is already known."""
 
     @abstractmethod
     async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
@@ -375,12 +376,27 @@ class PostgresSessionsRepository(SessionsRepository):
         )
         return bool(found)
 
-    async def add_pair(self, *, pair: Pair) -> bool:
-        """Insert a pair; False (and no change) when the pair id is already known."""
-        added = await self._conn.fetchval(
+    async def add_pair(self, *, pair: Pair, sessions: Sequence[Session] = ()) -> bool:
+        """Insert a pair and its first sessions in one statement; False when it is known.
+
+        The sessions are inserted only with the pair (a data-modifying CTE runs once,
+        whether or not the main query reads it; the foreign key is checked at the end
+        of the statement, when the pair is there).
+        """
+        insert_pair = (
             f"INSERT INTO pairs ({_PAIR_COLUMNS}) VALUES ({_placeholders(13)})"
-            " ON CONFLICT (pair_id) DO NOTHING RETURNING true",
+            " ON CONFLICT (pair_id) DO NOTHING RETURNING true"
+        )
+        if not sessions:
+            return bool(await self._conn.fetchval(insert_pair, *_pair_row(pair)))
+        added = await self._conn.fetchval(
+            f"WITH pair AS ({insert_pair}), added AS ("
+            f" INSERT INTO sessions ({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS}"
+            " FROM jsonb_populate_recordset(NULL::sessions, $14::jsonb)"
+            " WHERE EXISTS (SELECT FROM pair) RETURNING true)"
+            " SELECT EXISTS (SELECT FROM pair)",
             *_pair_row(pair),
+            _sessions_json(sessions),
         )
         return bool(added)
 
@@ -488,7 +504,7 @@ class PostgresSessionsRepository(SessionsRepository):
             f"INSERT INTO sessions ({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS}"
             " FROM jsonb_populate_recordset(NULL::sessions, $1::jsonb)"
             " ON CONFLICT DO NOTHING RETURNING session_id",
-            json.dumps([_session_json(s) for s in sessions]),
+            _sessions_json(sessions),
         )
         return {r["session_id"] for r in rows}
 
@@ -709,6 +725,11 @@ def _session_row(session: Session) -> tuple[Any, ...]:
         session.cancel_reason,
         session.updated_at,
     )
+
+
+def _sessions_json(sessions: Sequence[Session]) -> str:
+    """Sessions as a JSON array of their columns (for ``jsonb_populate_recordset``)."""
+    return json.dumps([_session_json(s) for s in sessions])
 
 
 def _session_json(session: Session) -> dict[str, Any]:
