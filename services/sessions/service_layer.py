@@ -248,7 +248,9 @@ class Calendar:
     since (:meth:`add`, not stored yet).
     """
 
-    def __init__(self, repo: SessionsRepository, members: Sequence[str], *, until: datetime):
+    def __init__(
+        self, repo: SessionsRepository, members: Sequence[str], *, until: datetime
+    ) -> None:
         """Nothing is read yet."""
         self._repo = repo
         self._members = members

@@ -272,23 +272,22 @@ class PostgresSessionsRepository(SessionsRepository):
         return _affected(status)
 
     async def save_participant(self, *, participant: Participant, program_id: str) -> None:
-        """Insert or replace a directory entry and the person's wants in ``program_id``."""
+        """Insert or replace a directory entry and the person's wants in ``program_id``
+        (one statement: the entry in a data-modifying CTE, the wants in the main query)."""
         await self._conn.execute(
-            "INSERT INTO participants (participant_id, display_name, email, timezone,"
-            " working_hours) VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (participant_id)"
-            " DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email,"
-            " timezone = EXCLUDED.timezone, working_hours = EXCLUDED.working_hours",
+            "WITH entry AS (INSERT INTO participants (participant_id, display_name, email,"
+            " timezone, working_hours) VALUES ($1, $2, $3, $4, $5::jsonb)"
+            " ON CONFLICT (participant_id) DO UPDATE SET display_name = EXCLUDED.display_name,"
+            " email = EXCLUDED.email, timezone = EXCLUDED.timezone,"
+            " working_hours = EXCLUDED.working_hours)"
+            " INSERT INTO participant_wants (participant_id, program_id, wants)"
+            " VALUES ($1, $6, $7::jsonb) ON CONFLICT (participant_id, program_id)"
+            " DO UPDATE SET wants = EXCLUDED.wants",
             participant.participant_id,
             participant.display_name,
             participant.email,
             participant.timezone,
             _hours_json(participant.working_hours),
-        )
-        await self._conn.execute(
-            "INSERT INTO participant_wants (participant_id, program_id, wants)"
-            " VALUES ($1, $2, $3::jsonb) ON CONFLICT (participant_id, program_id)"
-            " DO UPDATE SET wants = EXCLUDED.wants",
-            participant.participant_id,
             program_id,
             json.dumps(participant.wants or {}),
         )
