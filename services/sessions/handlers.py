@@ -45,7 +45,6 @@ from services.sessions.service_layer import (
     Dependencies,
     PairFacts,
     Scope,
-    activate,
     activate_waiting,
     availability,
     cancel_one,
@@ -59,6 +58,7 @@ from services.sessions.service_layer import (
     lock_pair,
     open_scope,
     record_missed,
+    start_new,
     top_up,
 )
 
@@ -191,8 +191,7 @@ async def start_pair(data: PairFormed, uow: UnitOfWork, *, deps: Dependencies) -
         topics=tuple(data.topics),
         formed_at=uow.now,
     )
-    if await scope.repo.add_pair(pair=pair):
-        await activate(scope, await load_facts(scope.repo, pair))
+    await start_new(scope, await load_facts(scope.repo, pair))
 
 
 async def stop_pair(data: PairEnded, uow: UnitOfWork, *, deps: Dependencies) -> None:

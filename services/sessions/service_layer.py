@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import takewhile
 
 from schemas.pairs import PairEndReason
 from schemas.sessions import CancelReason
@@ -133,13 +134,15 @@ class PairFacts:
 
 
 async def load_facts(repo: SessionsRepository, pair: Pair) -> PairFacts:
-    """The pair's program and people as known now."""
-    program_id = pair.program_id
+    """The pair's program and people as known now (one read)."""
+    program, people = await repo.program_and_people(
+        program_id=pair.program_id, participant_ids=pair.members
+    )
     return PairFacts(
         pair=pair,
-        program=await repo.get_program(program_id=program_id),
-        mentor=await repo.get_participant(participant_id=pair.mentor_id, program_id=program_id),
-        mentee=await repo.get_participant(participant_id=pair.mentee_id, program_id=program_id),
+        program=program,
+        mentor=people.get(pair.mentor_id),
+        mentee=people.get(pair.mentee_id),
     )
 
 
@@ -153,10 +156,33 @@ async def activate(scope: Scope, facts: PairFacts) -> None:
     """Start a waiting pair's calendar once its program and both people are known."""
     if facts.pair.status is not PairStatus.PENDING or not facts.ready:
         return
-    program = facts.require_program()
-    pair = facts.pair.activate(program=program, lead=scope.policy.first_session_lead)
+    pair = activated(scope.policy, facts)
     await scope.repo.save_pair(pair=pair)
     await top_up(scope, facts.with_pair(pair))
+
+
+def activated(policy: Policy, facts: PairFacts) -> Pair:
+    """The pair with its calendar started, when it is pending and ready; else as it is."""
+    if facts.pair.status is not PairStatus.PENDING or not facts.ready:
+        return facts.pair
+    return facts.pair.activate(program=facts.require_program(), lead=policy.first_session_lead)
+
+
+async def start_new(scope: Scope, facts: PairFacts) -> None:
+    """Record a new pair, started already when it is ready (nothing if the id is known).
+
+    The pair is inserted in the state :func:`activate` would give it; a new pair has no
+    sessions yet, so its first ones are planned without reading any back, and stored in
+    the same statement as the pair.
+    """
+    pair = activated(scope.policy, facts)
+    started = facts.with_pair(pair)
+    if pair.status is not PairStatus.ACTIVE or not started.ready:
+        await scope.repo.add_pair(pair=pair)
+        return
+    planned = await _plan(scope, started, [])
+    if await scope.repo.add_pair(pair=pair, sessions=planned):
+        await _announce(scope, started, planned)
 
 
 async def activate_waiting(
@@ -177,24 +203,87 @@ async def top_up(scope: Scope, facts: PairFacts) -> None:
     if facts.pair.status is not PairStatus.ACTIVE or not facts.ready:
         return
     sessions = await scope.repo.sessions_of_pair(pair_id=facts.pair.pair_id)
+    planned = await _plan(scope, facts, sessions)
+    added = await scope.repo.add_sessions(sessions=planned)
+    await _announce(scope, facts, list(takewhile(lambda s: s.session_id in added, planned)))
+
+
+async def _plan(scope: Scope, facts: PairFacts, sessions: list[Session]) -> list[Session]:
+    """The sessions to add until ``sessions_ahead`` are scheduled (appended to ``sessions``).
+
+    They are planned one after the other against the two people's calendars, locked
+    first, read once (:class:`Calendar`), each new session busy for the next.
+    """
+    planned: list[Session] = []
     if _upcoming(sessions) >= scope.policy.sessions_ahead:
-        return
+        return planned
     await scope.repo.lock_calendars(participant_ids=facts.pair.members)
+    horizon = (facts.pair.ends_at or scope.now) + _length(facts.require_program())
+    calendar = Calendar(scope.repo, facts.pair.members, until=horizon)
     while _upcoming(sessions) < scope.policy.sessions_ahead:
-        session = await plan_next(scope, facts, sessions)
-        if session is None or not await scope.repo.add_session(session=session):
-            return
+        session = await plan_next(scope, facts, sessions, calendar=calendar)
+        if session is None:
+            break
         sessions.append(session)
-        ics = invite(session, invite_context(scope.policy, facts), now=scope.now)
+        planned.append(session)
+        calendar.add(session.interval)
+    return planned
+
+
+async def _announce(scope: Scope, facts: PairFacts, added: Sequence[Session]) -> None:
+    """SessionScheduled, with its invite, for each session just stored."""
+    context = invite_context(scope.policy, facts)
+    for session in added:
+        ics = invite(session, context, now=scope.now)
         await scope.uow.emit(publishing.scheduled(session, facts.pair, ics=ics))
         scope.uow.after_commit(metrics.SESSIONS.labels("scheduled").inc)
+
+
+class Calendar:
+    """The scheduled sessions of a pair's two people while new ones are planned.
+
+    The first question reads every scheduled session of theirs from the start of the
+    span asked about until ``until`` (the end of the pair's planning horizon); later
+    questions inside that span are answered from memory, with the sessions planned
+    since (:meth:`add`, not stored yet).
+    """
+
+    def __init__(
+        self, repo: SessionsRepository, members: Sequence[str], *, until: datetime
+    ) -> None:
+        """Nothing is read yet."""
+        self._repo = repo
+        self._members = members
+        self._until = until
+        self._span: Interval | None = None
+        self._stored: list[Interval] = []
+        self._planned: list[Interval] = []
+
+    async def busy(self, around: Interval) -> list[Interval]:
+        """The people's scheduled sessions overlapping ``around``, planned ones included."""
+        span = self._span
+        if span is None or around.start < span.start or around.end > span.end:
+            span = Interval(around.start, max(self._until, around.end))
+            self._stored = await self._repo.busy(participant_ids=self._members, window=span)
+            self._span = span
+        return [
+            b
+            for b in (*self._stored, *self._planned)
+            if b.start < around.end and b.end > around.start
+        ]
+
+    def add(self, interval: Interval) -> None:
+        """A session just planned for the pair: busy from now on."""
+        self._planned.append(interval)
 
 
 def _upcoming(sessions: Sequence[Session]) -> int:
     return sum(s.status is SessionStatus.SCHEDULED for s in sessions)
 
 
-async def plan_next(scope: Scope, facts: PairFacts, sessions: Sequence[Session]) -> Session | None:
+async def plan_next(
+    scope: Scope, facts: PairFacts, sessions: Sequence[Session], *, calendar: Calendar
+) -> Session | None:
     """The pair's next session on the cadence, or None when the program is over for it."""
     pair, program = facts.pair, facts.require_program()
     cadence = timedelta(days=program.cadence_days)
@@ -202,7 +291,9 @@ async def plan_next(scope: Scope, facts: PairFacts, sessions: Sequence[Session])
     due = next_due(pair, sessions, cadence=cadence, earliest=earliest)
     if due is None or pair.ends_at is None:
         return None
-    slot = await _first_free_slot(scope, facts, due, cadence=cadence, ends_at=pair.ends_at)
+    slot = await _first_free_slot(
+        scope, facts, due, cadence=cadence, ends_at=pair.ends_at, calendar=calendar
+    )
     if slot is None:
         return None
     number = len(sessions) + 1
@@ -225,7 +316,13 @@ def _length(program: Program) -> timedelta:
 
 
 async def _first_free_slot(
-    scope: Scope, facts: PairFacts, due: datetime, *, cadence: timedelta, ends_at: datetime
+    scope: Scope,
+    facts: PairFacts,
+    due: datetime,
+    *,
+    cadence: timedelta,
+    ends_at: datetime,
+    calendar: Calendar,
 ) -> Slot | None:
     """The least-bad free slot of the session's window, or of the next window, and so on.
 
@@ -235,7 +332,9 @@ async def _first_free_slot(
     length = _length(facts.require_program())
     window = search_window(due, cadence=cadence, ends_at=ends_at)
     while window.start < window.end:
-        slot = await free_slot(scope, facts, window=window, length=length)
+        around = Interval(window.start - length, window.end + length)
+        busy = await calendar.busy(around)
+        slot = find_slot(SlotRequest(window, length, availability(scope.policy, facts), busy))
         if slot is not None:
             return slot
         window = search_window(window.end, cadence=cadence, ends_at=ends_at)

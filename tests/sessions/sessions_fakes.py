@@ -72,6 +72,19 @@ class FakeSessionsRepository(SessionsRepository):
             return None
         return replace(person, wants=self.wants.get((participant_id, program_id)))
 
+    async def program_and_people(
+        self, *, program_id: str, participant_ids: Sequence[str]
+    ) -> tuple[Program | None, dict[str, Participant]]:
+        """The program and the known people with their wants, in one read."""
+        people = {}
+        for participant_id in participant_ids:
+            person = await self.get_participant(
+                participant_id=participant_id, program_id=program_id
+            )
+            if person is not None:
+                people[participant_id] = person
+        return self.programs.get(program_id), people
+
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased."""
         person = self.participants.pop(participant_id, None)
@@ -104,11 +117,12 @@ class FakeSessionsRepository(SessionsRepository):
         """True once the person asked to be forgotten."""
         return participant_id in self.forgotten
 
-    async def add_pair(self, *, pair: Pair) -> bool:
-        """Insert a pair; False (and no change) when the pair id is already known."""
+    async def add_pair(self, *, pair: Pair, sessions: Sequence[Session] = ()) -> bool:
+        """Insert a pair, with its first sessions; False (and no change) when it is known."""
         if pair.pair_id in self.pairs_by_id:
             return False
         self.pairs_by_id[pair.pair_id] = pair
+        await self.add_sessions(sessions=sessions)
         return True
 
     async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
@@ -188,6 +202,10 @@ class FakeSessionsRepository(SessionsRepository):
             return False
         self.sessions_by_id[session.session_id] = session
         return True
+
+    async def add_sessions(self, *, sessions: Sequence[Session]) -> set[str]:
+        """Insert sessions in one go; the ids of those added."""
+        return {s.session_id for s in sessions if await self.add_session(session=s)}
 
     async def get_session(self, *, session_id: str) -> Session | None:
         """The session, or None."""

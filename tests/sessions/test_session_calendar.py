@@ -10,11 +10,14 @@ from ical.calendar_stream import IcsCalendarStream
 from ical.event import EventStatus
 
 from schemas.sessions import SessionScheduled
+from services.sessions.adapters import calendar as calendar_module
 from services.sessions.adapters.calendar import (
+    PRODID,
     InviteContext,
     Organizer,
     feed,
     invite,
+    session_event,
     session_uid,
 )
 from services.sessions.domain.model import Participant, Session, SessionStatus
@@ -140,3 +143,23 @@ def test_empty_feed_is_a_valid_calendar() -> None:
     text = feed([], owner_id="emp-m", now=NOW)
     assert icalendar.Calendar.from_ical(text).walk("VEVENT") == []
     assert IcsCalendarStream.calendar_from_ics(text).events == []
+
+
+def test_invite_text_is_the_librarys_serialisation_byte_for_byte() -> None:
+    long_names = replace(
+        CONTEXT,
+        program_name="Programme numérique, édition 2025; avec des accents " * 3,
+        topic_titles={"social-media": "Publier sur les réseaux sociaux, 社交媒体 " * 4},
+        mentor=replace(MENTOR, display_name="Aïsha Rahman-Łukasiewicz, Jr. \\ " * 3),
+    )
+    around_the_fold = [  # SUMMARY lines of 70 to 80 ASCII characters
+        replace(CONTEXT, mentor=replace(MENTOR, display_name="A" * n)) for n in range(21, 32)
+    ]
+    for context in (CONTEXT, long_names, *around_the_fold):
+        for session in (SESSION, replace(SESSION, agenda=(), status=SessionStatus.CANCELLED)):
+            calendar = icalendar.Calendar.new(
+                prodid=PRODID, subcomponents=[session_event(session, context, now=NOW)]
+            )
+            text = calendar_module._text(calendar)
+            assert text == calendar.to_ical().decode()
+            assert max(len(line.encode()) for line in text.split("\r\n")) <= 75

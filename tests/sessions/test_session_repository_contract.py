@@ -118,6 +118,28 @@ async def test_participants_keep_wants_per_program(repo: SessionsRepository) -> 
     assert await repo.get_participant(participant_id="emp-x", program_id="prg-1") is None
 
 
+async def test_program_and_people_in_one_read(repo: SessionsRepository) -> None:
+    hours = WorkingHours(time(7, 30), time(15), frozenset({0, 1, 2}))
+    mentor = Participant("emp-m", "Aisha", "a@example.com", "Europe/London", hours, {"x": 3})
+    mentee = Participant("emp-e", "Ben", "b@example.com", "Asia/Tokyo", None, None)
+    await repo.save_participant(participant=mentor, program_id="prg-1")
+    await repo.save_participant(participant=mentee, program_id="prg-2")
+    ids = ["emp-m", "emp-e", "emp-x"]
+    assert await repo.program_and_people(program_id="prg-1", participant_ids=ids) == (
+        None,
+        {"emp-m": mentor, "emp-e": replace(mentee, wants=None)},
+    )
+    await repo.save_program(program=PROGRAM)
+    program, people = await repo.program_and_people(program_id="prg-1", participant_ids=ids)
+    assert program == PROGRAM
+    for participant_id in ids:
+        alone = await repo.get_participant(participant_id=participant_id, program_id="prg-1")
+        assert people.get(participant_id) == alone
+    nobody = await repo.program_and_people(program_id="prg-1", participant_ids=["emp-x"])
+    assert nobody == (PROGRAM, {})
+    assert await repo.program_and_people(program_id="nope", participant_ids=[]) == (None, {})
+
+
 async def test_forgetting_erases_personal_data_and_notes(repo: SessionsRepository) -> None:
     person = Participant("emp-m", "Aisha", "a@example.com", "Europe/London", None, {"x": 3})
     await repo.save_participant(participant=person, program_id="prg-1")
@@ -215,6 +237,38 @@ async def test_sessions_are_added_once_per_number(repo: SessionsRepository) -> N
     assert await repo.get_session(session_id="ses-pair-1-1") == session(1)
     assert [s.number for s in await repo.sessions_of_pair(pair_id="pair-1")] == [1, 2]
     assert await repo.get_session(session_id="nope") is None
+
+
+async def test_sessions_are_added_in_one_go(repo: SessionsRepository) -> None:
+    await repo.add_pair(pair=PAIR)
+    assert await repo.add_sessions(sessions=[]) == set()
+    await repo.add_session(session=session(1))
+    held = replace(
+        session(3),
+        status=SessionStatus.HELD,
+        attendees=("emp-m",),
+        duration_minutes=45,
+        topics_covered=("social-media",),
+        cancel_reason=None,
+        updated_at=T0 + timedelta(microseconds=17),
+        warnings=(),
+    )
+    taken = replace(session(1), session_id="ses-other")
+    added = await repo.add_sessions(sessions=[taken, session(2), held])
+    assert added == {"ses-pair-1-2", "ses-pair-1-3"}
+    assert await repo.get_session(session_id="ses-other") is None
+    assert await repo.sessions_of_pair(pair_id="pair-1") == [session(1), session(2), held]
+
+
+async def test_a_pair_is_added_with_its_first_sessions_once(repo: SessionsRepository) -> None:
+    first = [session(1), replace(session(2), warnings=(), updated_at=T0)]
+    assert await repo.add_pair(pair=PAIR, sessions=first)
+    assert await repo.get_pair(pair_id="pair-1") == PAIR
+    assert await repo.sessions_of_pair(pair_id="pair-1") == first
+    again = replace(PAIR, mentor_id="someone-else")
+    assert not await repo.add_pair(pair=again, sessions=[session(3)])
+    assert await repo.get_pair(pair_id="pair-1") == PAIR
+    assert await repo.sessions_of_pair(pair_id="pair-1") == first
 
 
 async def test_saved_sessions_keep_every_field(repo: SessionsRepository) -> None:

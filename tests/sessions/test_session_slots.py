@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.sessions.domain import slots
 from services.sessions.domain.slots import (
     GRID,
     Availability,
     Interval,
+    Slot,
     SlotRequest,
     WorkingHours,
     assess,
@@ -186,3 +188,78 @@ def _grid(req: SlotRequest) -> list[Interval]:
         candidates.append(Interval(start, start + req.length))
         start += GRID
     return candidates
+
+
+def _full_scan(req: SlotRequest) -> Slot | None:
+    """The reference: every candidate scored in order (what find_slot did before its
+    shortcut to the first slot inside everyone's hours)."""
+    padded = Interval(req.window.start, req.window.end + req.length)
+    hours = {p.role: p.working_intervals(padded) for p in req.people}
+    best = slots._least_bad(req, hours)
+    if best is None:
+        return None
+    warnings = slots._warnings(best, req.people)
+    return Slot(best.candidate.start, best.candidate.end, best.outside, warnings)
+
+
+_HOURS = st.builds(
+    lambda start, span, days: WorkingHours(
+        time(start // 60, start % 60), time((start + span) // 60, (start + span) % 60), days
+    ),
+    start=st.integers(min_value=0, max_value=16 * 60).map(lambda m: m - m % 5),
+    span=st.integers(min_value=60, max_value=7 * 60).map(lambda m: m - m % 5),
+    days=st.frozensets(st.integers(min_value=0, max_value=6), min_size=1),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mentor=st.sampled_from(ZONES),
+    mentee=st.sampled_from(ZONES),
+    mentor_hours=_HOURS,
+    mentee_hours=_HOURS,
+    minute=st.integers(min_value=0, max_value=365 * 24 * 60),
+    seconds=st.integers(min_value=0, max_value=59),
+    days=st.integers(min_value=1, max_value=7),
+    length=st.sampled_from([30, 45, 60, 90]),
+    busy_at=st.lists(st.integers(min_value=0, max_value=7 * 24 * 4), max_size=12),
+)
+def test_property_shortcut_gives_the_full_scans_slot(
+    mentor: str,
+    mentee: str,
+    mentor_hours: WorkingHours,
+    mentee_hours: WorkingHours,
+    minute: int,
+    seconds: int,
+    days: int,
+    length: int,
+    busy_at: list[int],
+) -> None:
+    start = utc(2025, 1, 1) + timedelta(minutes=minute, seconds=seconds)
+    busy = tuple(Interval(start + GRID * q, start + GRID * q + HOUR) for q in busy_at)
+    people = (
+        Availability("mentor", mentor, mentor_hours),
+        Availability("mentee", mentee, mentee_hours),
+    )
+    window = Interval(start, start + timedelta(days=days))
+    req = SlotRequest(window, timedelta(minutes=length), people, busy)
+    assert find_slot(req) == _full_scan(req)
+
+
+def test_shortcut_steps_over_busy_times_inside_shared_hours() -> None:
+    req = request(utc(2025, 3, 3), "Europe/London", "Europe/London", busy=(
+        Interval(utc(2025, 3, 3, 9), utc(2025, 3, 3, 10, 30)),
+    ))  # fmt: skip
+    slot = find_slot(req)
+    assert slot is not None and slot == _full_scan(req)
+    assert slot.start == utc(2025, 3, 3, 10, 30) and slot.warnings == ()
+
+
+def test_hours_off_the_minute_fall_back_to_the_full_scan() -> None:
+    odd = WorkingHours(time(9, 0, 30), time(17))
+    req = request(utc(2025, 3, 3), "Europe/London", "Europe/London", mentor_hours=odd)
+    slot = find_slot(req)
+    assert slot is not None and slot == _full_scan(req)
+    # 30 s outside the mentor's hours count as 0 minutes: 09:00 is a perfect slot,
+    # which the shortcut (whole minutes only) would have missed.
+    assert slot.start == utc(2025, 3, 3, 9) and slot.minutes_outside == {"mentor": 0, "mentee": 0}

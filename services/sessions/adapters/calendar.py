@@ -18,6 +18,7 @@ from datetime import datetime
 
 import icalendar
 from icalendar.enums import PARTSTAT, ROLE, STATUS, TRANSP
+from icalendar.parser import Contentline
 
 from services.sessions.domain.model import Participant, Session, SessionStatus
 
@@ -74,8 +75,25 @@ def feed(entries: Sequence[tuple[Session, InviteContext]], *, owner_id: str, now
 
 
 def _text(calendar: icalendar.Calendar) -> str:
-    ical: bytes = calendar.to_ical()
-    return ical.decode()
+    """``calendar.to_ical()`` as text, without running the folding over short lines.
+
+    The library folds each content line character by character; a line of at most 74
+    ASCII characters is never folded, so it is taken as it is and only longer lines
+    go through the library's folding. The text is the same, byte for byte.
+    """
+    lines = calendar.content_lines()
+    return "\r\n".join(_folded(line) for line in lines if line) + "\r\n"
+
+
+def _folded(line: Contentline) -> str:
+    if len(line) < _FOLD_AT and line.isascii():
+        return str(line)
+    folded: bytes = line.to_ical()  # type: ignore[no-untyped-call]  # untyped in icalendar
+    return folded.decode()
+
+
+_FOLD_AT = 75
+"""Content lines are folded before their 75th octet (RFC 5545, section 3.1)."""
 
 
 def session_event(session: Session, context: InviteContext, *, now: datetime) -> icalendar.Event:

@@ -65,6 +65,13 @@ class SessionsRepository(ABC):
         """The directory entry with the wants of ``program_id``, or None."""
 
     @abstractmethod
+    async def program_and_people(
+        self, *, program_id: str, participant_ids: Sequence[str]
+    ) -> tuple[Program | None, dict[str, Participant]]:
+        """The program (None when not known) and those of the people who are known, by id,
+        each with their wants of ``program_id``: what planning a pair needs, in one read."""
+
+    @abstractmethod
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased.
 
@@ -78,8 +85,9 @@ class SessionsRepository(ABC):
 
     # Pairs --------------------------------------------------------------------------
     @abstractmethod
-    async def add_pair(self, *, pair: Pair) -> bool:
-        """Insert a pair; False (and no change) when the pair id is already known."""
+    async def add_pair(self, *, pair: Pair, sessions: Sequence[Session] = ()) -> bool:
+        """Insert a pair, with its first ``sessions``; False (and no change) when the pair
+        id is already known."""
 
     @abstractmethod
     async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
@@ -122,6 +130,11 @@ class SessionsRepository(ABC):
     @abstractmethod
     async def add_session(self, *, session: Session) -> bool:
         """Insert a session; False when the pair already has one with that number."""
+
+    @abstractmethod
+    async def add_sessions(self, *, sessions: Sequence[Session]) -> set[str]:
+        """Insert sessions in one go; the ids of those added (not those whose number or id
+        the pair already had)."""
 
     @abstractmethod
     async def get_session(self, *, session_id: str) -> Session | None:
@@ -181,7 +194,29 @@ _SESSION_COLUMNS = (
     " status, ical_sequence, attendees, absent, duration_minutes, topics_covered,"
     " cancel_reason, updated_at"
 )
-_S_SESSION_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _SESSION_COLUMNS.split(","))
+_PROGRAM_FIELDS = (
+    "program_id",
+    "name",
+    "cadence_days",
+    "duration_weeks",
+    "session_minutes",
+    "max_missed_sessions",
+    "max_days_without_session",
+    "catalogue",
+    "revision",
+    "closed",
+)
+_G_PROGRAM_COLUMNS = ", ".join(f"g.{name} AS g_{name}" for name in _PROGRAM_FIELDS)
+_PARTICIPANT_FIELDS = (
+    "participant_id",
+    "display_name",
+    "email",
+    "timezone",
+    "working_hours",
+    "wants",
+)
+_SESSION_NAMES = tuple(c.strip() for c in _SESSION_COLUMNS.split(","))
+_S_SESSION_COLUMNS = ", ".join(f"s.{name}" for name in _SESSION_NAMES)
 
 
 def _placeholders(count: int) -> str:
@@ -237,23 +272,22 @@ class PostgresSessionsRepository(SessionsRepository):
         return _affected(status)
 
     async def save_participant(self, *, participant: Participant, program_id: str) -> None:
-        """Insert or replace a directory entry and the person's wants in ``program_id``."""
+        """Insert or replace a directory entry and the person's wants in ``program_id``
+        (one statement: the entry in a data-modifying CTE, the wants in the main query)."""
         await self._conn.execute(
-            "INSERT INTO participants (participant_id, display_name, email, timezone,"
-            " working_hours) VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (participant_id)"
-            " DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email,"
-            " timezone = EXCLUDED.timezone, working_hours = EXCLUDED.working_hours",
+            "WITH entry AS (INSERT INTO participants (participant_id, display_name, email,"
+            " timezone, working_hours) VALUES ($1, $2, $3, $4, $5::jsonb)"
+            " ON CONFLICT (participant_id) DO UPDATE SET display_name = EXCLUDED.display_name,"
+            " email = EXCLUDED.email, timezone = EXCLUDED.timezone,"
+            " working_hours = EXCLUDED.working_hours)"
+            " INSERT INTO participant_wants (participant_id, program_id, wants)"
+            " VALUES ($1, $6, $7::jsonb) ON CONFLICT (participant_id, program_id)"
+            " DO UPDATE SET wants = EXCLUDED.wants",
             participant.participant_id,
             participant.display_name,
             participant.email,
             participant.timezone,
             _hours_json(participant.working_hours),
-        )
-        await self._conn.execute(
-            "INSERT INTO participant_wants (participant_id, program_id, wants)"
-            " VALUES ($1, $2, $3::jsonb) ON CONFLICT (participant_id, program_id)"
-            " DO UPDATE SET wants = EXCLUDED.wants",
-            participant.participant_id,
             program_id,
             json.dumps(participant.wants or {}),
         )
@@ -268,6 +302,31 @@ class PostgresSessionsRepository(SessionsRepository):
             program_id,
         )
         return None if row is None else _participant(row)
+
+    async def program_and_people(
+        self, *, program_id: str, participant_ids: Sequence[str]
+    ) -> tuple[Program | None, dict[str, Participant]]:
+        """The program and the known people with their wants, in one round trip."""
+        rows = await self._conn.fetch(
+            f"SELECT {_G_PROGRAM_COLUMNS}, p.*, w.wants"
+            " FROM (SELECT $1::text AS program_id) k"
+            " LEFT JOIN programs g ON g.program_id = k.program_id"
+            " LEFT JOIN participants p ON p.participant_id = ANY($2::text[])"
+            " LEFT JOIN participant_wants w"
+            " ON w.participant_id = p.participant_id AND w.program_id = k.program_id",
+            program_id,
+            list(participant_ids),
+        )
+        first = rows[0]
+        program = None
+        if first["g_program_id"] is not None:
+            program = _program({name: first[f"g_{name}"] for name in _PROGRAM_FIELDS})
+        people = {
+            r["participant_id"]: _participant({name: r[name] for name in _PARTICIPANT_FIELDS})
+            for r in rows
+            if r["participant_id"] is not None
+        }
+        return program, people
 
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased."""
@@ -316,12 +375,27 @@ class PostgresSessionsRepository(SessionsRepository):
         )
         return bool(found)
 
-    async def add_pair(self, *, pair: Pair) -> bool:
-        """Insert a pair; False (and no change) when the pair id is already known."""
-        added = await self._conn.fetchval(
+    async def add_pair(self, *, pair: Pair, sessions: Sequence[Session] = ()) -> bool:
+        """Insert a pair and its first sessions in one statement; False when it is known.
+
+        The sessions are inserted only with the pair (a data-modifying CTE runs once,
+        whether or not the main query reads it; the foreign key is checked at the end
+        of the statement, when the pair is there).
+        """
+        insert_pair = (
             f"INSERT INTO pairs ({_PAIR_COLUMNS}) VALUES ({_placeholders(13)})"
-            " ON CONFLICT (pair_id) DO NOTHING RETURNING true",
+            " ON CONFLICT (pair_id) DO NOTHING RETURNING true"
+        )
+        if not sessions:
+            return bool(await self._conn.fetchval(insert_pair, *_pair_row(pair)))
+        added = await self._conn.fetchval(
+            f"WITH pair AS ({insert_pair}), added AS ("
+            f" INSERT INTO sessions ({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS}"
+            " FROM jsonb_populate_recordset(NULL::sessions, $14::jsonb)"
+            " WHERE EXISTS (SELECT FROM pair) RETURNING true)"
+            " SELECT EXISTS (SELECT FROM pair)",
             *_pair_row(pair),
+            _sessions_json(sessions),
         )
         return bool(added)
 
@@ -421,6 +495,18 @@ class PostgresSessionsRepository(SessionsRepository):
         )
         return bool(added)
 
+    async def add_sessions(self, *, sessions: Sequence[Session]) -> set[str]:
+        """Insert sessions in one statement; the ids of those added."""
+        if not sessions:
+            return set()
+        rows = await self._conn.fetch(
+            f"INSERT INTO sessions ({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS}"
+            " FROM jsonb_populate_recordset(NULL::sessions, $1::jsonb)"
+            " ON CONFLICT DO NOTHING RETURNING session_id",
+            _sessions_json(sessions),
+        )
+        return {r["session_id"] for r in rows}
+
     async def get_session(self, *, session_id: str) -> Session | None:
         """The session, or None."""
         row = await self._conn.fetchrow(
@@ -450,12 +536,21 @@ class PostgresSessionsRepository(SessionsRepository):
     async def busy(
         self, *, participant_ids: Sequence[str], window: Interval, exclude: str | None = None
     ) -> list[Interval]:
-        """Scheduled sessions of these people overlapping ``window`` (except ``exclude``)."""
+        """Scheduled sessions of these people overlapping ``window`` (except ``exclude``).
+
+        Pair by pair (the people's pairs first, then each pair's scheduled sessions on
+        ``sessions_pair_scheduled``; ``OFFSET 0`` keeps the planner from scanning every
+        scheduled session in the window instead), so the cost follows the people's own
+        calendars, not the size of the store.
+        """
         rows = await self._conn.fetch(
-            "SELECT s.starts_at, s.ends_at FROM sessions s JOIN pairs p ON p.pair_id = s.pair_id"
-            " WHERE s.status = 'scheduled' AND s.starts_at < $3 AND s.ends_at > $2"
-            " AND (p.mentor_id = ANY($1::text[]) OR p.mentee_id = ANY($1::text[]))"
-            " AND s.session_id IS DISTINCT FROM $4 ORDER BY s.starts_at",
+            "SELECT s.starts_at, s.ends_at FROM ("
+            " SELECT pair_id FROM pairs WHERE mentor_id = ANY($1::text[])"
+            " UNION SELECT pair_id FROM pairs WHERE mentee_id = ANY($1::text[])) mine"
+            " CROSS JOIN LATERAL (SELECT starts_at, ends_at FROM sessions"
+            " WHERE pair_id = mine.pair_id AND status = 'scheduled' AND starts_at < $3"
+            " AND ends_at > $2 AND session_id IS DISTINCT FROM $4 OFFSET 0) s"
+            " ORDER BY s.starts_at",
             list(participant_ids),
             window.start,
             window.end,
@@ -467,13 +562,14 @@ class PostgresSessionsRepository(SessionsRepository):
         """Hold these people's calendars until the transaction ends (no double booking).
 
         Transaction-scoped advisory locks, taken in id order so two planners wait for
-        each other instead of both booking the same free hour of a shared mentor.
+        each other instead of both booking the same free hour of a shared mentor; one
+        statement takes them all (``unnest`` yields the sorted ids in array order).
         """
-        for participant_id in sorted(set(participant_ids)):
-            await self._conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('upward-sessions-calendar'), hashtext($1))",
-                participant_id,
-            )
+        await self._conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtext('upward-sessions-calendar'),"
+            " hashtext(id))) FROM unnest($1::text[]) AS wanted (id)",
+            sorted(set(participant_ids)),
+        )
 
     async def overdue_sessions(self, *, ended_before: datetime, limit: int) -> list[Session]:
         """Scheduled sessions that ended before ``ended_before``, oldest first."""
@@ -550,7 +646,7 @@ def _program_row(program: Program) -> tuple[Any, ...]:
     )
 
 
-def _program(row: asyncpg.Record) -> Program:
+def _program(row: asyncpg.Record | dict[str, Any]) -> Program:
     data = dict(row)
     data["catalogue"] = tuple(Topic(**t) for t in json.loads(data["catalogue"]))
     return Program(**data)
@@ -576,7 +672,7 @@ def _hours(text: str | None) -> WorkingHours | None:
     )
 
 
-def _participant(row: asyncpg.Record) -> Participant:
+def _participant(row: asyncpg.Record | dict[str, Any]) -> Participant:
     data = dict(row)
     data["working_hours"] = _hours(data["working_hours"])
     data["wants"] = None if data["wants"] is None else json.loads(data["wants"])
@@ -628,6 +724,19 @@ def _session_row(session: Session) -> tuple[Any, ...]:
         session.cancel_reason,
         session.updated_at,
     )
+
+
+def _sessions_json(sessions: Sequence[Session]) -> str:
+    """Sessions as a JSON array of their columns (for ``jsonb_populate_recordset``)."""
+    return json.dumps([_session_json(s) for s in sessions])
+
+
+def _session_json(session: Session) -> dict[str, Any]:
+    """The session as a JSON object of its columns (for ``jsonb_populate_recordset``)."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in zip(_SESSION_NAMES, _session_row(session), strict=True)
+    }
 
 
 _TUPLE_COLUMNS = ("agenda", "warnings", "attendees", "absent", "topics_covered")

@@ -124,6 +124,15 @@ def find_slot(request: SlotRequest) -> Slot | None:
     """The least-bad free slot of the window, or None when every candidate clashes."""
     padded = Interval(request.window.start, request.window.end + request.length)
     hours = {p.role: p.working_intervals(padded) for p in request.people}
+    best = _first_perfect(request, hours) or _least_bad(request, hours)
+    if best is None:
+        return None
+    warnings = _warnings(best, request.people)
+    return Slot(best.candidate.start, best.candidate.end, best.outside, warnings)
+
+
+def _least_bad(request: SlotRequest, hours: dict[str, list[Interval]]) -> _Scored | None:
+    """Score the candidates in order; stop at the first one inside everyone's hours."""
     best: _Scored | None = None
     for candidate in _candidates(request):
         scored = _score(candidate, hours)
@@ -131,10 +140,70 @@ def find_slot(request: SlotRequest) -> Slot | None:
             best = scored
         if scored.cost[:2] == (0, 0):
             break  # inside everyone's hours: nothing later can beat the earliest such slot
-    if best is None:
+    return best
+
+
+def _first_perfect(request: SlotRequest, hours: dict[str, list[Interval]]) -> _Scored | None:
+    """The earliest free candidate inside everyone's working hours, found without scoring
+    the candidates before it; None when there is none (or when the shortcut does not apply).
+
+    A candidate costs ``(0, 0, start)`` exactly when it lies inside one working interval
+    of each person, provided every bound is a whole minute and each person's intervals
+    are separated by gaps (always so for real working hours; otherwise the full scan
+    decides). Such candidates lie inside the intersection of the people's intervals, so
+    only its stretches are walked, in time order.
+    """
+    if not hours or not _whole_minutes(request.length):
         return None
-    warnings = _warnings(best, request.people)
-    return Slot(best.candidate.start, best.candidate.end, best.outside, warnings)
+    shared: list[Interval] | None = None
+    for intervals in hours.values():
+        if not _separated(intervals):
+            return None
+        shared = intervals if shared is None else _intersection(shared, intervals)
+    first = _round_up(request.window.start)
+    for stretch in shared or ():
+        start = _round_up(max(first, stretch.start))
+        while start < request.window.end and start + request.length <= stretch.end:
+            candidate = Interval(start, start + request.length)
+            if not any(candidate.overlap(b) for b in request.busy):
+                return _Scored((0, 0, start), candidate, dict.fromkeys(hours, 0))
+            start += GRID
+    return None
+
+
+def _whole_minutes(delta: timedelta) -> bool:
+    return delta.microseconds == 0 and delta.seconds % 60 == 0
+
+
+def _separated(intervals: list[Interval]) -> bool:
+    """Non-empty intervals on whole minutes, in order, each ending before the next starts."""
+    previous_end: datetime | None = None
+    for interval in intervals:
+        for bound in (interval.start, interval.end):
+            if bound.second or bound.microsecond:
+                return False
+        if interval.end <= interval.start:
+            return False
+        if previous_end is not None and interval.start <= previous_end:
+            return False
+        previous_end = interval.end
+    return True
+
+
+def _intersection(left: list[Interval], right: list[Interval]) -> list[Interval]:
+    """Where two sorted lists of disjoint intervals overlap, in order."""
+    shared: list[Interval] = []
+    i = j = 0
+    while i < len(left) and j < len(right):
+        start = max(left[i].start, right[j].start)
+        end = min(left[i].end, right[j].end)
+        if start < end:
+            shared.append(Interval(start, end))
+        if left[i].end <= right[j].end:
+            i += 1
+        else:
+            j += 1
+    return shared
 
 
 def assess(interval: Interval, people: Sequence[Availability]) -> Slot:
