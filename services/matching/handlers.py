@@ -52,10 +52,10 @@ from servicekit import outbox
 from servicekit.db import Connection
 from servicekit.logs import get_logger
 from servicekit.retry import is_transient
-from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
+from servicekit.unit_of_work import HandlerTable, Rejected, TransactionScope, UnitOfWork
 from services.matching.adapters import metrics
 from services.matching.adapters.offload import BIG, off_loop
-from services.matching.adapters.repository import MatchingRepository
+from services.matching.adapters.repository import MatchingRepository, SavedParticipant
 from services.matching.domain import audit, pairs, participants, programs, staging
 from services.matching.domain.audit import AdminAction, AdminActionKind
 from services.matching.domain.constraints import INACTIVE, PREVIOUSLY_EXCLUDED
@@ -96,61 +96,125 @@ async def record_participant_joined(
     data: ParticipantJoined, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Add (or re-activate) the participant; the pool changed."""
-    change = partial(participants.joined, data=data)
-    await _change_participant(uow, repo, data, change, open_only=True)
+    await _change_participant(uow, repo, data)
 
 
 async def record_participant_updated(
     data: ParticipantUpdated, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Replace the profile (an update of an unknown participant adds them)."""
-    await _change_participant(uow, repo, data, partial(participants.updated, data=data))
+    await _change_participant(uow, repo, data)
 
 
 async def record_participant_screened(
     data: ParticipantScreened, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the screening outcome (screened mentors become eligible)."""
-    change = _known(partial(participants.screened, outcome=data.outcome), data)
-    await _change_participant(uow, repo, data, change)
+    await _change_participant(uow, repo, data)
 
 
 async def record_training_completed(
     data: TrainingCompleted, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
     """Record the mentor training (trained mentors become eligible)."""
-    await _change_participant(uow, repo, data, _known(participants.trained, data))
+    await _change_participant(uow, repo, data)
 
 
 ParticipantChange = Callable[[Participant | None], Participant]
 
 
 AppliedFact = ParticipantJoined | ParticipantUpdated | ParticipantScreened | TrainingCompleted
+_FACTS = (ParticipantJoined, ParticipantUpdated, ParticipantScreened, TrainingCompleted)
 
 
-async def _change_participant(
-    uow: UnitOfWork,
-    repo: MatchingRepository,
-    fact: AppliedFact,
-    change: ParticipantChange,
-    *,
-    open_only: bool = False,
-) -> None:
-    """Apply ``change`` to the stored participant; the program's pool changed.
+def participant_change(fact: AppliedFact) -> ParticipantChange:
+    """What ``fact`` does to the stored participant (Rejected when it cannot apply)."""
+    if isinstance(fact, ParticipantJoined):
+        return partial(participants.joined, data=fact)
+    if isinstance(fact, ParticipantUpdated):
+        return partial(participants.updated, data=fact)
+    if isinstance(fact, ParticipantScreened):
+        return _known(partial(participants.screened, outcome=fact.outcome), fact)
+    return _known(participants.trained, fact)
+
+
+async def _change_participant(uow: UnitOfWork, repo: MatchingRepository, fact: AppliedFact) -> None:
+    """Apply ``fact`` to the stored participant now; the program's pool changed.
 
     Two round trips: the program and the person read together, the person saved with the
-    pool change (a join is the hottest handler when a cohort arrives).
+    pool change. The consumer holds the facts of a batch instead (:class:`HeldFacts`).
     """
     program, existing = await repo.program_and_participant(
         program_id=fact.program_id, participant_id=fact.participant_id
     )
+    _check_program(program, fact)
+    assert program is not None
+    await repo.save_participant(
+        participant=participant_change(fact)(existing),
+        at=uow.now,
+        pool_changed=_matches_continuously(program),
+    )
+
+
+def _check_program(program: Program | None, fact: AppliedFact) -> None:
     if program is None:
         raise Rejected(f"unknown program {fact.program_id}")
-    if open_only and not program.is_open:
+    if isinstance(fact, ParticipantJoined) and not program.is_open:
         raise Rejected(f"program {fact.program_id} is closed")
-    await repo.save_participant(
-        participant=change(existing), at=uow.now, pool_changed=_matches_continuously(program)
-    )
+
+
+@dataclass
+class HeldFacts:
+    """The participant facts of one consumer transaction, applied together before it
+    commits: one read of the programs and people they name, one statement saving the
+    people and noting the pool changes (a cohort arriving is matching's busiest stream).
+
+    A fact that cannot apply raises :class:`Rejected` there: the kit then applies the
+    batch one event per transaction, so only that event is dead-lettered.
+    """
+
+    repo: MatchingRepository
+    facts: list[tuple[AppliedFact, datetime]]
+
+    async def apply(self) -> None:
+        """Read, apply in order, save."""
+        keys = list(dict.fromkeys((f.program_id, f.participant_id) for f, _ in self.facts))
+        programs_by_id, people = await self.repo.programs_and_participants(keys=keys)
+        current: dict[tuple[str, str], Participant | None] = dict.fromkeys(keys)
+        current.update(people)
+        saved: dict[tuple[str, str], SavedParticipant] = {}
+        changed: set[str] = set()
+        for fact, at in self.facts:
+            program = programs_by_id.get(fact.program_id)
+            _check_program(program, fact)
+            assert program is not None
+            key = (fact.program_id, fact.participant_id)
+            current[key] = person = participant_change(fact)(current[key])
+            first = saved.get(key)
+            saved[key] = SavedParticipant(person, first.joined_at if first else at, at)
+            if _matches_continuously(program):
+                changed.add(fact.program_id)
+        await self.repo.save_participants(saved=list(saved.values()), pool_changed=changed)
+
+
+_HELD_FACTS = "matching.held_facts"
+
+
+def _hold_fact(uow: UnitOfWork, repo: MatchingRepository, fact: AppliedFact) -> None:
+    held = uow.scope.cache.get(_HELD_FACTS)
+    if held is None:
+        held = uow.scope.cache[_HELD_FACTS] = HeldFacts(repo, [])
+        scope = uow.scope
+        scope.before_commit(lambda: _apply_held_facts(scope))
+    assert isinstance(held, HeldFacts)
+    held.facts.append((fact, uow.now))
+
+
+async def _apply_held_facts(scope: TransactionScope) -> None:
+    """Apply what the transaction's handlers held so far (nothing if nothing is held)."""
+    held = scope.cache.pop(_HELD_FACTS, None)
+    if held is not None:
+        await held.apply()
 
 
 def _known(
@@ -755,6 +819,10 @@ def _bind(
         where = nul_in_event(data)
         if where is not None:
             raise Rejected(f"{where} holds a NUL character, which the store cannot keep")
+        if isinstance(data, _FACTS):
+            _hold_fact(uow, repository(uow.conn), data)
+            return
+        await _apply_held_facts(uow.scope)  # what this handler reads must be there
         await handler(data, uow, repository(uow.conn))
 
     run.__name__ = handler.__name__

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from schemas.primitives import PairingMode, Role
 from servicekit.erasure import personal_texts, redact, with_name_words
-from services.matching.adapters.repository import MatchingRepository
+from services.matching.adapters.repository import MatchingRepository, SavedParticipant
 from services.matching.domain.audit import AdminAction, Veto
 from services.matching.domain.model import Candidate, MatchPlan
 from services.matching.domain.pairs import (
@@ -107,6 +107,22 @@ class InMemoryMatchingRepository(MatchingRepository):
         self.participants[(participant.program_id, participant.participant_id)] = participant
         if pool_changed:
             await self.note_pool_change(program_id=participant.program_id)
+
+    async def programs_and_participants(
+        self, *, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Program], dict[tuple[str, str], Participant]]:
+        found = {p: self.programs[p] for p, _ in keys if p in self.programs}
+        people = {k: self.participants[k] for k in keys if k[0] in found and k in self.participants}
+        return found, people
+
+    async def save_participants(
+        self, *, saved: Sequence[SavedParticipant], pool_changed: Collection[str]
+    ) -> None:
+        for entry in saved:
+            person = entry.participant
+            self.participants[(person.program_id, person.participant_id)] = person
+        for program_id in sorted({s.participant.program_id for s in saved} & set(pool_changed)):
+            await self.note_pool_change(program_id=program_id)
 
     async def list_participants(
         self, *, program_id: str, limit: int, offset: int

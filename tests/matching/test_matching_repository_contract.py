@@ -23,7 +23,11 @@ from schemas.primitives import PairingMode, Role
 from schemas.programs import ProgramClosedReason
 from servicekit import db
 from services.matching.adapters.offload import BIG
-from services.matching.adapters.repository import MatchingRepository, PostgresMatchingRepository
+from services.matching.adapters.repository import (
+    MatchingRepository,
+    PostgresMatchingRepository,
+    SavedParticipant,
+)
 from services.matching.bootstrap import DEFINITION
 from services.matching.domain import pairs, participants, programs, staging
 from services.matching.domain.audit import AdminAction, AdminActionKind, Veto
@@ -153,6 +157,42 @@ async def test_a_program_and_its_participant_are_read_together(repo: MatchingRep
         None,
         None,
     )
+
+
+async def test_programs_and_participants_of_a_batch_are_read_together(
+    repo: MatchingRepository,
+) -> None:
+    program = await a_program(repo)
+    other = await a_program(repo, "prg-2")
+    await join(repo, mentor("m-1"))
+    keys = [("prg-1", "m-1"), ("prg-1", "e-9"), ("prg-2", "m-1"), ("prg-x", "m-1")]
+    found, people = await repo.programs_and_participants(keys=keys)
+    assert found == {"prg-1": program, "prg-2": other}
+    assert list(people) == [("prg-1", "m-1")]
+    assert people[("prg-1", "m-1")] == await repo.get_participant(
+        program_id="prg-1", participant_id="m-1"
+    )
+    assert await repo.programs_and_participants(keys=[]) == ({}, {})
+
+
+async def test_participants_are_saved_together_with_their_pool_changes(
+    repo: MatchingRepository,
+) -> None:
+    await a_program(repo)
+    await a_program(repo, "prg-2")
+    first = participants.joined(None, mentor("m-1"))
+    await repo.save_participants(saved=[SavedParticipant(first, T0, T0)], pool_changed=())
+    assert await repo.changed_pools(mode=PairingMode.CONTINUOUS) == {}
+    later = T0 + timedelta(minutes=5)
+    screened = participants.screened(first, ScreeningOutcome.PASSED)
+    newcomer = participants.joined(None, mentee("e-1", "prg-2"))
+    await repo.save_participants(
+        saved=[SavedParticipant(screened, later, later), SavedParticipant(newcomer, T0, later)],
+        pool_changed={"prg-1", "prg-2", "prg-3"},
+    )
+    assert await repo.get_participant(program_id="prg-1", participant_id="m-1") == screened
+    assert await repo.get_participant(program_id="prg-2", participant_id="e-1") == newcomer
+    assert sorted(await repo.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-1", "prg-2"]
 
 
 async def test_saving_a_participant_can_note_the_pool_change(repo: MatchingRepository) -> None:

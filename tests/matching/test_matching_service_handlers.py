@@ -25,6 +25,7 @@ from schemas.participants import (
     ParticipantLeft,
     ParticipantScreened,
     ScreeningOutcome,
+    TrainingCompleted,
 )
 from schemas.primitives import PairingMode, PairSide
 from schemas.programs import ProgramClosedReason
@@ -576,11 +577,102 @@ async def test_a_consumed_event_holding_nul_is_rejected_with_the_field_named() -
     offers = mentor("m-1").model_copy(update={"offers": {"social\x00media": 3}})
     with pytest.raises(Rejected, match=r"ParticipantJoined\.offers key holds a NUL"):
         await table[ParticipantJoined](offers, world.uow())
-    await table[ParticipantJoined](mentor("m-1"), world.uow())
-    assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
+    uow = world.uow()
+    await table[ParticipantJoined](mentor("m-1"), uow)
     escaped = mentor("m-2").model_copy(update={"department": "Mark\\u0000eting"})
-    await table[ParticipantJoined](escaped, world.uow())  # a backslash and text: no NUL
+    await table[ParticipantJoined](escaped, uow)  # a backslash and text: no NUL
+    await uow.scope.finish()
+    assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
     assert await world.repo.get_participant(program_id="prg-1", participant_id="m-2")
+
+
+class CountingRepository(InMemoryMatchingRepository):
+    """Counts the reads and writes of participants one at a time and in bulk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def program_and_participant(self, **kwargs: Any) -> Any:
+        self.calls.append("one read")
+        return await super().program_and_participant(**kwargs)
+
+    async def programs_and_participants(self, **kwargs: Any) -> Any:
+        self.calls.append("batch read")
+        return await super().programs_and_participants(**kwargs)
+
+    async def save_participants(self, **kwargs: Any) -> None:
+        self.calls.append("batch save")
+        await super().save_participants(**kwargs)
+
+
+async def test_the_participant_facts_of_a_batch_are_applied_together_before_the_commit() -> None:
+    world = World()
+    world.repo = counting = CountingRepository()
+    await world.command(handlers.create_program, program_definition(), by="admin-1")
+    table = handlers.handler_table(lambda _: counting)
+    uow = world.uow()  # the kit gives every event of a batch a unit of work in one scope
+    facts: list[Any] = [
+        mentor("m-1"),
+        mentee("e-1"),
+        ParticipantScreened(
+            participant_id="m-1",
+            program_id="prg-1",
+            outcome=ScreeningOutcome.PASSED,
+            screened_by="admin-1",
+            screened_at=T0,
+        ),
+        mentor("m-1").model_copy(update={"display_name": "Renamed"}),
+    ]
+    for fact in facts:
+        await table[type(fact)](fact, uow)
+    assert await counting.get_participant(program_id="prg-1", participant_id="m-1") is None
+    await uow.scope.finish()
+    assert counting.calls == ["batch read", "batch save"]
+    m1 = await counting.get_participant(program_id="prg-1", participant_id="m-1")
+    assert m1 is not None and m1.screening is ScreeningOutcome.PASSED
+    assert m1.profile.display_name == "Renamed"
+    assert await counting.get_participant(program_id="prg-1", participant_id="e-1")
+    assert list(await counting.changed_pools(mode=PairingMode.CONTINUOUS)) == ["prg-1"]
+
+
+async def test_a_held_fact_that_cannot_apply_fails_its_batch_and_alone_is_rejected() -> None:
+    world = await a_world()
+    table = handlers.handler_table(lambda _: world.repo)
+    uow = world.uow()
+    await table[ParticipantJoined](mentor("m-1"), uow)
+    await table[TrainingCompleted](
+        TrainingCompleted(
+            participant_id="e-404", program_id="prg-1", course_id="c-1", completed_at=T0
+        ),
+        uow,
+    )
+    with pytest.raises(Rejected, match="e-404 has not joined program prg-1"):
+        await uow.scope.finish()
+    alone = world.uow()  # the kit's fallback: one event per transaction
+    await table[ParticipantJoined](mentor("m-1"), alone)
+    await alone.scope.finish()
+    assert await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
+    closed = world.uow()
+    await table[ParticipantJoined](mentor("m-2", "prg-unknown"), closed)
+    with pytest.raises(Rejected, match="unknown program prg-unknown"):
+        await closed.scope.finish()
+
+
+async def test_any_other_event_finds_the_facts_held_before_it_applied() -> None:
+    world = await a_world()
+    table = handlers.handler_table(lambda _: world.repo)
+    uow = world.uow()
+    await table[ParticipantJoined](mentor("m-1"), uow)
+    await table[ParticipantLeft](
+        ParticipantLeft(
+            participant_id="m-1", program_id="prg-1", reason=LeaveReason.VOLUNTARY, left_at=T0
+        ),
+        uow,
+    )
+    await uow.scope.finish()
+    person = await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
+    assert person is not None and not person.is_active
 
 
 async def test_a_big_run_is_published_whole_in_chunks() -> None:

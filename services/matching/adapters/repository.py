@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,15 @@ from services.matching.domain.staging import (
 
 PoolChanges = Mapping[str, int]
 """program id -> the newest pool change seen (see :meth:`MatchingRepository.changed_pools`)."""
+
+
+@dataclass(frozen=True)
+class SavedParticipant:
+    """A participant to save, with when they joined (if new) and when they last changed."""
+
+    participant: Participant
+    joined_at: datetime
+    updated_at: datetime
 
 
 class MatchingRepository(ABC):
@@ -105,6 +114,20 @@ class MatchingRepository(ABC):
     ) -> None:
         """Insert or replace the participant; with ``pool_changed``, also note a change of
         the program's pool (:meth:`note_pool_change`) in the same statement."""
+
+    @abstractmethod
+    async def programs_and_participants(
+        self, *, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Program], dict[tuple[str, str], Participant]]:
+        """The programs named by ``keys`` (program id, participant id) and the participants
+        among them that exist, read together."""
+
+    @abstractmethod
+    async def save_participants(
+        self, *, saved: Sequence[SavedParticipant], pool_changed: Collection[str]
+    ) -> None:
+        """Insert or replace the participants (one entry per person), and note a change of
+        the pools of ``pool_changed`` programs, in one statement."""
 
     @abstractmethod
     async def list_participants(
@@ -245,6 +268,33 @@ WITH saved AS (
     RETURNING program_id
 ), noted AS (
     INSERT INTO pool_changes (program_id) SELECT program_id FROM saved WHERE $1
+    RETURNING program_id
+)
+SELECT pg_notify($2, program_id) FROM noted
+"""
+
+_PROGRAMS_AND_PARTICIPANTS = """
+SELECT k.program_id, k.participant_id,
+       g.definition::text AS definition, g.revision, g.status AS program_status, g.closed_at,
+       p.profile::text AS profile, p.status, p.screening, p.trained
+FROM unnest($1::text[], $2::text[]) AS k(program_id, participant_id)
+JOIN programs g ON g.program_id = k.program_id
+LEFT JOIN participants p ON p.program_id = k.program_id AND p.participant_id = k.participant_id
+"""
+
+_SAVE_PARTICIPANTS = """
+WITH saved AS (
+    INSERT INTO participants (program_id, participant_id, profile, status, screening,
+                              trained, joined_at, updated_at)
+    SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
+                         $8::boolean[], $9::timestamptz[], $10::timestamptz[])
+    ON CONFLICT (program_id, participant_id) DO UPDATE SET profile = EXCLUDED.profile,
+        status = EXCLUDED.status, screening = EXCLUDED.screening,
+        trained = EXCLUDED.trained, updated_at = EXCLUDED.updated_at
+    RETURNING program_id
+), noted AS (
+    INSERT INTO pool_changes (program_id)
+    SELECT DISTINCT program_id FROM saved WHERE program_id = ANY($1::text[])
     RETURNING program_id
 )
 SELECT pg_notify($2, program_id) FROM noted
@@ -486,6 +536,40 @@ class PostgresMatchingRepository(MatchingRepository):
             None if participant.screening is None else participant.screening.value,
             participant.trained,
             at,
+        )
+
+    async def programs_and_participants(
+        self, *, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Program], dict[tuple[str, str], Participant]]:
+        """The programs and the existing participants of ``keys``, in one query."""
+        rows = await self._conn.fetch(
+            _PROGRAMS_AND_PARTICIPANTS, [k[0] for k in keys], [k[1] for k in keys]
+        )
+        found = {r["program_id"]: _program(r) for r in rows}
+        people = {
+            (r["program_id"], r["participant_id"]): _participant(r)
+            for r in rows
+            if r["profile"] is not None
+        }
+        return found, people
+
+    async def save_participants(
+        self, *, saved: Sequence[SavedParticipant], pool_changed: Collection[str]
+    ) -> None:
+        """Upsert the participants and note the pool changes (with NOTIFY): one statement."""
+        people = [s.participant for s in saved]
+        await self._conn.execute(
+            _SAVE_PARTICIPANTS,
+            list(pool_changed),
+            POOL_CHANGED_CHANNEL,
+            [p.program_id for p in people],
+            [p.participant_id for p in people],
+            [p.profile.model_dump_json() for p in people],
+            [p.status.value for p in people],
+            [None if p.screening is None else p.screening.value for p in people],
+            [p.trained for p in people],
+            [s.joined_at for s in saved],
+            [s.updated_at for s in saved],
         )
 
     async def list_participants(
