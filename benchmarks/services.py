@@ -60,6 +60,7 @@ from schemas.pairs import PairFormed
 from schemas.participants import ParticipantJoined
 from schemas.programs import ProgramCreated
 from schemas.sessions import SessionHeld, SessionScheduled
+from servicekit.settings import ServiceSettings
 from upward.identity import PLATFORM_ADMIN, auth_headers
 from upward.services.manager import (
     DEFAULT_PORTS,
@@ -748,13 +749,29 @@ def report(results: Results, info: StackInfo, command: str) -> str:
     return "\n".join(lines)
 
 
+_SHOWN_SETTINGS = (
+    "poll_batch_max",
+    "transaction_batch_max",
+    "partition_concurrency",
+    "commit_interval_s",
+    "relay_batch_max",
+    "relay_poll_interval_s",
+    "db_pool_max",
+)
+
+
+def _shipped(name: str) -> object:
+    """The default a service ships with for one of the kit's settings."""
+    return ServiceSettings.model_fields[name].default
+
+
 METHOD = [
     "How it is measured. Each service runs as its own process (`python -m services.<name>`",
     "with the environment `upward.services.manager.service_environment` builds, on the",
-    "system clock), with the settings it ships with: `poll_batch_max` 500,",
-    "`transaction_batch_max` 100 (one transaction per batch of a partition: inbox rows in",
-    "one statement, outbox rows in one statement), `commit_interval_s` 1.0,",
-    "`relay_batch_max` 500, `relay_poll_interval_s` 1.0, `db_pool_max` 10, log level INFO;",
+    "system clock), with the settings it ships with: "
+    + ", ".join(f"`{name}` {_shipped(name)}" for name in _SHOWN_SETTINGS)
+    + " (one transaction per batch of a partition: inbox rows in one statement, outbox",
+    "rows in one statement), log level INFO;",
     "topics of 3 partitions. A fresh database and topic prefix per run. The workloads:",
     "matching <- ParticipantJoined into a program created through its API (pairing modes",
     "batch and manual, so no continuous-matching timer runs); sessions <- PairFormed of",
