@@ -11,7 +11,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
@@ -97,22 +97,22 @@ def test_auth_headers_follow_the_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("token", "reason"),  # built when the test runs: a token minted at collection expires
     [
-        (hs(claims(exp=int(time.time()) - 120)), "expired"),
-        (hs(claims(aud="another-app")), "audience"),
-        (hs(claims(), secret="not-the-secret-not-the-secret-00"), "signature"),
-        (hs(claims(exp=None)), "'exp' claim"),
-        (hs(claims(sub=None)), "'sub' claim"),
-        (hs(claims(aud=None)), "'aud' claim"),
-        (hs(claims(role=None)), "'role' claim"),
-        (hs(claims(role="superuser")), "'role' claim"),
-        (hs(claims(sub="emp 1")), "'sub' claim"),
-        (hs(claims(sub="x" * 129)), "'sub' claim"),
-        (hs(claims(programs="prg-a")), "'programs' claim"),
-        (hs(claims(programs=["prg a"])), "'programs' claim"),
-        (hs(claims(exp="tomorrow")), "invalid"),
-        ("not-a-jwt", "not a JWT"),
+        (lambda: hs(claims(exp=int(time.time()) - 120)), "expired"),
+        (lambda: hs(claims(aud="another-app")), "audience"),
+        (lambda: hs(claims(), secret="not-the-secret-not-the-secret-00"), "signature"),
+        (lambda: hs(claims(exp=None)), "'exp' claim"),
+        (lambda: hs(claims(sub=None)), "'sub' claim"),
+        (lambda: hs(claims(aud=None)), "'aud' claim"),
+        (lambda: hs(claims(role=None)), "'role' claim"),
+        (lambda: hs(claims(role="superuser")), "'role' claim"),
+        (lambda: hs(claims(sub="emp 1")), "'sub' claim"),
+        (lambda: hs(claims(sub="x" * 129)), "'sub' claim"),
+        (lambda: hs(claims(programs="prg-a")), "'programs' claim"),
+        (lambda: hs(claims(programs=["prg a"])), "'programs' claim"),
+        (lambda: hs(claims(exp="tomorrow")), "invalid"),
+        (lambda: "not-a-jwt", "not a JWT"),
     ],
     ids=[
         "expired",
@@ -131,8 +131,8 @@ def test_auth_headers_follow_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         "garbage",
     ],
 )
-def test_bad_tokens_are_refused_with_the_reason(token: str, reason: str) -> None:
-    assert reason in refusal(TokenVerifier(HS), token)
+def test_bad_tokens_are_refused_with_the_reason(token: Callable[[], str], reason: str) -> None:
+    assert reason in refusal(TokenVerifier(HS), token())
 
 
 def test_leeway_accepts_small_clock_skew_only() -> None:
