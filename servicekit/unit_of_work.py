@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 import asyncpg
 
@@ -23,6 +23,16 @@ from servicekit.db import Connection
 from servicekit.tracing import child_span
 
 _SYSTEM_CLOCK = SystemClock()
+
+
+class HeldWrites(Protocol):
+    """Writes a transaction's handlers hold back, to send together before it commits."""
+
+    async def write(self) -> None:
+        """Send what is held (to the transaction's connection)."""
+
+
+HeldT = TypeVar("HeldT", bound=HeldWrites)
 
 
 class TransactionScope:
@@ -43,6 +53,22 @@ class TransactionScope:
     def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` before the transaction commits (after its handlers)."""
         self._before_commit.append(action)
+
+    def held(self, key: str, create: Callable[[], HeldT]) -> HeldT:
+        """The writes held under ``key`` in this transaction, made by ``create`` the first
+        time; they are written before the transaction commits, or earlier by
+        :meth:`write_held` (before a handler that must read them)."""
+        held = self.cache.get(key)
+        if held is None:
+            held = self.cache[key] = create()
+            self.before_commit(lambda: self.write_held(key))
+        return cast(HeldT, held)
+
+    async def write_held(self, key: str) -> None:
+        """Write what is held under ``key`` so far (nothing if nothing is held)."""
+        held = self.cache.pop(key, None)
+        if held is not None:
+            await held.write()
 
     async def finish(self) -> None:
         """Run the before-commit actions (each once, in order)."""

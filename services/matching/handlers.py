@@ -52,7 +52,7 @@ from servicekit import outbox
 from servicekit.db import Connection
 from servicekit.logs import get_logger
 from servicekit.retry import is_transient
-from servicekit.unit_of_work import HandlerTable, Rejected, TransactionScope, UnitOfWork
+from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
 from services.matching.adapters import metrics
 from services.matching.adapters.offload import BIG, off_loop
 from services.matching.adapters.repository import MatchingRepository, SavedParticipant
@@ -176,7 +176,7 @@ class HeldFacts:
     repo: MatchingRepository
     facts: list[tuple[AppliedFact, datetime]]
 
-    async def apply(self) -> None:
+    async def write(self) -> None:
         """Read, apply in order, save."""
         keys = list(dict.fromkeys((f.program_id, f.participant_id) for f, _ in self.facts))
         programs_by_id, people = await self.repo.programs_and_participants(keys=keys)
@@ -201,20 +201,8 @@ _HELD_FACTS = "matching.held_facts"
 
 
 def _hold_fact(uow: UnitOfWork, repo: MatchingRepository, fact: AppliedFact) -> None:
-    held = uow.scope.cache.get(_HELD_FACTS)
-    if held is None:
-        held = uow.scope.cache[_HELD_FACTS] = HeldFacts(repo, [])
-        scope = uow.scope
-        scope.before_commit(lambda: _apply_held_facts(scope))
-    assert isinstance(held, HeldFacts)
+    held = uow.scope.held(_HELD_FACTS, lambda: HeldFacts(repo, []))
     held.facts.append((fact, uow.now))
-
-
-async def _apply_held_facts(scope: TransactionScope) -> None:
-    """Apply what the transaction's handlers held so far (nothing if nothing is held)."""
-    held = scope.cache.pop(_HELD_FACTS, None)
-    if held is not None:
-        await held.apply()
 
 
 def _known(
@@ -822,7 +810,7 @@ def _bind(
         if isinstance(data, _FACTS):
             _hold_fact(uow, repository(uow.conn), data)
             return
-        await _apply_held_facts(uow.scope)  # what this handler reads must be there
+        await uow.scope.write_held(_HELD_FACTS)  # what this handler reads must be there
         await handler(data, uow, repository(uow.conn))
 
     run.__name__ = handler.__name__

@@ -35,7 +35,6 @@ from servicekit.unit_of_work import (
     Handler,
     HandlerTable,
     Rejected,
-    TransactionScope,
     UnitOfWork,
 )
 from services.notifications.adapters.repository import NotificationsRepository
@@ -154,20 +153,7 @@ _HELD = "notifications.held_writes"
 
 def _held(uow: UnitOfWork, repo: NotificationsRepository) -> _HeldWrites:
     """This transaction's held writes (written before it commits)."""
-    held = uow.scope.cache.get(_HELD)
-    if held is None:
-        held = uow.scope.cache[_HELD] = _HeldWrites(repo)
-        scope = uow.scope
-        uow.scope.before_commit(lambda: _write_held(scope))
-    assert isinstance(held, _HeldWrites)
-    return held
-
-
-async def _write_held(scope: TransactionScope) -> None:
-    """Write what the transaction's handlers held so far (nothing if nothing is held)."""
-    held = scope.cache.pop(_HELD, None)
-    if held is not None:
-        await held.write()
+    return uow.scope.held(_HELD, lambda: _HeldWrites(repo))
 
 
 def _source_key(uow: UnitOfWork) -> str:
@@ -495,7 +481,7 @@ def _bind(handler: UnboundHandler, deps: Dependencies) -> Handler:
 
     async def bound(data: Any, uow: UnitOfWork) -> None:
         if not holding:
-            await _write_held(uow.scope)
+            await uow.scope.write_held(_HELD)
         await handler(data, uow, deps)
 
     bound.__name__ = handler.__name__

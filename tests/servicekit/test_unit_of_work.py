@@ -69,3 +69,33 @@ async def test_units_of_work_of_one_transaction_share_a_scope_finished_before_th
     await first.flush(max_bytes=200)
     assert ran == ["first", "second"]
     assert scope.cache == {"held": 1}
+
+
+class _Held:
+    def __init__(self, log: list[list[str]]) -> None:
+        self.items: list[str] = []
+        self._log = log
+
+    async def write(self) -> None:
+        self._log.append(self.items)
+
+
+async def test_held_writes_are_made_once_per_key_and_written_once_before_commit() -> None:
+    scope = TransactionScope()
+    written: list[list[str]] = []
+    scope.held("k", lambda: _Held(written)).items.append("a")
+    scope.held("k", lambda: _Held(written)).items.append("b")
+    await scope.finish()
+    assert written == [["a", "b"]]
+    assert scope.cache == {}
+
+
+async def test_held_writes_written_early_start_afresh_and_are_written_again_at_commit() -> None:
+    scope = TransactionScope()
+    written: list[list[str]] = []
+    scope.held("k", lambda: _Held(written)).items.append("a")
+    await scope.write_held("k")  # a handler that must read them
+    await scope.write_held("k")  # nothing held: nothing written
+    scope.held("k", lambda: _Held(written)).items.append("b")
+    await scope.finish()
+    assert written == [["a"], ["b"]]
