@@ -3,7 +3,8 @@
 ``tests.fixtures.infra`` provides ``kafka_bootstrap``, ``postgres``,
 ``fresh_database_url``, ``unique_topic`` and ``unique_group`` (see its docstring);
 ``tests.fixtures.tokens`` bearer-token headers (``platform_admin_headers``,
-``participant_headers``) and ``BearerAuth`` for schemathesis.
+``participant_headers``) and ``BearerAuth`` for schemathesis; ``tests.fixtures.mail``
+``smtp_server`` (a real SMTP receiver).
 """
 
 from __future__ import annotations
@@ -18,4 +19,4 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.tokens"]
+pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.tokens", "tests.fixtures.mail"]

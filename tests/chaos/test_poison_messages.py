@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -61,7 +61,7 @@ from tests.chaos.poison import (
 from tests.fixtures.infra import PostgresServerInfo
 from tests.integration.kafka_io import eventually
 from tests.matching.matching_service_fixtures import mentee, mentor, program_definition
-from tests.notifications.receivers import RunningSmtp, start_smtp
+from tests.notifications.receivers import RunningSmtp
 from upward.events.dead_letters import DeadLetter
 from upward.identity import Identity
 
@@ -93,13 +93,6 @@ def buggy_sessions(table: HandlerTable) -> HandlerTable:
         await real(data, uow)
 
     return {**table, ProgramCreated: define_program}
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[RunningSmtp]:
-    controller, running = start_smtp()
-    yield running
-    controller.stop()
 
 
 @pytest.fixture

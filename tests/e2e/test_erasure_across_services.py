@@ -11,7 +11,7 @@ data and the anonymous counts (pair, held sessions, feedback answers) remain.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -24,7 +24,7 @@ from tests.e2e.four_services import Platform, mentions, running_platform
 from tests.fixtures.infra import PostgresServerInfo
 from tests.integration.kafka_io import eventually
 from tests.matching.matching_service_fixtures import mentee, mentor, program_definition
-from tests.notifications.receivers import RunningSmtp, start_smtp
+from tests.notifications.receivers import RunningSmtp
 from upward.identity import Identity, participant
 
 pytestmark = pytest.mark.integration
@@ -40,13 +40,6 @@ MENTEE_NOTE = f"Great session, {NAME} showed me TikTok analytics"
 MENTOR_COMMENT = "Zelda-comment: my mentee interrupts a lot"
 MENTEE_COMMENT = "Mentee comment: the reverse format works"
 SECRETS = (NAME, EMAIL, "Zelda", "Quixote", MENTOR_NOTE, MENTOR_COMMENT)
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[RunningSmtp]:
-    controller, running = start_smtp()
-    yield running
-    controller.stop()
 
 
 @pytest.fixture

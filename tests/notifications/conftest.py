@@ -23,13 +23,6 @@ from upward.stack import free_ports
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[RunningSmtp]:
-    controller, running = start_smtp()
-    yield running
-    controller.stop()
-
-
-@pytest.fixture
 def smtp_server_with_auth() -> Iterator[RunningSmtp]:
     controller, running = start_smtp(require_auth=True)
     yield running
