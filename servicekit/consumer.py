@@ -324,6 +324,7 @@ class EventConsumer:
                 await self._process_partitions(batches, stop)
             except Stopping:
                 return
+            await self._advance_past_markers(consumer)
             await self._maybe_commit()
             self._update_lag(consumer)
 
@@ -359,6 +360,22 @@ class EventConsumer:
             async with self._slots:
                 await self._processor.process_batch(chunk)
             self._pending[tp] = self._positions[tp] = chunk[-1].offset + 1
+
+    async def _advance_past_markers(self, consumer: AIOKafkaConsumer) -> None:
+        """Move each partition's offset to commit past transaction markers.
+
+        A transactional producer's commit marker takes an offset but is never returned as
+        a record, so "last record + 1" would leave the group's lag at 1 after, e.g., a
+        dead-letter replay. Once every record fetched for a partition is applied, the
+        consumer's position (past any skipped marker) is what to commit.
+        """
+        for tp in consumer.assignment():
+            known = self._positions.get(tp)
+            if known is None:
+                continue
+            position = await consumer.position(tp)
+            if position > known:
+                self._pending[tp] = self._positions[tp] = position
 
     async def _maybe_commit(self) -> None:
         if time.monotonic() - self._last_commit >= self._settings.commit_interval_s:
