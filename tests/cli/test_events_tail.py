@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -111,3 +112,27 @@ async def test_follow_waits_for_records_published_after_it_started(
         published["joined"].event_id,
         later.event_id,
     ]
+
+
+async def test_follow_tails_a_topic_created_after_it_started(kafka_bootstrap: str) -> None:
+    prefix = new_prefix()
+    request = TailRequest(topics=("upward.feedback",), limit=1, rescan_s=0.2)
+    notices: list[str] = []
+    first = encoded(PairProposed, pair_id="pair-tail-new")
+    topic = f"{prefix}upward.feedback"
+
+    async def create_and_publish() -> None:
+        await asyncio.sleep(1.0)  # tail is running and has found no topic
+        await create_topics(kafka_bootstrap, [topic])
+        await publish(kafka_bootstrap, topic, [(first.key, first.value)])
+
+    publishing = asyncio.create_task(create_and_publish())
+    async with asyncio.timeout(60):
+        seen = [
+            record async for record in tail(kafka_bootstrap, prefix, request, notice=notices.append)
+        ]
+    await publishing
+
+    assert [r.event.envelope.id for r in seen if r.event] == [first.event_id]
+    assert notices[0] == f"topic {topic} does not exist (yet); tailed once it is created"
+    assert notices[1] == f"topic {topic} now exists; tailing it"
