@@ -24,6 +24,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 GRID = timedelta(minutes=15)
@@ -77,15 +78,24 @@ class Availability:
         zone = ZoneInfo(self.timezone)
         first = window.start.astimezone(zone).date() - timedelta(days=1)
         last = window.end.astimezone(zone).date() + timedelta(days=1)
-        return [self._day(day, zone) for day in _days(first, last) if self._works(day)]
+        return list(_working_days(self.timezone, self.hours, first, last))
 
-    def _works(self, day: date) -> bool:
-        return day.weekday() in self.hours.weekdays
 
-    def _day(self, day: date, zone: ZoneInfo) -> Interval:
-        start = datetime.combine(day, self.hours.start, tzinfo=zone).astimezone(UTC)
-        end = datetime.combine(day, self.hours.end, tzinfo=zone).astimezone(UTC)
-        return Interval(start, end)
+@lru_cache(maxsize=4096)
+def _working_days(
+    timezone: str, hours: WorkingHours, first: date, last: date
+) -> tuple[Interval, ...]:
+    """The UTC intervals of ``hours`` in ``timezone`` from day ``first`` to ``last``
+    (kept: the pairs planned together mostly share their days, zones and hours)."""
+    zone = ZoneInfo(timezone)
+    return tuple(
+        Interval(
+            datetime.combine(day, hours.start, tzinfo=zone).astimezone(UTC),
+            datetime.combine(day, hours.end, tzinfo=zone).astimezone(UTC),
+        )
+        for day in _days(first, last)
+        if day.weekday() in hours.weekdays
+    )
 
 
 @dataclass(frozen=True)
