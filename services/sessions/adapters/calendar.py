@@ -66,7 +66,7 @@ def invite(session: Session, context: InviteContext, *, now: datetime) -> str:
     """
     if not all(_in_utc(moment) for moment in (session.starts_at, session.ends_at, now)):
         return library_invite(session, context, now=now)
-    return "".join(f"{_fold(line)}\r\n" for line in _invite_lines(session, context, now))
+    return "\r\n".join(map(_fold, _invite_lines(session, context, now))) + "\r\n"
 
 
 def library_invite(session: Session, context: InviteContext, *, now: datetime) -> str:
@@ -93,7 +93,7 @@ def _invite_lines(session: Session, context: InviteContext, now: datetime) -> li
     return [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
-        f"PRODID:{_escaped(PRODID)}",
+        _PRODID_LINE,
         "METHOD:CANCEL" if cancelled else "METHOD:REQUEST",
         f"UID:{_invite_uid(session)}",
         "BEGIN:VEVENT",
@@ -127,8 +127,10 @@ def _organizer_line(email: str, name: str) -> str:
     return f"ORGANIZER;CN={_cn(name)}:mailto:{email}"
 
 
+@lru_cache(maxsize=4096)
 def _escaped(text: str) -> str:
-    """A TEXT value escaped as RFC 5545 (section 3.3.11) and the library write it."""
+    """A TEXT value escaped as RFC 5545 (section 3.3.11) and the library write it (kept:
+    descriptions and summaries repeat across the sessions of a program)."""
     return (
         text.replace("\\N", "\n")
         .replace("\\", "\\\\")
@@ -140,6 +142,7 @@ def _escaped(text: str) -> str:
     )
 
 
+_PRODID_LINE = f"PRODID:{_escaped(PRODID)}"
 _RFC_6868 = re.compile('\\^|\r\n|\r|\n|"')
 _RFC_6868_ESCAPES = {"^": "^^", "\r\n": "^n", "\r": "^n", "\n": "^n", '"': "^'"}
 _QUOTABLE = re.compile("[,;:\u2019]")
@@ -158,7 +161,10 @@ def _in_utc(moment: datetime) -> bool:
     return moment.tzinfo is UTC
 
 
+@lru_cache(maxsize=4096)
 def _utc_text(moment: datetime) -> str:
+    """A UTC DATE-TIME value (kept: sessions start on a 15-minute grid, and the invites
+    of one transaction share their DTSTAMP)."""
     return f"{moment:%Y%m%dT%H%M%S}Z"
 
 
