@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -761,7 +762,9 @@ def _hours_json(hours: WorkingHours | None) -> str | None:
     )
 
 
+@lru_cache(maxsize=1024)
 def _hours(text: str | None) -> WorkingHours | None:
+    """Working hours from their JSON (kept: most people share a few)."""
     if text is None:
         return None
     data = json.loads(text)
