@@ -42,8 +42,9 @@ class TransactionScope:
     ``cache`` holds whatever the handlers keep for the rest of the transaction (keyed by
     service, e.g. writes held back to be sent in one statement); actions registered with
     :meth:`before_commit` run, in order, once all of the transaction's handlers have run
-    and before its outbox rows are written. They write to the database only: an event
-    emitted there would be too late.
+    and before its outbox rows are written. An action may still emit events and register
+    after-commit actions through the units of work it kept: they are written to the
+    outbox (in the order of the units of work) and run with the others.
     """
 
     def __init__(self) -> None:

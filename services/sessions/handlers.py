@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from schemas.pairs import PairEnded, PairEndReason, PairFormed
 from schemas.participants import (
@@ -23,7 +24,7 @@ from schemas.participants import (
 )
 from schemas.programs import ProgramClosed, ProgramCreated, ProgramDefinition, ProgramUpdated
 from schemas.sessions import CancelReason
-from servicekit.unit_of_work import HandlerTable, Rejected, UnitOfWork
+from servicekit.unit_of_work import Handler, HandlerTable, Rejected, UnitOfWork
 from services.sessions import publishing
 from services.sessions.adapters import metrics
 from services.sessions.adapters.calendar import invite
@@ -43,6 +44,7 @@ from services.sessions.domain.model import (
 from services.sessions.domain.slots import Interval, Slot, WorkingHours, assess, parse_weekdays
 from services.sessions.service_layer import (
     Dependencies,
+    HeldStarts,
     PairFacts,
     Scope,
     activate_waiting,
@@ -54,11 +56,9 @@ from services.sessions.service_layer import (
     flag_if_stalled,
     free_slot,
     invite_context,
-    load_facts,
     lock_pair,
     open_scope,
     record_missed,
-    start_new,
     top_up,
 )
 
@@ -179,10 +179,13 @@ async def _end_here(
 
 
 async def start_pair(data: PairFormed, uow: UnitOfWork, *, deps: Dependencies) -> None:
-    """Record the pair and schedule its first sessions (or wait for what is missing)."""
+    """Record the pair and schedule its first sessions (or wait for what is missing).
+
+    The pair is held with the transaction's other new pairs and started with them
+    before it commits (:class:`HeldStarts`).
+    """
     if data.mentor_id == data.mentee_id:
         raise Rejected("a pair needs two different people: mentor_id equals mentee_id")
-    scope = open_scope(uow, deps)
     pair = Pair(
         pair_id=data.pair_id,
         program_id=data.program_id,
@@ -191,7 +194,22 @@ async def start_pair(data: PairFormed, uow: UnitOfWork, *, deps: Dependencies) -
         topics=tuple(data.topics),
         formed_at=uow.now,
     )
-    await start_new(scope, await load_facts(scope.repo, pair))
+    held = uow.scope.held(_HELD_STARTS, HeldStarts)
+    held.starts.append((open_scope(uow, deps), pair))
+
+
+_HELD_STARTS = "sessions.held_starts"
+
+
+def _after_held_starts(handler: Handler) -> Handler:
+    """``handler`` run once the pairs held so far in the transaction are started: it
+    may read or change them, their people's calendars, or what their start depends on."""
+
+    async def run(data: Any, uow: UnitOfWork) -> None:
+        await uow.scope.write_held(_HELD_STARTS)
+        await handler(data, uow)
+
+    return run
 
 
 async def stop_pair(data: PairEnded, uow: UnitOfWork, *, deps: Dependencies) -> None:
@@ -368,13 +386,13 @@ async def complete_pairs(uow: UnitOfWork, *, deps: Dependencies) -> None:
 def build_handlers(deps: Dependencies) -> HandlerTable:
     """The service's one handler table, with its dependencies bound."""
     return {
-        ProgramCreated: partial(define_program, deps=deps),
-        ProgramUpdated: partial(define_program, deps=deps),
-        ProgramClosed: partial(close_program, deps=deps),
-        ParticipantJoined: partial(record_participant, deps=deps),
-        ParticipantUpdated: partial(record_participant, deps=deps),
-        ParticipantLeft: partial(leave_program, deps=deps),
-        ParticipantForgotten: partial(forget_participant, deps=deps),
+        ProgramCreated: _after_held_starts(partial(define_program, deps=deps)),
+        ProgramUpdated: _after_held_starts(partial(define_program, deps=deps)),
+        ProgramClosed: _after_held_starts(partial(close_program, deps=deps)),
+        ParticipantJoined: _after_held_starts(partial(record_participant, deps=deps)),
+        ParticipantUpdated: _after_held_starts(partial(record_participant, deps=deps)),
+        ParticipantLeft: _after_held_starts(partial(leave_program, deps=deps)),
+        ParticipantForgotten: _after_held_starts(partial(forget_participant, deps=deps)),
         PairFormed: partial(start_pair, deps=deps),
-        PairEnded: partial(stop_pair, deps=deps),
+        PairEnded: _after_held_starts(partial(stop_pair, deps=deps)),
     }

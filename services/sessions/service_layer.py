@@ -9,9 +9,10 @@ its sessions expect the pair's row to be locked (:func:`lock_pair`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import takewhile
+from typing import Protocol
 
 from schemas.pairs import PairEndReason
 from schemas.sessions import CancelReason
@@ -168,21 +169,92 @@ def activated(policy: Policy, facts: PairFacts) -> Pair:
     return facts.pair.activate(program=facts.require_program(), lead=policy.first_session_lead)
 
 
-async def start_new(scope: Scope, facts: PairFacts) -> None:
-    """Record a new pair, started already when it is ready (nothing if the id is known).
-
-    The pair is inserted in the state :func:`activate` would give it; a new pair has no
-    sessions yet, so its first ones are planned without reading any back, and stored in
-    the same statement as the pair.
+@dataclass
+class HeldStarts:
+    """The new pairs (PairFormed) of one consumer transaction, started together before
+    it commits (:func:`start_new`): a few reads and one statement for the batch instead
+    of four round trips per pair. Handlers of the other events write them first
+    (``write_held``), so they see the pairs as if each had been started at once.
     """
-    pair = activated(scope.policy, facts)
-    started = facts.with_pair(pair)
-    if pair.status is not PairStatus.ACTIVE or not started.ready:
-        await scope.repo.add_pair(pair=pair)
+
+    starts: list[tuple[Scope, Pair]] = field(default_factory=list)
+
+    async def write(self) -> None:
+        """Start the held pairs, in order."""
+        await start_new(self.starts)
+
+
+async def start_new(starts: Sequence[tuple[Scope, Pair]]) -> None:
+    """Record new pairs, each started already when it is ready (nothing for a known id).
+
+    A pair is inserted in the state :func:`activate` would give it; a new pair has no
+    sessions yet, so its first ones are planned without reading any back, against one
+    calendar of the batch's people (:class:`BatchCalendar`: a pair planned earlier in
+    the batch keeps its people busy for the next ones), and stored in the same statement
+    as the pairs. Each pair's SessionScheduled goes out through its own unit of work.
+    """
+    if not starts:
         return
-    planned = await _plan(scope, started, [])
-    if await scope.repo.add_pair(pair=pair, sessions=planned):
-        await _announce(scope, started, planned)
+    repo = starts[0][0].repo
+    firsts: dict[str, tuple[Scope, Pair]] = {}
+    for scope, pair in starts:
+        firsts.setdefault(pair.pair_id, (scope, pair))
+    known = await repo.known_pair_ids(pair_ids=list(firsts))
+    fresh = [start for pair_id, start in firsts.items() if pair_id not in known]
+    if not fresh:
+        return
+    started = [
+        (scope, facts.with_pair(activated(scope.policy, facts)))
+        for scope, facts in zip(
+            (scope for scope, _ in fresh),
+            await load_batch_facts(repo, [pair for _, pair in fresh]),
+            strict=True,
+        )
+    ]
+    ready = [(s, f) for s, f in started if f.pair.status is PairStatus.ACTIVE and f.ready]
+    plans = await _plan_batch(repo, ready)
+    sessions = [session for planned in plans.values() for session in planned]
+    added = await repo.add_pairs(pairs=[f.pair for _, f in started], sessions=sessions)
+    for scope, facts in ready:
+        if facts.pair.pair_id in added:
+            await _announce(scope, facts, plans[facts.pair.pair_id])
+
+
+async def load_batch_facts(repo: SessionsRepository, pairs: Sequence[Pair]) -> list[PairFacts]:
+    """Each pair's program and people as known now (one read for all of them)."""
+    keys = [(p.program_id, person) for p in pairs for person in p.members]
+    programs, people = await repo.planning_facts(keys=keys)
+    return [
+        PairFacts(
+            pair=p,
+            program=programs.get(p.program_id),
+            mentor=people.get((p.program_id, p.mentor_id)),
+            mentee=people.get((p.program_id, p.mentee_id)),
+        )
+        for p in pairs
+    ]
+
+
+async def _plan_batch(
+    repo: SessionsRepository, ready: Sequence[tuple[Scope, PairFacts]]
+) -> dict[str, list[Session]]:
+    """The first sessions of new, ready pairs, planned in order against their people's
+    calendars (locked first, read once for the whole batch)."""
+    if not ready or ready[0][0].policy.sessions_ahead < 1:
+        return {}
+    members = sorted({person for _, facts in ready for person in facts.pair.members})
+    await repo.lock_calendars(participant_ids=members)
+    span = Interval(
+        min(s.now + s.policy.min_notice - _length(f.require_program()) for s, f in ready),
+        max(_horizon(s, f) for s, f in ready),
+    )
+    calendar = BatchCalendar(
+        repo, await repo.calendars(participant_ids=members, window=span), span=span
+    )
+    return {
+        facts.pair.pair_id: await _plan_with(scope, facts, [], calendar.of(facts.pair.members))
+        for scope, facts in ready
+    }
 
 
 async def activate_waiting(
@@ -214,12 +286,23 @@ async def _plan(scope: Scope, facts: PairFacts, sessions: list[Session]) -> list
     They are planned one after the other against the two people's calendars, locked
     first, read once (:class:`Calendar`), each new session busy for the next.
     """
-    planned: list[Session] = []
     if _upcoming(sessions) >= scope.policy.sessions_ahead:
-        return planned
+        return []
     await scope.repo.lock_calendars(participant_ids=facts.pair.members)
-    horizon = (facts.pair.ends_at or scope.now) + _length(facts.require_program())
-    calendar = Calendar(scope.repo, facts.pair.members, until=horizon)
+    calendar = Calendar(scope.repo, facts.pair.members, until=_horizon(scope, facts))
+    return await _plan_with(scope, facts, sessions, calendar)
+
+
+def _horizon(scope: Scope, facts: PairFacts) -> datetime:
+    """The end of the pair's planning: no session of the pair ends after it."""
+    return (facts.pair.ends_at or scope.now) + _length(facts.require_program())
+
+
+async def _plan_with(
+    scope: Scope, facts: PairFacts, sessions: list[Session], calendar: PairCalendar
+) -> list[Session]:
+    """:func:`_plan` with the people's calendars locked, asked through ``calendar``."""
+    planned: list[Session] = []
     while _upcoming(sessions) < scope.policy.sessions_ahead:
         session = await plan_next(scope, facts, sessions, calendar=calendar)
         if session is None:
@@ -237,6 +320,16 @@ async def _announce(scope: Scope, facts: PairFacts, added: Sequence[Session]) ->
         ics = invite(session, context, now=scope.now)
         await scope.uow.emit(publishing.scheduled(session, facts.pair, ics=ics))
         scope.uow.after_commit(metrics.SESSIONS.labels("scheduled").inc)
+
+
+class PairCalendar(Protocol):
+    """The two people's scheduled sessions, as the planner of their pair asks them."""
+
+    async def busy(self, around: Interval) -> list[Interval]:
+        """Their scheduled sessions overlapping ``around``, planned ones included."""
+
+    def add(self, interval: Interval) -> None:
+        """A session just planned for the pair: busy from now on."""
 
 
 class Calendar:
@@ -277,12 +370,58 @@ class Calendar:
         self._planned.append(interval)
 
 
+class BatchCalendar:
+    """The scheduled sessions of the people of a batch of new pairs while their first
+    sessions are planned: read once over ``span`` (:meth:`SessionsRepository.calendars`),
+    then kept per person with the sessions planned since, which are not stored yet."""
+
+    def __init__(
+        self, repo: SessionsRepository, stored: dict[str, list[Interval]], *, span: Interval
+    ) -> None:
+        """What was read over ``span``."""
+        self._repo = repo
+        self._stored = stored
+        self._span = span
+        self._planned: dict[str, list[Interval]] = {}
+
+    def of(self, members: Sequence[str]) -> PairCalendar:
+        """The calendar of one pair's two people."""
+        return _PeopleCalendar(self, members)
+
+    async def busy(self, members: Sequence[str], around: Interval) -> list[Interval]:
+        """The people's scheduled sessions overlapping ``around``, planned ones included
+        (read again from the store only for a question outside the span read)."""
+        if self._span.start <= around.start and around.end <= self._span.end:
+            stored = [b for person in members for b in self._stored.get(person, ())]
+        else:
+            stored = await self._repo.busy(participant_ids=members, window=around)
+        planned = [b for person in members for b in self._planned.get(person, ())]
+        return [b for b in (*stored, *planned) if b.start < around.end and b.end > around.start]
+
+    def add(self, members: Sequence[str], interval: Interval) -> None:
+        """A session just planned for these people: busy for every later question."""
+        for person in members:
+            self._planned.setdefault(person, []).append(interval)
+
+
+@dataclass(frozen=True)
+class _PeopleCalendar:
+    batch: BatchCalendar
+    members: Sequence[str]
+
+    async def busy(self, around: Interval) -> list[Interval]:
+        return await self.batch.busy(self.members, around)
+
+    def add(self, interval: Interval) -> None:
+        self.batch.add(self.members, interval)
+
+
 def _upcoming(sessions: Sequence[Session]) -> int:
     return sum(s.status is SessionStatus.SCHEDULED for s in sessions)
 
 
 async def plan_next(
-    scope: Scope, facts: PairFacts, sessions: Sequence[Session], *, calendar: Calendar
+    scope: Scope, facts: PairFacts, sessions: Sequence[Session], *, calendar: PairCalendar
 ) -> Session | None:
     """The pair's next session on the cadence, or None when the program is over for it."""
     pair, program = facts.pair, facts.require_program()
@@ -322,7 +461,7 @@ async def _first_free_slot(
     *,
     cadence: timedelta,
     ends_at: datetime,
-    calendar: Calendar,
+    calendar: PairCalendar,
 ) -> Slot | None:
     """The least-bad free slot of the session's window, or of the next window, and so on.
 

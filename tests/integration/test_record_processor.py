@@ -8,8 +8,11 @@ test_proof_slice.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import partial
 
 import asyncpg
 import pytest
@@ -195,3 +198,43 @@ async def test_after_commit_actions_run_once_per_committed_effect(
     await processor.process_batch(batch)
     await processor.process_batch(batch)  # redelivered: nothing new commits
     assert counted == ["emp-a", "emp-c"]
+
+
+@dataclass
+class _HeldWelcomes:
+    """Welcomes held back by the handlers of one transaction and sent before it commits."""
+
+    counted: list[str]
+    units: list[tuple[ParticipantJoined, UnitOfWork]] = field(default_factory=list)
+
+    async def write(self) -> None:
+        for data, uow in self.units:
+            await welcome_service.welcome_participant(data, uow)
+            uow.after_commit(partial(self.counted.append, f"held {data.participant_id}"))
+
+
+async def test_held_writes_emit_events_and_after_commit_actions_in_unit_order(
+    parts: tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer],
+) -> None:
+    settings, pool, producer = parts
+    topic = settings.physical_topic("upward.participants")
+    counted: list[str] = []
+
+    async def holding(data: ParticipantJoined, uow: UnitOfWork) -> None:
+        uow.scope.held("welcomes", lambda: _HeldWelcomes(counted)).units.append((data, uow))
+        uow.after_commit(partial(counted.append, data.participant_id))
+
+    processor = RecordProcessor(
+        settings=settings,
+        pool=pool,
+        producer=producer,
+        handlers={ParticipantJoined: holding},
+        stop=asyncio.Event(),
+    )
+    records = [joined_record(f"emp-{i}", i, topic=topic) for i in range(3)]
+    await processor.process_batch([r for r, _ in records])
+
+    rows = await pool.fetch("SELECT payload FROM kit_outbox ORDER BY seq")
+    causes = [json.loads(r["payload"])["causationid"] for r in rows]
+    assert causes == [event_id for _, event_id in records]
+    assert counted == [f"{held}emp-{i}" for i in range(3) for held in ("", "held ")]

@@ -85,6 +85,20 @@ class FakeSessionsRepository(SessionsRepository):
                 people[participant_id] = person
         return self.programs.get(program_id), people
 
+    async def planning_facts(
+        self, *, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Program], dict[tuple[str, str], Participant]]:
+        """The programs known, by id, and the people known with their wants, by key."""
+        programs = {k: p for k, p in self.programs.items() if k in {g for g, _ in keys}}
+        people = {}
+        for program_id, participant_id in keys:
+            person = await self.get_participant(
+                participant_id=participant_id, program_id=program_id
+            )
+            if person is not None:
+                people[(program_id, participant_id)] = person
+        return programs, people
+
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased."""
         person = self.participants.pop(participant_id, None)
@@ -124,6 +138,19 @@ class FakeSessionsRepository(SessionsRepository):
         self.pairs_by_id[pair.pair_id] = pair
         await self.add_sessions(sessions=sessions)
         return True
+
+    async def add_pairs(self, *, pairs: Sequence[Pair], sessions: Sequence[Session]) -> set[str]:
+        """Insert the pairs not known yet, with their own sessions; the ids of those added."""
+        added = set()
+        for pair in pairs:
+            if await self.add_pair(pair=pair):
+                added.add(pair.pair_id)
+        await self.add_sessions(sessions=[s for s in sessions if s.pair_id in added])
+        return added
+
+    async def known_pair_ids(self, *, pair_ids: Sequence[str]) -> set[str]:
+        """Those of ``pair_ids`` that are known."""
+        return set(pair_ids) & set(self.pairs_by_id)
 
     async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
         """The pair (no locks in memory)."""
@@ -234,6 +261,17 @@ class FakeSessionsRepository(SessionsRepository):
             and set(participant_ids) & set(self.pairs_by_id[s.pair_id].members)
         ]
         return [s.interval for s in sorted(found, key=lambda s: s.starts_at)]
+
+    async def calendars(
+        self, *, participant_ids: Sequence[str], window: Interval
+    ) -> dict[str, list[Interval]]:
+        """Each person's scheduled sessions overlapping ``window``."""
+        found: dict[str, list[Interval]] = {}
+        for person in participant_ids:
+            busy = await self.busy(participant_ids=[person], window=window)
+            if busy:
+                found[person] = busy
+        return found
 
     async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
         """Nothing runs concurrently in memory: remember who was locked, for tests."""

@@ -14,7 +14,7 @@ from schemas.participants import ParticipantJoined
 from schemas.programs import ProgramCreated
 from schemas.registry import event_class
 from servicekit.clock import ManualClock
-from servicekit.unit_of_work import UnitOfWork, run_committed
+from servicekit.unit_of_work import TransactionScope, UnitOfWork, run_committed
 from services.sessions.handlers import (
     build_handlers,
     complete_pairs,
@@ -87,19 +87,35 @@ class Harness:
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(cast(Any, None), source="/test", region="test", clock=self.clock)
 
-    def _keep(self, uow: UnitOfWork) -> None:
-        """What a commit does: keep the emitted events and run the after-commit actions."""
-        run_committed(uow.committed_actions)
-        for _, event in uow.emitted:
-            cls = event_class(event.type.removeprefix("upward."))
-            self.events.append(cls.model_validate(event.data))
+    async def _keep(self, *units: UnitOfWork) -> None:
+        """What a commit does: write what is held, keep the emitted events and run the
+        after-commit actions."""
+        for uow in units:
+            await uow.scope.finish()
+        for uow in units:
+            run_committed(uow.committed_actions)
+            for _, event in uow.emitted:
+                cls = event_class(event.type.removeprefix("upward."))
+                self.events.append(cls.model_validate(event.data))
 
     async def send(self, *events: EventData) -> None:
-        """Handle events, as the consumer would."""
+        """Handle events, as the consumer would, one transaction each."""
         for data in events:
             uow = self._uow()
             await self.handlers[type(data)](data, uow)
-            self._keep(uow)
+            await self._keep(uow)
+
+    async def send_batch(self, *events: EventData) -> None:
+        """Handle events in one transaction, as the consumer handles a batch."""
+        scope = TransactionScope()
+        units = []
+        for data in events:
+            uow = UnitOfWork(
+                cast(Any, None), source="/test", region="test", clock=self.clock, scope=scope
+            )
+            await self.handlers[type(data)](data, uow)
+            units.append(uow)
+        await self._keep(*units)
 
     async def run(
         self, handler: Callable[[C, UnitOfWork, Dependencies], Awaitable[R]], cmd: C
@@ -107,7 +123,7 @@ class Harness:
         """Run a command, as the HTTP API would."""
         uow = self._uow()
         result = await handler(cmd, uow, self.deps)
-        self._keep(uow)
+        await self._keep(uow)
         return result
 
     async def tick(self) -> None:
@@ -115,7 +131,7 @@ class Harness:
         for timer in (mark_missed_sessions, flag_stalled_pairs, complete_pairs):
             uow = self._uow()
             await timer(uow, deps=self.deps)
-            self._keep(uow)
+            await self._keep(uow)
 
     async def advance(self, delta: timedelta) -> None:
         """Move the clock forward and run the timers, like ``POST /ops/clock``."""

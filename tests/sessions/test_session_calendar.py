@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import icalendar
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ical.calendar_stream import IcsCalendarStream
 from ical.event import EventStatus
 
@@ -163,3 +166,94 @@ def test_invite_text_is_the_librarys_serialisation_byte_for_byte() -> None:
             text = calendar_module._text(calendar)
             assert text == calendar.to_ical().decode()
             assert max(len(line.encode()) for line in text.split("\r\n")) <= 75
+
+
+def _library_text(session: Session, context: InviteContext) -> str:
+    """The invite as the library serialises its own components (folding included)."""
+    cancelled = session.status is SessionStatus.CANCELLED
+    calendar = icalendar.Calendar.new(
+        prodid=PRODID,
+        method="CANCEL" if cancelled else "REQUEST",
+        uid=calendar_module._invite_uid(session),
+        subcomponents=[session_event(session, context, now=NOW)],
+    )
+    return str(calendar.to_ical().decode())
+
+
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(" ,;:'\"^\\\n\r\u2019é社N")), st.characters(codec="utf-8")
+    ).filter(lambda c: c not in "\x00"),
+    max_size=90,
+)
+_PEOPLE = st.one_of(
+    st.none(),
+    st.builds(
+        Participant,
+        participant_id=st.just("emp-x"),
+        display_name=_TEXT.filter(bool),
+        email=st.from_regex(r"[a-z0-9.]{1,40}@[a-z]{1,20}\.example", fullmatch=True),
+        timezone=st.just("Europe/Paris"),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    program_name=_TEXT,
+    titles=st.lists(_TEXT, max_size=3),
+    mentor=_PEOPLE,
+    mentee=_PEOPLE,
+    organizer=st.tuples(st.emails(), _TEXT.filter(bool)),
+    number=st.integers(1, 400),
+    sequence=st.integers(0, 12),
+    status=st.sampled_from(SessionStatus),
+    minutes=st.integers(15, 24 * 60),
+)
+def test_the_invite_is_the_librarys_text_byte_for_byte(
+    program_name: str,
+    titles: list[str],
+    mentor: Participant | None,
+    mentee: Participant | None,
+    organizer: tuple[str, str],
+    number: int,
+    sequence: int,
+    status: SessionStatus,
+    minutes: int,
+) -> None:
+    keys = [f"topic-{i}" for i in range(len(titles) + 1)]  # the last one has no title
+    context = InviteContext(
+        program_name=program_name,
+        topic_titles=dict(zip(keys, titles, strict=False)),
+        mentor=mentor,
+        mentee=mentee,
+        organizer=Organizer(*organizer),
+    )
+    session = replace(
+        SESSION,
+        number=number,
+        ical_sequence=sequence,
+        status=status,
+        agenda=tuple(keys),
+        ends_at=START + timedelta(minutes=minutes),
+    )
+    assert invite(session, context, now=NOW) == _library_text(session, context)
+
+
+def test_times_not_in_utc_are_written_by_the_library() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    moved = replace(SESSION, starts_at=START.astimezone(paris), ends_at=START + timedelta(hours=2))
+    text = invite(moved, CONTEXT, now=NOW.replace(microsecond=5))
+    assert text == calendar_module.library_invite(moved, CONTEXT, now=NOW.replace(microsecond=5))
+    assert "DTSTART;TZID=Europe/Paris:" in text
+
+
+def test_escapes_at_every_fold_position_stay_with_what_they_escape() -> None:
+    for n in range(1, 80):
+        context = replace(
+            CONTEXT,
+            program_name="p" * n + "\\;,\n" * 3,
+            mentor=replace(MENTOR, display_name="A" * n + '^"^\n'),
+            mentee=replace(MENTEE, display_name="é" * n + '^"'),
+        )
+        assert invite(SESSION, context, now=NOW) == _library_text(SESSION, context)

@@ -515,3 +515,83 @@ async def test_reschedule_to_the_first_day_of_the_calendar_is_invalid(when: date
     first = h.of(SessionScheduled)[0]
     with pytest.raises(Invalid):
         await h.run(reschedule_session, Reschedule(first.session_id, MENTOR, when))
+
+
+# A consumer batch: the PairFormed of one transaction are started together --------------
+
+
+def _scheduled(h: Harness) -> list[tuple[object, ...]]:
+    return [
+        (s.pair_id, s.session_id, s.starts_at, s.ends_at, tuple(s.agenda), s.ics, tuple(s.warnings))
+        for s in h.of(SessionScheduled)
+    ]
+
+
+async def _people(h: Harness, *people: tuple[str, str]) -> None:
+    await h.send(program(), *(participant(p, tz) for p, tz in people))
+
+
+PEOPLE = (
+    ("emp-m", "Europe/London"),
+    ("emp-e", "Asia/Tokyo"),
+    ("emp-x", "America/New_York"),
+    ("emp-y", "Europe/London"),
+)
+PAIRS = (
+    formed("pair-1", "emp-m", "emp-e"),
+    formed("pair-2", "emp-m", "emp-x"),  # the same mentor: must not clash with pair-1
+    formed("pair-3", "emp-y", "emp-x"),
+    formed("pair-1", "emp-m", "emp-e"),  # the same pair again (another event id)
+    formed("pair-4", "emp-y", "emp-nobody"),  # waits for its mentee
+)
+
+
+async def test_a_batch_of_pair_formed_schedules_what_one_by_one_would() -> None:
+    alone, batch = Harness(), Harness()
+    for h in (alone, batch):
+        await _people(h, *PEOPLE)
+    await alone.send(*PAIRS)
+    await batch.send_batch(*PAIRS)
+    assert len(_scheduled(batch)) == 6
+    assert _scheduled(batch) == _scheduled(alone)
+    assert batch.repo.pairs_by_id == alone.repo.pairs_by_id
+    assert batch.repo.sessions_by_id == alone.repo.sessions_by_id
+    assert batch.repo.pairs_by_id["pair-4"].status is PairStatus.PENDING
+    slots = sorted((s.starts_at, s.ends_at) for s in batch.of(SessionScheduled)[:4])
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(slots))  # emp-m's four sessions
+    assert batch.repo.locked_calendars == [("emp-e", "emp-m", "emp-x", "emp-y")]
+
+
+async def test_a_batch_sees_sessions_stored_before_it() -> None:
+    alone, batch = Harness(), Harness()
+    for h in (alone, batch):
+        await _people(h, *PEOPLE)
+        await h.send(PAIRS[0])
+    await alone.send(PAIRS[1], PAIRS[2])
+    await batch.send_batch(PAIRS[1], PAIRS[2])
+    assert _scheduled(batch) == _scheduled(alone)
+    assert len(_scheduled(batch)) == 6
+
+
+async def test_an_event_after_pair_formed_in_a_batch_sees_the_pair() -> None:
+    h = Harness()
+    await _people(h, *PEOPLE)
+    await h.send_batch(
+        formed("pair-1", "emp-m", "emp-e"),
+        ended("emp-m"),
+        formed("pair-2", "emp-y", "emp-nobody"),
+        participant("emp-nobody", "Europe/Paris"),
+    )
+    assert h.repo.pairs_by_id["pair-1"].status is PairStatus.ENDED
+    assert [e.session_id for e in h.of(SessionCancelled)] == [
+        e.session_id for e in h.of(SessionScheduled)[:2]
+    ]
+    assert h.repo.pairs_by_id["pair-2"].status is PairStatus.ACTIVE  # started by the join
+    assert len(h.of(SessionScheduled)) == 4
+
+
+async def test_a_batch_of_pairs_waiting_for_their_program_schedules_nothing() -> None:
+    h = Harness()
+    await h.send_batch(formed("pair-1"), formed("pair-2", "emp-m", "emp-x"))
+    assert {p.status for p in h.repo.pairs_by_id.values()} == {PairStatus.PENDING}
+    assert h.of(SessionScheduled) == [] and h.repo.locked_calendars == []

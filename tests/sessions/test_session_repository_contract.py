@@ -271,6 +271,73 @@ async def test_a_pair_is_added_with_its_first_sessions_once(repo: SessionsReposi
     assert await repo.sessions_of_pair(pair_id="pair-1") == first
 
 
+async def test_pairs_are_added_in_one_go_with_their_own_sessions(
+    repo: SessionsRepository,
+) -> None:
+    await repo.add_pair(pair=PAIR, sessions=[session(1)])
+    second = Pair("pair-2", "prg-1", "emp-a", "emp-b", ("x",), formed_at=T0)
+    active = replace(
+        Pair("pair-3", "prg-1", "emp-c", "emp-d", (), formed_at=T0),
+        status=PairStatus.ACTIVE,
+        first_due=T0 + timedelta(days=2),
+        ends_at=T0 + timedelta(weeks=26),
+    )
+    ours = [session(1, pair_id="pair-3"), replace(session(2, pair_id="pair-3"), warnings=())]
+    again = replace(PAIR, mentor_id="someone-else")
+    added = await repo.add_pairs(
+        pairs=[again, second, active], sessions=[session(2), *ours, session(1, pair_id="pair-2")]
+    )
+    assert added == {"pair-2", "pair-3"}
+    assert await repo.get_pair(pair_id="pair-1") == PAIR
+    assert await repo.get_pair(pair_id="pair-3") == active
+    assert await repo.sessions_of_pair(pair_id="pair-1") == [session(1)]
+    assert await repo.sessions_of_pair(pair_id="pair-2") == [session(1, pair_id="pair-2")]
+    assert await repo.sessions_of_pair(pair_id="pair-3") == ours
+    assert await repo.add_pairs(pairs=[], sessions=[]) == set()
+    known = await repo.known_pair_ids(pair_ids=["pair-1", "pair-3", "pair-9"])
+    assert known == {"pair-1", "pair-3"}
+
+
+async def test_planning_facts_of_a_batch(repo: SessionsRepository) -> None:
+    mentor = Participant("emp-m", "Aisha", "a@example.com", "Europe/London", None, {"x": 3})
+    mentee = Participant("emp-e", "Ben", "b@example.com", "Asia/Tokyo", None, None)
+    await repo.save_participant(participant=mentor, program_id="prg-1")
+    await repo.save_participant(participant=mentor, program_id="prg-2")
+    await repo.save_participant(participant=mentee, program_id="prg-2")
+    await repo.save_program(program=PROGRAM)
+    keys = [("prg-1", "emp-m"), ("prg-1", "emp-e"), ("prg-2", "emp-e"), ("prg-1", "emp-x")]
+    programs, people = await repo.planning_facts(keys=keys)
+    assert programs == {"prg-1": PROGRAM}
+    assert people == {
+        ("prg-1", "emp-m"): mentor,
+        ("prg-1", "emp-e"): replace(mentee, wants=None),
+        ("prg-2", "emp-e"): replace(mentee, wants={}),
+    }
+    for (program_id, person), found in people.items():
+        assert found == await repo.get_participant(participant_id=person, program_id=program_id)
+    assert await repo.planning_facts(keys=[]) == ({}, {})
+
+
+async def test_calendars_are_each_persons_scheduled_sessions(repo: SessionsRepository) -> None:
+    await repo.add_pair(pair=PAIR)
+    await repo.add_pair(pair=Pair("pair-2", "prg-1", "emp-e", "emp-z", ("x",), formed_at=T0))
+    start = T0 + timedelta(days=1)
+    await repo.add_session(session=session(1, start=start))
+    await repo.add_session(session=session(1, pair_id="pair-2", start=start + timedelta(hours=2)))
+    await repo.add_session(
+        session=replace(session(2, start=start + timedelta(hours=4)), status=SessionStatus.HELD)
+    )
+    window = Interval(start, start + timedelta(days=1))
+    first = Interval(start, start + timedelta(hours=1))
+    later = Interval(start + timedelta(hours=2), start + timedelta(hours=3))
+    found = await repo.calendars(participant_ids=["emp-m", "emp-e", "emp-x"], window=window)
+    assert found == {"emp-m": [first], "emp-e": [first, later]}
+    for person in ("emp-m", "emp-e"):
+        assert found[person] == await repo.busy(participant_ids=[person], window=window)
+    edge = Interval(start + timedelta(hours=1), start + timedelta(hours=2))
+    assert await repo.calendars(participant_ids=["emp-e"], window=edge) == {}
+
+
 async def test_saved_sessions_keep_every_field(repo: SessionsRepository) -> None:
     await repo.add_pair(pair=PAIR)
     await repo.add_session(session=session(1))

@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -72,6 +73,14 @@ class SessionsRepository(ABC):
         each with their wants of ``program_id``: what planning a pair needs, in one read."""
 
     @abstractmethod
+    async def planning_facts(
+        self, *, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Program], dict[tuple[str, str], Participant]]:
+        """For ``(program_id, participant_id)`` keys: the programs known, by id, and the
+        people known, each with their wants of that program, by key (what planning a
+        batch of new pairs needs)."""
+
+    @abstractmethod
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased.
 
@@ -88,6 +97,15 @@ class SessionsRepository(ABC):
     async def add_pair(self, *, pair: Pair, sessions: Sequence[Session] = ()) -> bool:
         """Insert a pair, with its first ``sessions``; False (and no change) when the pair
         id is already known."""
+
+    @abstractmethod
+    async def add_pairs(self, *, pairs: Sequence[Pair], sessions: Sequence[Session]) -> set[str]:
+        """Insert the pairs whose ids are not known yet, each with those of ``sessions``
+        that are its own, in one go; the ids of the pairs added."""
+
+    @abstractmethod
+    async def known_pair_ids(self, *, pair_ids: Sequence[str]) -> set[str]:
+        """Those of ``pair_ids`` that are known."""
 
     @abstractmethod
     async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
@@ -153,6 +171,13 @@ class SessionsRepository(ABC):
         self, *, participant_ids: Sequence[str], window: Interval, exclude: str | None = None
     ) -> list[Interval]:
         """Scheduled sessions of these people overlapping ``window`` (except ``exclude``)."""
+
+    @abstractmethod
+    async def calendars(
+        self, *, participant_ids: Sequence[str], window: Interval
+    ) -> dict[str, list[Interval]]:
+        """Each person's scheduled sessions overlapping ``window`` (a session of two of
+        them is in both lists; people with none are left out)."""
 
     @abstractmethod
     async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
@@ -328,6 +353,31 @@ class PostgresSessionsRepository(SessionsRepository):
         }
         return program, people
 
+    async def planning_facts(
+        self, *, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, Program], dict[tuple[str, str], Participant]]:
+        """The programs, then the people with their wants (one read each)."""
+        program_ids = sorted({program_id for program_id, _ in keys})
+        programs = await self._conn.fetch(
+            "SELECT * FROM programs WHERE program_id = ANY($1::text[])", program_ids
+        )
+        rows = await self._conn.fetch(
+            "SELECT k.program_id AS wanted_in, p.*, w.wants"
+            " FROM unnest($1::text[], $2::text[]) AS k (program_id, participant_id)"
+            " JOIN participants p ON p.participant_id = k.participant_id"
+            " LEFT JOIN participant_wants w"
+            " ON w.participant_id = k.participant_id AND w.program_id = k.program_id",
+            [program_id for program_id, _ in keys],
+            [participant_id for _, participant_id in keys],
+        )
+        people = {
+            (r["wanted_in"], r["participant_id"]): _participant(
+                {name: r[name] for name in _PARTICIPANT_FIELDS}
+            )
+            for r in rows
+        }
+        return {r["program_id"]: _program(r) for r in programs}, people
+
     async def forget_participant(self, *, participant_id: str, now: datetime) -> int:
         """Erase the person's directory entry, wants and notes; return rows erased."""
         personal = await self._personal_texts(participant_id)
@@ -398,6 +448,32 @@ class PostgresSessionsRepository(SessionsRepository):
             _sessions_json(sessions),
         )
         return bool(added)
+
+    async def add_pairs(self, *, pairs: Sequence[Pair], sessions: Sequence[Session]) -> set[str]:
+        """Insert the new pairs and their sessions in one statement; the ids of the pairs
+        added (the sessions' CTE keeps those of pairs added; the foreign key is checked
+        at the end of the statement, when the pairs are there)."""
+        if not pairs:
+            return set()
+        rows = await self._conn.fetch(
+            f"WITH added AS (INSERT INTO pairs ({_PAIR_COLUMNS}) SELECT {_PAIR_COLUMNS}"
+            " FROM jsonb_populate_recordset(NULL::pairs, $1::jsonb)"
+            " ON CONFLICT (pair_id) DO NOTHING RETURNING pair_id), their_sessions AS ("
+            f" INSERT INTO sessions ({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS}"
+            " FROM jsonb_populate_recordset(NULL::sessions, $2::jsonb)"
+            " WHERE pair_id IN (SELECT pair_id FROM added) RETURNING 1)"
+            " SELECT pair_id FROM added",
+            _pairs_json(pairs),
+            _sessions_json(sessions),
+        )
+        return {r["pair_id"] for r in rows}
+
+    async def known_pair_ids(self, *, pair_ids: Sequence[str]) -> set[str]:
+        """Those of ``pair_ids`` that are known."""
+        rows = await self._conn.fetch(
+            "SELECT pair_id FROM pairs WHERE pair_id = ANY($1::text[])", list(pair_ids)
+        )
+        return {r["pair_id"] for r in rows}
 
     async def get_pair(self, *, pair_id: str, lock: bool = False) -> Pair | None:
         """The pair; ``lock`` holds its row until the transaction ends."""
@@ -558,6 +634,31 @@ class PostgresSessionsRepository(SessionsRepository):
         )
         return [Interval(r["starts_at"], r["ends_at"]) for r in rows]
 
+    async def calendars(
+        self, *, participant_ids: Sequence[str], window: Interval
+    ) -> dict[str, list[Interval]]:
+        """Each person's scheduled sessions overlapping ``window``, read as :meth:`busy`
+        reads them (the people's pairs, then each pair's scheduled sessions)."""
+        rows = await self._conn.fetch(
+            "SELECT mine.mentor_id, mine.mentee_id, s.starts_at, s.ends_at FROM ("
+            " SELECT pair_id, mentor_id, mentee_id FROM pairs WHERE mentor_id = ANY($1::text[])"
+            " UNION SELECT pair_id, mentor_id, mentee_id FROM pairs"
+            " WHERE mentee_id = ANY($1::text[])) mine"
+            " CROSS JOIN LATERAL (SELECT starts_at, ends_at FROM sessions"
+            " WHERE pair_id = mine.pair_id AND status = 'scheduled' AND starts_at < $3"
+            " AND ends_at > $2 OFFSET 0) s ORDER BY s.starts_at",
+            list(participant_ids),
+            window.start,
+            window.end,
+        )
+        wanted = set(participant_ids)
+        found: dict[str, list[Interval]] = {}
+        for r in rows:
+            interval = Interval(r["starts_at"], r["ends_at"])
+            for person in {r["mentor_id"], r["mentee_id"]} & wanted:
+                found.setdefault(person, []).append(interval)
+        return found
+
     async def lock_calendars(self, *, participant_ids: Sequence[str]) -> None:
         """Hold these people's calendars until the transaction ends (no double booking).
 
@@ -661,7 +762,9 @@ def _hours_json(hours: WorkingHours | None) -> str | None:
     )
 
 
+@lru_cache(maxsize=1024)
 def _hours(text: str | None) -> WorkingHours | None:
+    """Working hours from their JSON (kept: most people share a few)."""
     if text is None:
         return None
     data = json.loads(text)
@@ -694,6 +797,22 @@ def _pair_row(pair: Pair) -> tuple[Any, ...]:
         pair.last_held_at,
         pair.stalled,
         pair.end_reason,
+    )
+
+
+_PAIR_NAMES = tuple(c.strip() for c in _PAIR_COLUMNS.split(","))
+
+
+def _pairs_json(pairs: Sequence[Pair]) -> str:
+    """Pairs as a JSON array of their columns (for ``jsonb_populate_recordset``)."""
+    return json.dumps(
+        [
+            {
+                name: value.isoformat() if isinstance(value, datetime) else value
+                for name, value in zip(_PAIR_NAMES, _pair_row(pair), strict=True)
+            }
+            for pair in pairs
+        ]
     )
 
 

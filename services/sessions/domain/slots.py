@@ -24,6 +24,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 GRID = timedelta(minutes=15)
@@ -74,18 +75,34 @@ class Availability:
 
     def working_intervals(self, window: Interval) -> list[Interval]:
         """The UTC intervals of this person's working hours that may touch ``window``."""
+        return list(_working_days(*self.working_days(window)))
+
+    def working_days(self, window: Interval) -> _Days:
+        """Which working days may touch ``window``: zone, hours, first and last day."""
         zone = ZoneInfo(self.timezone)
         first = window.start.astimezone(zone).date() - timedelta(days=1)
         last = window.end.astimezone(zone).date() + timedelta(days=1)
-        return [self._day(day, zone) for day in _days(first, last) if self._works(day)]
+        return (self.timezone, self.hours, first, last)
 
-    def _works(self, day: date) -> bool:
-        return day.weekday() in self.hours.weekdays
 
-    def _day(self, day: date, zone: ZoneInfo) -> Interval:
-        start = datetime.combine(day, self.hours.start, tzinfo=zone).astimezone(UTC)
-        end = datetime.combine(day, self.hours.end, tzinfo=zone).astimezone(UTC)
-        return Interval(start, end)
+_Days = tuple[str, WorkingHours, date, date]
+
+
+@lru_cache(maxsize=4096)
+def _working_days(
+    timezone: str, hours: WorkingHours, first: date, last: date
+) -> tuple[Interval, ...]:
+    """The UTC intervals of ``hours`` in ``timezone`` from day ``first`` to ``last``
+    (kept: the pairs planned together mostly share their days, zones and hours)."""
+    zone = ZoneInfo(timezone)
+    return tuple(
+        Interval(
+            datetime.combine(day, hours.start, tzinfo=zone).astimezone(UTC),
+            datetime.combine(day, hours.end, tzinfo=zone).astimezone(UTC),
+        )
+        for day in _days(first, last)
+        if day.weekday() in hours.weekdays
+    )
 
 
 @dataclass(frozen=True)
@@ -123,8 +140,10 @@ class _Scored:
 def find_slot(request: SlotRequest) -> Slot | None:
     """The least-bad free slot of the window, or None when every candidate clashes."""
     padded = Interval(request.window.start, request.window.end + request.length)
-    hours = {p.role: p.working_intervals(padded) for p in request.people}
-    best = _first_perfect(request, hours) or _least_bad(request, hours)
+    days = {p.role: p.working_days(padded) for p in request.people}
+    hours = {role: list(_working_days(*key)) for role, key in days.items()}
+    shared = _shared_hours(tuple(days.values()))
+    best = _first_perfect(request, hours, shared) or _least_bad(request, hours)
     if best is None:
         return None
     warnings = _warnings(best, request.people)
@@ -143,7 +162,9 @@ def _least_bad(request: SlotRequest, hours: dict[str, list[Interval]]) -> _Score
     return best
 
 
-def _first_perfect(request: SlotRequest, hours: dict[str, list[Interval]]) -> _Scored | None:
+def _first_perfect(
+    request: SlotRequest, hours: dict[str, list[Interval]], shared: tuple[Interval, ...] | None
+) -> _Scored | None:
     """The earliest free candidate inside everyone's working hours, found without scoring
     the candidates before it; None when there is none (or when the shortcut does not apply).
 
@@ -153,15 +174,10 @@ def _first_perfect(request: SlotRequest, hours: dict[str, list[Interval]]) -> _S
     decides). Such candidates lie inside the intersection of the people's intervals, so
     only its stretches are walked, in time order.
     """
-    if not hours or not _whole_minutes(request.length):
+    if not hours or shared is None or not _whole_minutes(request.length):
         return None
-    shared: list[Interval] | None = None
-    for intervals in hours.values():
-        if not _separated(intervals):
-            return None
-        shared = intervals if shared is None else _intersection(shared, intervals)
     first = _round_up(request.window.start)
-    for stretch in shared or ():
+    for stretch in shared:
         start = _round_up(max(first, stretch.start))
         while start < request.window.end and start + request.length <= stretch.end:
             candidate = Interval(start, start + request.length)
@@ -169,6 +185,20 @@ def _first_perfect(request: SlotRequest, hours: dict[str, list[Interval]]) -> _S
                 return _Scored((0, 0, start), candidate, dict.fromkeys(hours, 0))
             start += GRID
     return None
+
+
+@lru_cache(maxsize=4096)
+def _shared_hours(people: tuple[_Days, ...]) -> tuple[Interval, ...] | None:
+    """Where the people's working days overlap, in order; None when the shortcut of
+    :func:`_first_perfect` does not apply (some intervals not separated, or nobody).
+    Kept: pairs planned together mostly share their zones, hours and days."""
+    shared: list[Interval] | None = None
+    for days in people:
+        intervals = list(_working_days(*days))
+        if not _separated(intervals):
+            return None
+        shared = intervals if shared is None else _intersection(shared, intervals)
+    return None if shared is None else tuple(shared)
 
 
 def _whole_minutes(delta: timedelta) -> bool:
