@@ -302,7 +302,8 @@ SELECT pg_notify($2, program_id) FROM noted
 
 _EXCLUDED = """
 SELECT mentor_id, mentee_id FROM {table} WHERE program_id = $1
-  AND ($2::text[] IS NULL OR (mentor_id = ANY($2::text[]) AND mentee_id = ANY($2::text[])))
+  AND ($2::text[] IS NULL OR (mentor_id IN (SELECT unnest($2::text[]))
+                              AND mentee_id IN (SELECT unnest($2::text[]))))
 """
 
 POOL_CHANGED_CHANNEL = "upward_matching_pool_changed"
@@ -330,7 +331,7 @@ LEFT JOIN (
     FROM pairs WHERE program_id = $1 GROUP BY mentee_id
 ) e ON e.mentee_id = p.participant_id
 WHERE p.program_id = $1 AND p.status = 'active'
-  AND ($2::text[] IS NULL OR p.participant_id = ANY($2::text[]))
+  AND ($2::text[] IS NULL OR p.participant_id IN (SELECT unnest($2::text[])))
   AND (NOT $4::boolean
        OR (p.profile->>'role' <> 'mentee'
            AND COALESCE(m.open_pairs, 0) < COALESCE((p.profile->>'capacity')::int, 1))
@@ -469,6 +470,22 @@ class PostgresMatchingRepository(MatchingRepository):
         )
 
     @asynccontextmanager
+    async def _hash_joins(self) -> AsyncIterator[None]:
+        """Plan the statements of the block without nested loops.
+
+        The pool query joins every participant of a program to the pairs' counts per
+        person. A plan made while the tables were small, or before PostgreSQL gathered
+        their statistics (a fresh program filling in seconds, a prepared statement's
+        cached generic plan), nests those loops: 20 s for 10,000 people and 5,000 pairs
+        where hash joins take 20 ms. The setting is local to the transaction and put
+        back after the block (a block that fails aborts the transaction, or its
+        savepoint, which puts it back).
+        """
+        await self._conn.execute("SET LOCAL enable_nestloop = off")
+        yield
+        await self._conn.execute("RESET enable_nestloop")
+
+    @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction (a PostgreSQL savepoint) on the current transaction."""
         async with self._conn.transaction():
@@ -602,7 +619,8 @@ class PostgresMatchingRepository(MatchingRepository):
     ) -> list[Candidate]:
         """Active participants as the engine sees them, with their free places (one query)."""
         ids = None if participant_ids is None else list(participant_ids)
-        rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN, free_only)
+        async with self._hash_joins():
+            rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN, free_only)
         return await off_loop(lambda: [_candidate(r) for r in rows], size=len(rows))
 
     async def erase_participant(self, *, participant_id: str) -> int:
