@@ -199,7 +199,7 @@ class RecordProcessor:
             outcomes: dict[int, Outcome] = {}
             emitted: list[tuple[str, CloudEvent]] = []
             committed: list[Callable[[], None]] = []
-            scope = TransactionScope()
+            scope = TransactionScope([w.event.data for w in work if w.event.envelope.id in fresh])
             for w in work:
                 if w.event.envelope.id not in fresh:
                     outcomes[w.index] = Outcome.DUPLICATE

@@ -8,7 +8,7 @@ caused them, its id as causation id, and a child span of its trace.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar, cast
 
@@ -44,9 +44,13 @@ class TransactionScope:
     :meth:`before_commit` run, in order, once all of the transaction's handlers have run
     and before its outbox rows are written. They write to the database only: an event
     emitted there would be too late.
+
+    ``events`` are the events the transaction's handlers will be given, in order (the
+    consumer's batch), so the first handler can read at once what the others need.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, events: Sequence[EventData] = ()) -> None:
+        self.events = tuple(events)
         self.cache: dict[str, Any] = {}
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
 

@@ -181,8 +181,16 @@ class MatchingRepository(ABC):
         """Store a pair's new status, acceptances and closing details."""
 
     @abstractmethod
+    async def save_pairs(self, *, pairs: Sequence[Pair]) -> None:
+        """Store the new state of several pairs (as :meth:`save_pair`), in one statement."""
+
+    @abstractmethod
     async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
         """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
+
+    @abstractmethod
+    async def get_pairs(self, *, pair_ids: Collection[str]) -> dict[str, Pair]:
+        """The pairs of ``pair_ids`` that exist, by id, locked until commit (one query)."""
 
     @abstractmethod
     async def find_pairs(
@@ -363,6 +371,18 @@ _SAVE_PAIR = """
 UPDATE pairs SET status = $2, mentor_accepted_at = $3, mentee_accepted_at = $4,
        formed_at = $5, closed_at = $6, close_reason = $7, closed_by = $8, at_risk_at = $9
 WHERE pair_id = $1
+"""
+
+_SAVE_PAIRS = """
+UPDATE pairs SET status = x.status, mentor_accepted_at = x.mentor_accepted_at,
+       mentee_accepted_at = x.mentee_accepted_at, formed_at = x.formed_at,
+       closed_at = x.closed_at, close_reason = x.close_reason, closed_by = x.closed_by,
+       at_risk_at = x.at_risk_at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
+            $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[])
+     AS x(pair_id, status, mentor_accepted_at, mentee_accepted_at, formed_at, closed_at,
+          close_reason, closed_by, at_risk_at)
+WHERE pairs.pair_id = x.pair_id
 """
 
 _PAIR_COLUMNS = [
@@ -682,11 +702,41 @@ class PostgresMatchingRepository(MatchingRepository):
             pair.at_risk_at,
         )
 
+    async def save_pairs(self, *, pairs: Sequence[Pair]) -> None:
+        """Store the new state of several pairs, in one statement."""
+        if not pairs:
+            return
+        await self._conn.execute(
+            _SAVE_PAIRS,
+            [p.pair_id for p in pairs],
+            [p.status.value for p in pairs],
+            [p.mentor_accepted_at for p in pairs],
+            [p.mentee_accepted_at for p in pairs],
+            [p.formed_at for p in pairs],
+            [p.closed_at for p in pairs],
+            [p.close_reason for p in pairs],
+            [p.closed_by for p in pairs],
+            [p.at_risk_at for p in pairs],
+        )
+
     async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
         """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
         lock = " FOR UPDATE" if for_update else ""
         row = await self._conn.fetchrow("SELECT * FROM pairs WHERE pair_id = $1" + lock, pair_id)
         return None if row is None else _pair(row)
+
+    async def get_pairs(self, *, pair_ids: Collection[str]) -> dict[str, Pair]:
+        """The pairs of ``pair_ids`` that exist, by id, locked until commit (one query).
+
+        Locked in id order, as every other batch locks them, so two batches cannot wait
+        for each other.
+        """
+        rows = await self._conn.fetch(
+            "SELECT * FROM pairs WHERE pair_id IN (SELECT unnest($1::text[]))"
+            " ORDER BY pair_id FOR UPDATE",
+            sorted(set(pair_ids)),
+        )
+        return {r["pair_id"]: _pair(r) for r in rows}
 
     async def find_pairs(
         self,
