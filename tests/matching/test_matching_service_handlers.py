@@ -732,7 +732,10 @@ async def test_the_acceptances_of_a_batch_read_each_pair_once_and_save_them_toge
             (first, first.mentee_id),  # a repeat: nothing
         )
     ]
-    scope = TransactionScope(batch)  # the kit gives a batch's events to its scope
+    poisoned = acceptance(first, first.mentor_id).model_copy(update={"pair_id": "pair-\x00"})
+    scope = TransactionScope([*batch, poisoned])  # the kit gives a batch's events to its scope
+    with pytest.raises(Rejected, match="NUL"):
+        await table[PairAccepted](poisoned, UnitOfWork(cast(Any, None), source="/t", region="t"))
     uow = UnitOfWork(cast(Any, None), source="/t", region="t", clock=world.clock, scope=scope)
     for accepted in batch:
         await table[PairAccepted](accepted, uow)
