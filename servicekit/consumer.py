@@ -197,7 +197,7 @@ class RecordProcessor:
             )
             outcomes: dict[int, Outcome] = {}
             units: list[UnitOfWork] = []
-            scope = TransactionScope()
+            scope = TransactionScope([w.event.data for w in work if w.event.envelope.id in fresh])
             for w in work:
                 if w.event.envelope.id not in fresh:
                     outcomes[w.index] = Outcome.DUPLICATE

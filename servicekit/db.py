@@ -13,7 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -57,9 +57,58 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
+if TYPE_CHECKING:
+    _PlainConnection = asyncpg.Connection[asyncpg.Record]
+else:  # generic in the stubs only
+    _PlainConnection = asyncpg.Connection
+
+
+class KitConnection(_PlainConnection):
+    """A connection of the kit's pools: reset on release only when it may hold session state.
+
+    asyncpg resets every connection released to a pool with one more round trip
+    (``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``): a fixed cost
+    on every transaction. The kit's pooled connections keep nothing in their session:
+    asyncpg still rolls back a transaction left open (and drops listener callbacks) on
+    release, cursors live inside transactions, nothing runs ``SET``, ``LISTEN`` or
+    ``PREPARE`` on them (the listeners have connections of their own), and the advisory
+    locks are transaction-scoped. The exceptions take a session-level advisory lock (the
+    migrations, an exclusive timer's round): they call :func:`keeps_session_state` first,
+    and that connection gets asyncpg's full reset when it is released, so a lock whose
+    unlock never ran (a cancelled round) is released all the same.
+    """
+
+    __slots__ = ("_keeps_session_state",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keeps_session_state = False
+
+    def keep_session_state(self) -> None:
+        """Reset this connection's session when it is next released to the pool."""
+        self._keeps_session_state = True
+
+    def get_reset_query(self) -> str:
+        """asyncpg's reset query if the session may hold state, else none."""
+        if not self._keeps_session_state:
+            return ""
+        self._keeps_session_state = False
+        return super().get_reset_query()
+
+
+def keeps_session_state(conn: Connection) -> None:
+    """Mark ``conn`` as about to hold session state (a session-level advisory lock): the
+    pool resets its session when it is released. Call it before taking the state."""
+    mark = getattr(conn, "keep_session_state", None)  # a pool's proxy forwards it
+    if mark is not None:
+        mark()
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Open an asyncpg pool on ``url``."""
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    """Open an asyncpg pool on ``url`` (of :class:`KitConnection`)."""
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, connection_class=KitConnection
+    )
     assert pool is not None
     return pool
 
@@ -82,6 +131,7 @@ async def apply_migrations(pool: asyncpg.Pool, owner: str, directory: Path) -> l
     """Apply the pending migrations of ``owner``; return the names applied now."""
     migrations = read_migrations(owner, directory)
     async with pool.acquire() as conn:
+        keeps_session_state(conn)
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         try:
             await conn.execute(_LEDGER)

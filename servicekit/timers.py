@@ -37,6 +37,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from servicekit import metrics
 from servicekit.clock import Clock, ManualClock
+from servicekit.db import keeps_session_state
 from servicekit.http import unprocessable
 from servicekit.logs import get_logger
 from servicekit.retry import is_transient
@@ -174,10 +175,12 @@ class TimerRunner:
 
         The lock shares its key with a transactional timer of the same name, so replicas
         of two versions still exclude each other. A connection returned to the pool
-        without the unlock (cancelled) is reset by asyncpg, which releases the lock.
+        without the unlock (cancelled) is reset by asyncpg, which releases the lock (it
+        is marked for that reset: :func:`servicekit.db.keeps_session_state`).
         """
         key = self._lock_key(timer)
         async with self._guard, self._pool.acquire() as conn:
+            keeps_session_state(conn)
             lock = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))"
             if not await conn.fetchval(lock, *key):
                 return TickOutcome.SKIPPED

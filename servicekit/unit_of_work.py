@@ -8,7 +8,7 @@ caused them, its id as causation id, and a child span of its trace.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar, cast
 
@@ -45,9 +45,13 @@ class TransactionScope:
     and before its outbox rows are written. An action may still emit events and register
     after-commit actions through the units of work it kept: they are written to the
     outbox (in the order of the units of work) and run with the others.
+
+    ``events`` are the events the transaction's handlers will be given, in order (the
+    consumer's batch), so the first handler can read at once what the others need.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, events: Sequence[EventData] = ()) -> None:
+        self.events = tuple(events)
         self.cache: dict[str, Any] = {}
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
 

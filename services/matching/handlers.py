@@ -20,7 +20,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -269,15 +269,88 @@ async def record_participant_forgotten(
 async def record_pair_accepted(
     data: PairAccepted, uow: UnitOfWork, repo: MatchingRepository
 ) -> None:
-    """One side accepted (matching's own API or an external system); maybe PairFormed."""
+    """One side accepted (matching's own API or an external system); maybe PairFormed.
+
+    Two round trips: the pair read for update, then saved. The consumer holds the
+    acceptances of a batch instead (:class:`HeldPairs`).
+    """
     pair = await _pair_or_reject(repo, data.pair_id, data.program_id)
+    transition = _acceptance(pair, data, at=uow.now)
+    if transition is not None:
+        await _apply(uow, repo, transition, announce=transition.without(PairAccepted))
+
+
+def _acceptance(pair: Pair, data: PairAccepted, *, at: datetime) -> Transition | None:
+    """What a consumed PairAccepted does to ``pair``: None when the pair is closed (a
+    stale acceptance, ignored); Rejected when the participant is not that side."""
     if not pair.is_open:
         _log.info("stale_acceptance_ignored", pair_id=pair.pair_id, status=pair.status)
-        return
+        return None
     if pair.side_of(data.participant_id) is not data.side:
         raise Rejected(f"{data.participant_id} is not the {data.side} of pair {pair.pair_id}")
-    transition = pairs.accept(pair, participant_id=data.participant_id, at=uow.now)
-    await _apply(uow, repo, transition, announce=transition.without(PairAccepted))
+    return pairs.accept(pair, participant_id=data.participant_id, at=at)
+
+
+@dataclass
+class HeldPairs:
+    """The pairs the PairAccepted of one consumer transaction change, saved together
+    before it commits (an acceptance per side of every proposal: matching's busiest
+    stream after the joiners).
+
+    The first acceptance reads, and locks until the commit, every pair the batch's
+    acceptances name (one query; ``ahead``, from the transaction's scope); each
+    acceptance then changes its pair in memory, in order. Its events are emitted by the
+    handler that causes them, and one statement saves every changed pair before the
+    commit. Any other event of the batch first has the held pairs written, so it reads
+    what they did.
+    """
+
+    repo: MatchingRepository
+    ahead: Collection[str] = ()
+    """The pairs the batch's acceptances name, read together with the first one's."""
+    read: dict[str, Pair] = field(default_factory=dict)
+    changed: dict[str, Pair] = field(default_factory=dict)
+
+    async def pair(self, data: PairAccepted) -> Pair:
+        """The pair ``data`` names, as this transaction left it (Rejected when unknown)."""
+        if data.pair_id not in self.read:
+            wanted = {data.pair_id, *self.ahead} - self.read.keys()
+            self.read.update(await self.repo.get_pairs(pair_ids=wanted))
+            self.ahead = ()
+        pair = self.read.get(data.pair_id)
+        if pair is None or pair.program_id != data.program_id:
+            raise Rejected(f"no pair {data.pair_id} in program {data.program_id}")
+        return pair
+
+    def keep(self, pair: Pair) -> None:
+        """``pair`` is the new state of a pair read here: save it before the commit."""
+        self.read[pair.pair_id] = self.changed[pair.pair_id] = pair
+
+    async def write(self) -> None:
+        """Save the changed pairs in one statement."""
+        await self.repo.save_pairs(pairs=list(self.changed.values()))
+
+
+_HELD_PAIRS = "matching.held_pairs"
+
+
+def _accepted_pairs(uow: UnitOfWork) -> set[str]:
+    """The pairs named by the acceptances of the unit of work's transaction (an id
+    holding NUL, which its own handler rejects, is left out of the others' read)."""
+    events = uow.scope.events
+    return {e.pair_id for e in events if isinstance(e, PairAccepted) and "\x00" not in e.pair_id}
+
+
+async def _hold_pair_accepted(
+    data: PairAccepted, uow: UnitOfWork, repo: MatchingRepository
+) -> None:
+    """:func:`record_pair_accepted` with the pair held for the transaction."""
+    held = uow.scope.held(_HELD_PAIRS, lambda: HeldPairs(repo, _accepted_pairs(uow)))
+    transition = _acceptance(await held.pair(data), data, at=uow.now)
+    if transition is None or not transition.changed:
+        return
+    held.keep(transition.pair)
+    await _announce(uow, transition, transition.without(PairAccepted))
 
 
 async def record_pair_declined(
@@ -810,7 +883,11 @@ def _bind(
         if isinstance(data, _FACTS):
             _hold_fact(uow, repository(uow.conn), data)
             return
-        await uow.scope.write_held(_HELD_FACTS)  # what this handler reads must be there
+        if isinstance(data, PairAccepted):  # reads and changes pairs only
+            await _hold_pair_accepted(data, uow, repository(uow.conn))
+            return
+        for held in (_HELD_FACTS, _HELD_PAIRS):  # what this handler reads must be there
+            await uow.scope.write_held(held)
         await handler(data, uow, repository(uow.conn))
 
     run.__name__ = handler.__name__
@@ -931,14 +1008,19 @@ async def _apply(
     if not transition.changed:
         return
     await repo.save_pair(pair=transition.pair)
-    for event in announce:
-        await uow.emit(event)
-    if any(isinstance(e, PairFormed) for e in transition.events):
-        uow.after_commit(metrics.PAIRS_FORMED.inc)
+    await _announce(uow, transition, announce)
     if not transition.pair.is_open:
         program = await repo.get_program(program_id=transition.pair.program_id)
         if program is not None:
             await _pool_changed(repo, program)
+
+
+async def _announce(uow: UnitOfWork, transition: Transition, events: Sequence[EventData]) -> None:
+    """Emit ``events`` of a pair's transition; count a formed pair once committed."""
+    for event in events:
+        await uow.emit(event)
+    if any(isinstance(e, PairFormed) for e in transition.events):
+        uow.after_commit(metrics.PAIRS_FORMED.inc)
 
 
 async def _withdraw_open_pairs(

@@ -248,6 +248,14 @@ class InMemoryMatchingRepository(MatchingRepository):
         if pair.pair_id in self.pairs:
             self.pairs[pair.pair_id] = pair
 
+    async def save_pairs(self, *, pairs: Sequence[Pair]) -> None:
+        for pair in pairs:
+            if pair.pair_id in self.pairs:
+                self.pairs[pair.pair_id] = pair
+
+    async def get_pairs(self, *, pair_ids: Collection[str]) -> dict[str, Pair]:
+        return {p: self.pairs[p] for p in sorted(set(pair_ids)) if p in self.pairs}
+
     async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
         return self.pairs.get(pair_id)  # one task at a time: nothing to lock
 

@@ -307,6 +307,26 @@ async def test_a_pair_round_trips_with_its_explanation(repo: MatchingRepository)
     assert await repo.get_pair(pair_id="nope") is None
 
 
+async def test_several_pairs_are_saved_in_one_call(repo: MatchingRepository) -> None:
+    await a_program(repo)
+    first, second, untouched = a_pair("m-1", "e-1"), a_pair("m-2", "e-2"), a_pair("m-3", "e-3")
+    await repo.add_pairs(pairs=[first, second, untouched])
+    at = T0 + timedelta(hours=1)
+    formed = pairs.accept(
+        pairs.accept(first, participant_id="m-1", at=at).pair, participant_id="e-1", at=at
+    ).pair
+    declined = pairs.decline(second, reason=DeclineReason.DECLINED, by="e-2", at=at).pair
+    await repo.save_pairs(pairs=[formed, declined])
+    await repo.save_pairs(pairs=[])
+    assert await repo.get_pair(pair_id=first.pair_id) == formed
+    assert await repo.get_pair(pair_id=second.pair_id) == declined
+    assert await repo.get_pair(pair_id=untouched.pair_id) == untouched
+    assert formed.status is PairStatus.FORMED and declined.status is PairStatus.DECLINED
+    found = await repo.get_pairs(pair_ids=[second.pair_id, "nope", first.pair_id, first.pair_id])
+    assert found == {first.pair_id: formed, second.pair_id: declined}
+    assert await repo.get_pairs(pair_ids=[]) == {}
+
+
 async def test_a_combination_is_never_stored_twice(repo: MatchingRepository) -> None:
     await a_program(repo)
     first = a_pair("m-1", "e-1", pair_id="pair-a")

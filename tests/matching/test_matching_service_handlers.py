@@ -32,7 +32,7 @@ from schemas.programs import ProgramClosedReason
 from servicekit.clock import ManualClock
 from servicekit.runtime import ServiceContext
 from servicekit.timers import Wake
-from servicekit.unit_of_work import Rejected, UnitOfWork, run_committed
+from servicekit.unit_of_work import Rejected, TransactionScope, UnitOfWork, run_committed
 from services.matching import bootstrap, handlers
 from services.matching.adapters.offload import BIG
 from services.matching.adapters.repository import POOL_CHANGED_CHANNEL
@@ -673,6 +673,131 @@ async def test_any_other_event_finds_the_facts_held_before_it_applied() -> None:
     await uow.scope.finish()
     person = await world.repo.get_participant(program_id="prg-1", participant_id="m-1")
     assert person is not None and not person.is_active
+
+
+class CountingPairs(InMemoryMatchingRepository):
+    """Counts the reads and writes of pairs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def get_pair(self, **kwargs: Any) -> Any:
+        self.calls.append(f"read {kwargs['pair_id']}")
+        return await super().get_pair(**kwargs)
+
+    async def get_pairs(self, **kwargs: Any) -> Any:
+        self.calls.append("read " + " ".join(sorted(kwargs["pair_ids"])))
+        return await super().get_pairs(**kwargs)
+
+    async def save_pair(self, **kwargs: Any) -> None:
+        self.calls.append("save one")
+        await super().save_pair(**kwargs)
+
+    async def save_pairs(self, **kwargs: Any) -> None:
+        self.calls.append(f"save {len(kwargs['pairs'])}")
+        await super().save_pairs(**kwargs)
+
+
+def acceptance(pair: Pair, who: str) -> PairAccepted:
+    side = PairSide.MENTOR if who == pair.mentor_id else PairSide.MENTEE
+    return PairAccepted(
+        pair_id=pair.pair_id, program_id=pair.program_id, participant_id=who, side=side
+    )
+
+
+async def a_counted_world(proposals: int) -> tuple[World, CountingPairs, list[Pair]]:
+    world = World()
+    world.repo = counting = CountingPairs()
+    await world.command(handlers.create_program, program_definition(), by="admin-1")
+    await world.join(*(mentor(f"m-{i}") for i in range(proposals)))
+    await world.join(*(mentee(f"e-{i}") for i in range(proposals)))
+    await world.tick(handlers.plan_continuous)
+    found = await counting.open_pairs(program_id="prg-1")
+    assert len(found) == proposals
+    counting.calls.clear()
+    world.emitted()
+    return world, counting, sorted(found, key=lambda p: p.mentor_id)
+
+
+async def test_the_acceptances_of_a_batch_read_each_pair_once_and_save_them_together() -> None:
+    world, counting, (first, second) = await a_counted_world(2)
+    table = handlers.handler_table(lambda _: counting)
+    batch = [
+        acceptance(pair, who)
+        for pair, who in (
+            (first, first.mentor_id),
+            (second, second.mentee_id),
+            (first, first.mentee_id),
+            (first, first.mentee_id),  # a repeat: nothing
+        )
+    ]
+    poisoned = acceptance(first, first.mentor_id).model_copy(update={"pair_id": "pair-\x00"})
+    scope = TransactionScope([*batch, poisoned])  # the kit gives a batch's events to its scope
+    with pytest.raises(Rejected, match="NUL"):
+        await table[PairAccepted](poisoned, UnitOfWork(cast(Any, None), source="/t", region="t"))
+    uow = UnitOfWork(cast(Any, None), source="/t", region="t", clock=world.clock, scope=scope)
+    for accepted in batch:
+        await table[PairAccepted](accepted, uow)
+    assert [e.event_name for _, e in uow.emitted] == ["PairFormed"]  # emitted by the handler
+    assert counting.calls == [f"read {' '.join(sorted((first.pair_id, second.pair_id)))}"]
+    stored = await counting.get_pair(pair_id=first.pair_id)
+    assert stored is not None and stored.status is PairStatus.PROPOSED  # held until the commit
+    await uow.scope.finish()
+    assert counting.calls[-1] == "save 2"
+    formed, half = [await counting.get_pair(pair_id=p.pair_id) for p in (first, second)]
+    assert formed is not None and formed.status is PairStatus.FORMED
+    assert half is not None and half.accepted_by(PairSide.MENTEE)
+    assert not half.accepted_by(PairSide.MENTOR)
+
+
+async def test_a_held_acceptance_that_contradicts_its_pair_fails_the_batch() -> None:
+    world, counting, (pair,) = await a_counted_world(1)
+    table = handlers.handler_table(lambda _: counting)
+    uow = world.uow()
+    await table[PairAccepted](acceptance(pair, pair.mentor_id), uow)
+    wrong = acceptance(pair, pair.mentee_id).model_copy(update={"side": PairSide.MENTOR})
+    with pytest.raises(Rejected, match="is not the mentor"):
+        await table[PairAccepted](wrong, uow)
+    elsewhere = acceptance(pair, pair.mentee_id).model_copy(update={"program_id": "prg-2"})
+    with pytest.raises(Rejected, match="no pair"):
+        await table[PairAccepted](elsewhere, world.uow())
+    alone = world.uow()  # the kit's fallback: one event per transaction
+    await table[PairAccepted](acceptance(pair, pair.mentor_id), alone)
+    await alone.scope.finish()
+    stored = await counting.get_pair(pair_id=pair.pair_id)
+    assert stored is not None and stored.accepted_by(PairSide.MENTOR)
+
+
+async def test_any_other_pair_event_finds_the_acceptances_held_before_it() -> None:
+    world, counting, (pair,) = await a_counted_world(1)
+    table = handlers.handler_table(lambda _: counting)
+    uow = world.uow()
+    await table[PairAccepted](acceptance(pair, pair.mentor_id), uow)
+    await table[PairAccepted](acceptance(pair, pair.mentee_id), uow)
+    declined = PairDeclined(
+        pair_id=pair.pair_id,
+        program_id="prg-1",
+        reason=DeclineReason.DECLINED,
+        declined_by=pair.mentee_id,
+    )
+    with pytest.raises(Rejected, match="formed"):  # it reads the pair the batch formed
+        await table[PairDeclined](declined, uow)
+    assert counting.calls[:2] == [f"read {pair.pair_id}", "save 1"]
+    stale = world.uow()
+    ended = PairEnded(
+        pair_id=pair.pair_id,
+        program_id="prg-1",
+        mentor_id=pair.mentor_id,
+        mentee_id=pair.mentee_id,
+        reason=PairEndReason.NO_FAULT_EXIT,
+        ended_by=pair.mentor_id,
+    )
+    await table[PairEnded](ended, stale)
+    await table[PairAccepted](acceptance(pair, pair.mentor_id), stale)  # after the end: stale
+    await stale.scope.finish()
+    stored = await counting.get_pair(pair_id=pair.pair_id)
+    assert stored is not None and stored.status is PairStatus.ENDED
 
 
 async def test_a_big_run_is_published_whole_in_chunks() -> None:

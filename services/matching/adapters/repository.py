@@ -181,8 +181,16 @@ class MatchingRepository(ABC):
         """Store a pair's new status, acceptances and closing details."""
 
     @abstractmethod
+    async def save_pairs(self, *, pairs: Sequence[Pair]) -> None:
+        """Store the new state of several pairs (as :meth:`save_pair`), in one statement."""
+
+    @abstractmethod
     async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
         """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
+
+    @abstractmethod
+    async def get_pairs(self, *, pair_ids: Collection[str]) -> dict[str, Pair]:
+        """The pairs of ``pair_ids`` that exist, by id, locked until commit (one query)."""
 
     @abstractmethod
     async def find_pairs(
@@ -302,7 +310,8 @@ SELECT pg_notify($2, program_id) FROM noted
 
 _EXCLUDED = """
 SELECT mentor_id, mentee_id FROM {table} WHERE program_id = $1
-  AND ($2::text[] IS NULL OR (mentor_id = ANY($2::text[]) AND mentee_id = ANY($2::text[])))
+  AND ($2::text[] IS NULL OR (mentor_id IN (SELECT unnest($2::text[]))
+                              AND mentee_id IN (SELECT unnest($2::text[]))))
 """
 
 POOL_CHANGED_CHANNEL = "upward_matching_pool_changed"
@@ -330,7 +339,7 @@ LEFT JOIN (
     FROM pairs WHERE program_id = $1 GROUP BY mentee_id
 ) e ON e.mentee_id = p.participant_id
 WHERE p.program_id = $1 AND p.status = 'active'
-  AND ($2::text[] IS NULL OR p.participant_id = ANY($2::text[]))
+  AND ($2::text[] IS NULL OR p.participant_id IN (SELECT unnest($2::text[])))
   AND (NOT $4::boolean
        OR (p.profile->>'role' <> 'mentee'
            AND COALESCE(m.open_pairs, 0) < COALESCE((p.profile->>'capacity')::int, 1))
@@ -362,6 +371,18 @@ _SAVE_PAIR = """
 UPDATE pairs SET status = $2, mentor_accepted_at = $3, mentee_accepted_at = $4,
        formed_at = $5, closed_at = $6, close_reason = $7, closed_by = $8, at_risk_at = $9
 WHERE pair_id = $1
+"""
+
+_SAVE_PAIRS = """
+UPDATE pairs SET status = x.status, mentor_accepted_at = x.mentor_accepted_at,
+       mentee_accepted_at = x.mentee_accepted_at, formed_at = x.formed_at,
+       closed_at = x.closed_at, close_reason = x.close_reason, closed_by = x.closed_by,
+       at_risk_at = x.at_risk_at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
+            $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[])
+     AS x(pair_id, status, mentor_accepted_at, mentee_accepted_at, formed_at, closed_at,
+          close_reason, closed_by, at_risk_at)
+WHERE pairs.pair_id = x.pair_id
 """
 
 _PAIR_COLUMNS = [
@@ -467,6 +488,22 @@ class PostgresMatchingRepository(MatchingRepository):
             "SELECT pg_advisory_xact_lock(hashtextextended('upward.matching.program:' || $1, 0))",
             program_id,
         )
+
+    @asynccontextmanager
+    async def _hash_joins(self) -> AsyncIterator[None]:
+        """Plan the statements of the block without nested loops.
+
+        The pool query joins every participant of a program to the pairs' counts per
+        person. A plan made while the tables were small, or before PostgreSQL gathered
+        their statistics (a fresh program filling in seconds, a prepared statement's
+        cached generic plan), nests those loops: 20 s for 10,000 people and 5,000 pairs
+        where hash joins take 20 ms. The setting is local to the transaction and put
+        back after the block (a block that fails aborts the transaction, or its
+        savepoint, which puts it back).
+        """
+        await self._conn.execute("SET LOCAL enable_nestloop = off")
+        yield
+        await self._conn.execute("RESET enable_nestloop")
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -602,7 +639,8 @@ class PostgresMatchingRepository(MatchingRepository):
     ) -> list[Candidate]:
         """Active participants as the engine sees them, with their free places (one query)."""
         ids = None if participant_ids is None else list(participant_ids)
-        rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN, free_only)
+        async with self._hash_joins():
+            rows = await self._conn.fetch(_CANDIDATES, program_id, ids, OPEN, free_only)
         return await off_loop(lambda: [_candidate(r) for r in rows], size=len(rows))
 
     async def erase_participant(self, *, participant_id: str) -> int:
@@ -664,11 +702,41 @@ class PostgresMatchingRepository(MatchingRepository):
             pair.at_risk_at,
         )
 
+    async def save_pairs(self, *, pairs: Sequence[Pair]) -> None:
+        """Store the new state of several pairs, in one statement."""
+        if not pairs:
+            return
+        await self._conn.execute(
+            _SAVE_PAIRS,
+            [p.pair_id for p in pairs],
+            [p.status.value for p in pairs],
+            [p.mentor_accepted_at for p in pairs],
+            [p.mentee_accepted_at for p in pairs],
+            [p.formed_at for p in pairs],
+            [p.closed_at for p in pairs],
+            [p.close_reason for p in pairs],
+            [p.closed_by for p in pairs],
+            [p.at_risk_at for p in pairs],
+        )
+
     async def get_pair(self, *, pair_id: str, for_update: bool = False) -> Pair | None:
         """The pair, or None; ``for_update`` locks it until commit (read, change, save)."""
         lock = " FOR UPDATE" if for_update else ""
         row = await self._conn.fetchrow("SELECT * FROM pairs WHERE pair_id = $1" + lock, pair_id)
         return None if row is None else _pair(row)
+
+    async def get_pairs(self, *, pair_ids: Collection[str]) -> dict[str, Pair]:
+        """The pairs of ``pair_ids`` that exist, by id, locked until commit (one query).
+
+        Locked in id order, as every other batch locks them, so two batches cannot wait
+        for each other.
+        """
+        rows = await self._conn.fetch(
+            "SELECT * FROM pairs WHERE pair_id IN (SELECT unnest($1::text[]))"
+            " ORDER BY pair_id FOR UPDATE",
+            sorted(set(pair_ids)),
+        )
+        return {r["pair_id"]: _pair(r) for r in rows}
 
     async def find_pairs(
         self,
