@@ -24,7 +24,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import DecodedEvent, EventDecodeError, decode
-from schemas.envelope import CloudEvent
 from servicekit import inbox, metrics, outbox
 from servicekit.clock import Clock, SystemClock
 from servicekit.db import Connection
@@ -197,21 +196,20 @@ class RecordProcessor:
                 conn, group=self._settings.group_id, deliveries=deliveries
             )
             outcomes: dict[int, Outcome] = {}
-            emitted: list[tuple[str, CloudEvent]] = []
-            committed: list[Callable[[], None]] = []
+            handled: list[UnitOfWork] = []
             scope = TransactionScope()
             for w in work:
                 if w.event.envelope.id not in fresh:
                     outcomes[w.index] = Outcome.DUPLICATE
                     continue
                 fresh.discard(w.event.envelope.id)  # a second copy in this batch is a duplicate
-                uow = await self._run_handler(conn, w, scope)
-                emitted += uow.emitted
-                committed += uow.committed_actions
+                handled.append(await self._run_handler(conn, w, scope))
                 outcomes[w.index] = Outcome.HANDLED
             await scope.finish()
+            # Read after the held writes: they may emit for the unit of work they were held for.
+            emitted = [e for uow in handled for e in uow.emitted]
             await outbox.append(conn, emitted, max_bytes=self._settings.max_event_bytes)
-        run_committed(committed)
+        run_committed([a for uow in handled for a in uow.committed_actions])
         return outcomes
 
     async def _run_handler(

@@ -42,8 +42,9 @@ class TransactionScope:
     ``cache`` holds whatever the handlers keep for the rest of the transaction (keyed by
     service, e.g. writes held back to be sent in one statement); actions registered with
     :meth:`before_commit` run, in order, once all of the transaction's handlers have run
-    and before its outbox rows are written. They write to the database only: an event
-    emitted there would be too late.
+    and before its outbox rows are written. An event they emit through a handler's unit of
+    work goes out with that unit of work's other events, in the order of the handlers (the
+    consumer and :meth:`UnitOfWork.flush` read the emitted events after the actions ran).
     """
 
     def __init__(self) -> None:
