@@ -367,7 +367,8 @@ class PostgresFeedbackStore(FeedbackStore):
             answers,
             closed,
         )
-        return {row["pair_id"]: _context(row) for row in rows}
+        programs: dict[str, ProgramSettings | None] = {}  # read once per program
+        return {row["pair_id"]: _context(row, programs) for row in rows}
 
     async def end_pair(self, *, pair_id: str, reason: PairEndReason, ended_at: datetime) -> bool:
         """Mark an open pair ended; False when unknown or already ended."""
@@ -914,11 +915,15 @@ def _program(row: asyncpg.Record) -> ProgramSettings:
     )
 
 
-def _context(row: asyncpg.Record) -> PairContext:
-    program = row["program"]
+def _context(row: asyncpg.Record, programs: dict[str, ProgramSettings | None]) -> PairContext:
+    """A pair's context; its program taken from ``programs`` when another pair had it."""
+    program_id = row["program_id"]
+    if program_id not in programs:
+        program = row["program"]
+        programs[program_id] = _program(program) if program is not None else None
     return PairContext(
         record=_pair(row),
-        program=_program(program) if program is not None else None,
+        program=programs[program_id],
         recent_answers=tuple(RatedAnswer(*a) for a in reversed(row["answers"])),
         closed_requests_missing=tuple(reversed(row["closed_missing"])),
     )
