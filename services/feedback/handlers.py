@@ -5,15 +5,20 @@ asks the domain what follows, saves it and emits the events that result. Effects
 idempotent by natural key (request ids derive from pair, session or week and side; a
 held session is stored once), so a *different* event carrying the same fact, e.g. a
 re-published SessionHeld, changes nothing either.
+
+SessionHeld, the busiest stream, is held for the transaction (a consumer batch) and the
+batch's sessions are applied together before it commits (:class:`HeldSessions`); every
+other handler writes what is held first, so the outcome is the same as one by one.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from schemas.feedback import FeedbackKind, PairAtRisk, PairHealthChanged
 from schemas.pairs import PairEnded, PairFormed
@@ -22,7 +27,7 @@ from schemas.primitives import PairSide, ServiceName
 from schemas.programs import ProgramClosed, ProgramCreated, ProgramUpdated
 from schemas.sessions import PairStalled, SessionHeld, SessionMissed
 from servicekit.db import Connection
-from servicekit.unit_of_work import HandlerTable, UnitOfWork
+from servicekit.unit_of_work import Handler, HandlerTable, UnitOfWork
 from services.feedback.adapters.metrics import PAIR_HEALTH_PAIRS, PAIRS_AT_RISK
 from services.feedback.adapters.repository import (
     PENDING,
@@ -31,7 +36,7 @@ from services.feedback.adapters.repository import (
     PostgresFeedbackStore,
 )
 from services.feedback.domain import health, milestones, outcomes, privacy, requests
-from services.feedback.domain.pairs import PairContext, PairRecord
+from services.feedback.domain.pairs import HeldSession, PairContext, PairRecord
 from services.feedback.domain.programs import ProgramSettings, program_settings, unknown_program
 from services.feedback.domain.requests import FeedbackRequest, PairMembers
 from services.feedback.domain.submissions import (
@@ -158,24 +163,110 @@ async def _request_close_survey(
 
 
 async def record_session_held(data: SessionHeld, uow: UnitOfWork, *, store: StoreFactory) -> None:
-    """Ask both people for feedback; a held session clears misses and a stall."""
-    s = store(uow.conn)
-    held = await s.record_held_session(
-        pair_id=data.pair_id,
-        program_id=data.program_id,
-        session_id=data.session_id,
-        held_at=data.held_at,
-    )  # clears the misses in a row and the stall too
-    if not held:
-        return
-    context = await _pair_context(s, data.pair_id)
-    if context is None:
-        return  # the requests follow when PairFormed arrives
+    """Ask both people for feedback; a held session clears misses and a stall.
+
+    Held for the rest of the transaction and applied with its other held sessions
+    (:class:`HeldSessions`) before it commits.
+    """
+    held = uow.scope.held(_HELD_SESSIONS, lambda: HeldSessions(store(uow.conn)))
+    held.sessions.append((data, uow))
+
+
+_HELD_SESSIONS = "feedback.held_sessions"
+
+
+@dataclass
+class HeldSessions:
+    """The SessionHeld events of one transaction (a consumer batch), applied together
+    before it commits: one statement stores the sessions and clears their pairs' misses
+    and stalls, one reads the pairs' contexts (locked), one inserts the requests; then
+    each event's FeedbackRequested and health change are emitted for that event.
+
+    Holding changes no outcome: every other handler writes what is held before it runs
+    (:func:`after_held_sessions`), and within the held events the contexts read at once
+    are what each would have read in turn: a held session changes only the attendance
+    (cleared for all of them before the read), new requests are open (not in the health
+    inputs), and a pair's health saved for one event is carried to its next one.
+    """
+
+    store: FeedbackStore
+    sessions: list[tuple[SessionHeld, UnitOfWork]] = field(default_factory=list)
+
+    async def write(self) -> None:
+        """Store, read, request and reassess, in the order the events came."""
+        fresh = await self._stored()
+        if not fresh:
+            return
+        contexts = await self.store.pair_contexts(
+            pair_ids={data.pair_id for data, _ in fresh},
+            answers=health.RATING_WINDOW,
+            closed=health.NO_FEEDBACK_WINDOW,
+            for_update=True,
+        )  # a pair not known yet gets its requests when PairFormed arrives
+        known = [
+            (data, uow, contexts[data.pair_id]) for data, uow in fresh if data.pair_id in contexts
+        ]
+        await self._request_feedback(known)
+        for data, uow, _ in known:
+            contexts[data.pair_id] = await _reassess(self.store, uow, contexts[data.pair_id])
+
+    async def _stored(self) -> list[tuple[SessionHeld, UnitOfWork]]:
+        """The events whose session was not stored yet (the first of a repeated one)."""
+        sessions = [_held_session(data) for data, _ in self.sessions]
+        new = {
+            (h.pair_id, h.session_id)
+            for h in await self.store.record_held_sessions(sessions=sessions)
+        }
+        fresh = []
+        for data, uow in self.sessions:
+            if (data.pair_id, data.session_id) in new:
+                new.discard((data.pair_id, data.session_id))
+                fresh.append((data, uow))
+        return fresh
+
+    async def _request_feedback(
+        self, known: list[tuple[SessionHeld, UnitOfWork, PairContext]]
+    ) -> None:
+        asked = [
+            (uow, _session_requests(context, data.session_id, uow)) for data, uow, context in known
+        ]
+        added = await self.store.add_requests(requests=[r for _, wanted in asked for r in wanted])
+        new = {r.request_id for r in added}
+        for uow, wanted in asked:
+            for request in wanted:
+                if request.request_id in new:
+                    new.discard(request.request_id)
+                    await uow.emit(request.to_event())
+
+
+def _held_session(data: SessionHeld) -> HeldSession:
+    return HeldSession(data.pair_id, data.program_id, data.session_id, data.held_at)
+
+
+def _session_requests(
+    context: PairContext, session_id: str, uow: UnitOfWork
+) -> list[FeedbackRequest]:
+    """The requests a held session of this pair asks for (none when the program says so)."""
     program = context.program_or_defaults(uow.now.date())
-    await _request_session_feedback(s, uow, context.record.members, data.session_id, program)
-    # New requests are open: they change neither the answers nor the closed requests the
-    # health is computed from, so the context read above still holds.
-    await _reassess(s, uow, context)
+    if not program.after_each_session:
+        return []
+    return requests.session_requests(
+        context.record.members,
+        session_id=session_id,
+        now=uow.now,
+        response_days=program.response_days,
+    )
+
+
+def after_held_sessions(handler: Handler) -> Handler:
+    """``handler`` run after the transaction's held sessions are written (it may read or
+    change what they write, and its events must follow theirs)."""
+
+    async def run(data: Any, uow: UnitOfWork) -> None:
+        await uow.scope.write_held(_HELD_SESSIONS)
+        await handler(data, uow)
+
+    return run
 
 
 async def _request_session_feedback(
@@ -232,21 +323,23 @@ async def _pair_context(s: FeedbackStore, pair_id: str) -> PairContext | None:
     )
 
 
-async def _reassess(s: FeedbackStore, uow: UnitOfWork, context: PairContext) -> None:
+async def _reassess(s: FeedbackStore, uow: UnitOfWork, context: PairContext) -> PairContext:
+    """Score the pair, save and announce what changed; the context with its new health."""
     record = context.record
     if not record.open:
-        return
+        return context
     program = context.program_or_defaults(uow.now.date())
     assessment = health.assess(context.health_inputs(), threshold=program.at_risk_threshold)
-    if not record.holds(assessment):
-        await s.save_health(pair_id=record.pair_id, assessment=assessment)
+    if record.holds(assessment):
+        return context
+    await s.save_health(pair_id=record.pair_id, assessment=assessment)
     change = health.change_between(record.health_band, assessment)
-    if change is None:
-        return
-    await uow.emit(_health_changed(record, change))
-    if change.now_at_risk:
-        await uow.emit(_at_risk(record, assessment, program.at_risk_threshold))
-        uow.after_commit(PAIRS_AT_RISK.inc)
+    if change is not None:
+        await uow.emit(_health_changed(record, change))
+        if change.now_at_risk:
+            await uow.emit(_at_risk(record, assessment, program.at_risk_threshold))
+            uow.after_commit(PAIRS_AT_RISK.inc)
+    return replace(context, record=record.assessed(assessment))
 
 
 def _health_changed(record: PairRecord, change: health.HealthChange) -> PairHealthChanged:
@@ -435,17 +528,18 @@ async def refresh_health_gauge(uow: UnitOfWork, *, store: StoreFactory) -> None:
 
 
 def handler_table(store: StoreFactory) -> HandlerTable:
-    """The one table of event handlers, bound to a store."""
+    """The one table of event handlers, bound to a store (every one but SessionHeld's
+    runs after the transaction's held sessions are written)."""
     return {
-        ProgramCreated: partial(record_program, store=store),
-        ProgramUpdated: partial(record_program, store=store),
-        ProgramClosed: partial(record_program_closed, store=store),
-        PairFormed: partial(record_pair_formed, store=store),
-        PairEnded: partial(record_pair_ended, store=store),
+        ProgramCreated: after_held_sessions(partial(record_program, store=store)),
+        ProgramUpdated: after_held_sessions(partial(record_program, store=store)),
+        ProgramClosed: after_held_sessions(partial(record_program_closed, store=store)),
+        PairFormed: after_held_sessions(partial(record_pair_formed, store=store)),
+        PairEnded: after_held_sessions(partial(record_pair_ended, store=store)),
         SessionHeld: partial(record_session_held, store=store),
-        SessionMissed: partial(record_session_missed, store=store),
-        PairStalled: partial(record_pair_stalled, store=store),
-        ParticipantForgotten: partial(forget_participant, store=store),
+        SessionMissed: after_held_sessions(partial(record_session_missed, store=store)),
+        PairStalled: after_held_sessions(partial(record_pair_stalled, store=store)),
+        ParticipantForgotten: after_held_sessions(partial(forget_participant, store=store)),
     }
 
 

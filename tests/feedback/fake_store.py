@@ -11,7 +11,7 @@ from schemas.pairs import PairEndReason
 from services.feedback.adapters.repository import PENDING, RELEASED, FeedbackStore, PeopleByAtom
 from services.feedback.domain.health import HealthAssessment, RatedAnswer
 from services.feedback.domain.outcomes import AtomTotals, RatingTotals, RequestTotals, SkillLevels
-from services.feedback.domain.pairs import PairContext, PairRecord
+from services.feedback.domain.pairs import HeldSession, PairContext, PairRecord
 from services.feedback.domain.privacy import Atom
 from services.feedback.domain.programs import ProgramSettings
 from services.feedback.domain.requests import (
@@ -120,22 +120,24 @@ class FakeFeedbackStore(FeedbackStore):
         missed, stalled = self.state.attendance.get(pair_id, (0, False))
         return replace(record, consecutive_missed=missed, stalled=stalled)
 
-    async def pair_context(
-        self, *, pair_id: str, answers: int, closed: int, for_update: bool = False
-    ) -> PairContext | None:
-        """The pair with its program, the ratings of its last ``answers`` answers and the
-        outcomes of its last ``closed`` closed requests (no locks in memory)."""
-        record = await self.pair(pair_id=pair_id)
-        if record is None:
-            return None
-        return PairContext(
-            record=record,
-            program=self.state.programs.get(record.members.program_id),
-            recent_answers=tuple(await self.recent_answers(pair_id=pair_id, limit=answers)),
-            closed_requests_missing=tuple(
-                await self.closed_request_outcomes(pair_id=pair_id, limit=closed)
-            ),
-        )
+    async def pair_contexts(
+        self, *, pair_ids: Collection[str], answers: int, closed: int, for_update: bool = False
+    ) -> dict[str, PairContext]:
+        """Each known pair with its program, the ratings of its last ``answers`` answers and
+        the outcomes of its last ``closed`` closed requests (no locks in memory)."""
+        found: dict[str, PairContext] = {}
+        for pair_id in sorted(set(pair_ids)):
+            record = await self.pair(pair_id=pair_id)
+            if record is not None:
+                found[pair_id] = PairContext(
+                    record=record,
+                    program=self.state.programs.get(record.members.program_id),
+                    recent_answers=tuple(await self.recent_answers(pair_id=pair_id, limit=answers)),
+                    closed_requests_missing=tuple(
+                        await self.closed_request_outcomes(pair_id=pair_id, limit=closed)
+                    ),
+                )
+        return found
 
     async def end_pair(self, *, pair_id: str, reason: PairEndReason, ended_at: datetime) -> bool:
         """Mark an open pair ended; False when unknown or already ended."""
@@ -167,16 +169,16 @@ class FakeFeedbackStore(FeedbackStore):
             counts[record.health_band] += 1
         return counts
 
-    async def record_held_session(
-        self, *, pair_id: str, program_id: str, session_id: str, held_at: datetime
-    ) -> bool:
-        """Store a held session and clear the pair's misses in a row and its stall (a held
-        session ends both); False, changing nothing, when it was already stored."""
-        if (pair_id, session_id) in self.state.held:
-            return False
-        self.state.held[(pair_id, session_id)] = held_at
-        self.state.attendance[pair_id] = (0, False)
-        return True
+    async def record_held_sessions(self, *, sessions: Sequence[HeldSession]) -> list[HeldSession]:
+        """Store held sessions and clear their pairs' misses in a row and stalls; return
+        those that were not stored already (a session given twice is stored once)."""
+        added = []
+        for h in sessions:
+            if (h.pair_id, h.session_id) not in self.state.held:
+                self.state.held[(h.pair_id, h.session_id)] = h.held_at
+                self.state.attendance[h.pair_id] = (0, False)
+                added.append(h)
+        return added
 
     async def held_sessions(self, *, pair_id: str) -> list[str]:
         """Ids of the pair's held sessions, oldest first."""
@@ -193,9 +195,11 @@ class FakeFeedbackStore(FeedbackStore):
 
     async def add_requests(self, *, requests: Sequence[FeedbackRequest]) -> list[FeedbackRequest]:
         """Store requests; return those that were not stored already."""
-        added = [r for r in requests if r.request_id not in self.state.requests]
-        for r in added:
-            self.state.requests[r.request_id] = RequestState(r, RequestStatus.OPEN)
+        added = []
+        for r in requests:
+            if r.request_id not in self.state.requests:  # a repeated request is added once
+                self.state.requests[r.request_id] = RequestState(r, RequestStatus.OPEN)
+                added.append(r)
         return added
 
     async def request(self, *, request_id: str) -> RequestState | None:

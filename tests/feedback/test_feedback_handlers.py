@@ -25,7 +25,7 @@ from schemas.primitives import PairingMode, PairSide, ServiceName
 from schemas.programs import FeedbackSettings, ProgramCreated
 from schemas.sessions import PairStalled, SessionHeld, SessionMissed, StallReason
 from servicekit.clock import ManualClock
-from servicekit.unit_of_work import UnitOfWork
+from servicekit.unit_of_work import TransactionScope, UnitOfWork
 from services.feedback import handlers
 from services.feedback.domain.requests import RequestStatus
 from services.feedback.domain.submissions import (
@@ -55,7 +55,9 @@ class Harness:
         self.clock = ManualClock(FORMED)
         self.table = handlers.handler_table(lambda conn: self.store)
 
-    def uow(self, cause: EventData | None = None) -> UnitOfWork:
+    def uow(
+        self, cause: EventData | None = None, scope: TransactionScope | None = None
+    ) -> UnitOfWork:
         envelope = new_event(cause, source="/test", time=self.clock.now()) if cause else None
         return UnitOfWork(
             _NoConnection(),  # type: ignore[arg-type]
@@ -63,12 +65,23 @@ class Harness:
             region="test",
             cause=envelope,
             clock=self.clock,
+            scope=scope,
         )
 
     async def handle(self, data: EventData) -> list[EventData]:
-        uow = self.uow(data)
-        await self.table[type(data)](data, uow)
-        return _data(uow)
+        """One event in its own transaction."""
+        return (await self.handle_batch(data))[0]
+
+    async def handle_batch(self, *events: EventData) -> list[list[EventData]]:
+        """Events in one transaction, as the consumer applies a batch: one unit of work
+        each, sharing a scope whose held writes run before the commit; what each emitted."""
+        scope = TransactionScope()
+        units = []
+        for data in events:
+            units.append(uow := self.uow(data, scope))
+            await self.table[type(data)](data, uow)
+        await scope.finish()
+        return [_data(uow) for uow in units]
 
     async def submit(self, request_id: str, caller: str, answer: Answer) -> list[EventData]:
         uow = self.uow()
@@ -119,6 +132,29 @@ def held(pair: str, session: str, sequence: int = 1) -> SessionHeld:
     )
 
 
+def stalled(pair: str) -> PairStalled:
+    return PairStalled(
+        pair_id=pair,
+        program_id=PROGRAM,
+        mentor_id="emp-m",
+        mentee_id="emp-e",
+        reason=StallReason.MISSED_SESSIONS,
+        consecutive_missed=2,
+        days_without_session=30,
+    )
+
+
+def missed(pair: str, session: str, consecutive: int) -> SessionMissed:
+    return SessionMissed(
+        pair_id=pair,
+        program_id=PROGRAM,
+        session_id=session,
+        sequence=consecutive,
+        scheduled_starts_at=FORMED,
+        consecutive_missed=consecutive,
+    )
+
+
 def end(pair: str, reason: PairEndReason) -> PairEnded:
     return PairEnded(
         pair_id=pair, program_id=PROGRAM, mentor_id="emp-m", mentee_id="emp-e", reason=reason
@@ -162,6 +198,36 @@ async def test_a_session_held_before_the_pair_is_known_is_asked_about_later(h: H
         ("emp-e", "ses-1"),
     }
     assert requested(await h.handle(formed("pair-1"))) == []
+
+
+async def test_held_sessions_of_one_transaction_give_what_they_give_one_by_one() -> None:
+    def batch() -> list[EventData]:
+        return [
+            formed("pair-1"),
+            held("pair-2", "ses-0"),  # before its pair: asked about when it forms
+            stalled("pair-1"),
+            held("pair-1", "ses-1"),
+            held("pair-1", "ses-1"),  # the same session again
+            held("pair-1", "ses-2", sequence=2),
+            missed("pair-1", "ses-3", consecutive=3),
+            held("pair-1", "ses-4", sequence=4),
+            formed("pair-2", mentor="emp-m2", mentee="emp-e2"),
+            held("pair-2", "ses-5"),
+        ]
+
+    alone, together = Harness(), Harness()
+    for h in (alone, together):
+        await h.handle(program(response_days=5))
+    one_by_one = [await alone.handle(data) for data in batch()]
+    in_one_transaction = await together.handle_batch(*batch())
+
+    assert in_one_transaction == one_by_one
+    assert together.store.state == alone.store.state
+    kinds = [[type(e).__name__ for e in emitted] for emitted in one_by_one]
+    assert kinds[3] == ["FeedbackRequested", "FeedbackRequested", "PairHealthChanged"]
+    assert kinds[4] == [] and kinds[5] == ["FeedbackRequested"] * 2
+    assert "PairHealthChanged" in kinds[6] and "PairHealthChanged" in kinds[7]
+    assert kinds[8] == ["FeedbackRequested"] * 2  # the early session of pair-2
 
 
 async def test_no_session_requests_when_the_program_says_so(h: Harness) -> None:

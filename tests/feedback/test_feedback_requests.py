@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.feedback import FeedbackKind
 from schemas.primitives import PairSide
@@ -10,6 +14,7 @@ from services.feedback.domain.requests import (
     PairMembers,
     is_late,
     milestone_requests,
+    request_id,
     session_requests,
 )
 
@@ -40,6 +45,15 @@ def test_request_ids_are_stable_and_distinct() -> None:
     ids = {r.request_id for r in first + other + milestone}
     assert len(ids) == 6
     assert all(len(i) <= 128 for i in ids)
+
+
+@given(pair_id=st.text(max_size=40), about=st.text(max_size=60), side=st.sampled_from(PairSide))
+def test_request_ids_are_the_uuid5_of_pair_subject_and_side(
+    pair_id: str, about: str, side: PairSide
+) -> None:
+    namespace = uuid.UUID("6f1d3c2e-5b8a-4f0e-9d7c-2a1b3c4d5e6f")  # ids already stored use it
+    expected = "fbr-" + uuid.uuid5(namespace, f"{pair_id}/{about}/{side.value}").hex
+    assert request_id(pair_id=pair_id, about=about, side=side) == expected
 
 
 def test_milestone_requests_carry_their_week() -> None:

@@ -24,6 +24,7 @@ from services.feedback.bootstrap import MIGRATIONS
 from services.feedback.domain.health import HealthAssessment, RatedAnswer
 from services.feedback.domain.milestones import ProgramCalendar
 from services.feedback.domain.outcomes import RatingTotals, RequestTotals, SkillLevels
+from services.feedback.domain.pairs import HeldSession
 from services.feedback.domain.programs import ProgramSettings
 from services.feedback.domain.requests import (
     PairMembers,
@@ -118,12 +119,18 @@ async def test_health_and_bands(store: FeedbackStore) -> None:
     assert bands == {PairHealth.HEALTHY: 1, PairHealth.WATCH: 0, PairHealth.AT_RISK: 1}
 
 
+def session(pair_id: str, session_id: str, held_at: datetime = T0) -> HeldSession:
+    return HeldSession(pair_id, "prg-1", session_id, held_at)
+
+
 async def test_attendance_and_held_sessions(store: FeedbackStore) -> None:
     await store.add_pair(members=PAIR, formed_at=T0)
-    args = {"pair_id": "pair-1", "program_id": "prg-1"}
-    assert await store.record_held_session(**args, session_id="s2", held_at=T0 + timedelta(1))
-    assert await store.record_held_session(**args, session_id="s1", held_at=T0)
-    assert not await store.record_held_session(**args, session_id="s1", held_at=T0)
+    s2 = session("pair-1", "s2", T0 + timedelta(1))
+    assert await store.record_held_sessions(sessions=[s2]) == [s2]
+    s1 = session("pair-1", "s1")
+    assert await store.record_held_sessions(sessions=[s1, s1, s2]) == [s1]  # s1 once, s2 stored
+    assert await store.record_held_sessions(sessions=[s1]) == []
+    assert await store.record_held_sessions(sessions=[]) == []
     assert await store.held_sessions(pair_id="pair-1") == ["s1", "s2"]
     await store.set_attendance(pair_id="pair-1", consecutive_missed=2, stalled=None)
     await store.set_attendance(pair_id="pair-1", consecutive_missed=3, stalled=True)
@@ -136,16 +143,19 @@ async def test_attendance_and_held_sessions(store: FeedbackStore) -> None:
 
 async def test_a_held_session_clears_misses_and_the_stall_once(store: FeedbackStore) -> None:
     await store.add_pair(members=PAIR, formed_at=T0)
-    args = {"program_id": "prg-1", "session_id": "s1", "held_at": T0}
+    await store.add_pair(members=OTHER, formed_at=T0)
     await store.set_attendance(pair_id="pair-1", consecutive_missed=2, stalled=True)
-    assert await store.record_held_session(**args, pair_id="pair-1")
-    record = await store.pair(pair_id="pair-1")
-    assert record is not None and (record.consecutive_missed, record.stalled) == (0, False)
+    await store.set_attendance(pair_id="pair-2", consecutive_missed=3, stalled=True)
+    both = [session("pair-1", "s1"), session("pair-1", "s2"), session("pair-2", "s1")]
+    assert await store.record_held_sessions(sessions=both) == both
+    for pair_id in ("pair-1", "pair-2"):
+        record = await store.pair(pair_id=pair_id)
+        assert record is not None and (record.consecutive_missed, record.stalled) == (0, False)
     await store.set_attendance(pair_id="pair-1", consecutive_missed=1, stalled=True)
-    assert not await store.record_held_session(**args, pair_id="pair-1")
+    assert await store.record_held_sessions(sessions=both[:1]) == []
     record = await store.pair(pair_id="pair-1")
     assert record is not None and (record.consecutive_missed, record.stalled) == (1, True)
-    assert await store.record_held_session(**args, pair_id="pair-9")
+    assert await store.record_held_sessions(sessions=[session("pair-9", "s1")])
     await store.add_pair(members=PairMembers("pair-9", "prg-1", "emp-m9", "emp-e9"), formed_at=T0)
     early = await store.pair(pair_id="pair-9")
     assert early is not None and (early.consecutive_missed, early.stalled) == (0, False)
@@ -176,6 +186,25 @@ async def test_a_pair_context_has_its_program_and_recent_history(store: Feedback
     expected = tuple(await store.closed_request_outcomes(pair_id="pair-1", limit=2))
     assert context.closed_requests_missing == expected and len(expected) == 2
     assert context.health_inputs().consecutive_missed == 2
+
+
+async def test_pair_contexts_are_read_together(store: FeedbackStore) -> None:
+    await store.add_pair(members=PAIR, formed_at=T0)
+    await store.add_pair(members=OTHER, formed_at=T0)
+    await store.save_program(program=program())
+    await store.set_attendance(pair_id="pair-2", consecutive_missed=1, stalled=True)
+    requests = session_requests(OTHER, session_id="s1", now=T0, response_days=7)
+    await store.add_requests(requests=requests)
+    await store.save_answer(stored=StoredAnswer(requests[1], Answer(4, 4, 4, 4), T0, False))
+    found = await store.pair_contexts(
+        pair_ids=["pair-2", "pair-x", "pair-1", "pair-2"], answers=2, closed=2, for_update=True
+    )
+    assert sorted(found) == ["pair-1", "pair-2"]
+    for pair_id, context in found.items():
+        assert context == await store.pair_context(pair_id=pair_id, answers=2, closed=2)
+    assert found["pair-2"].recent_answers == (RatedAnswer(4, 4, 4, 4),)
+    assert found["pair-2"].record.stalled and found["pair-1"].program == program()
+    assert await store.pair_contexts(pair_ids=[], answers=2, closed=2) == {}
 
 
 async def test_requests_are_stored_once_and_go_missing_past_due(store: FeedbackStore) -> None:

@@ -238,3 +238,44 @@ async def test_held_writes_emit_events_and_after_commit_actions_in_unit_order(
     causes = [json.loads(r["payload"])["causationid"] for r in rows]
     assert causes == [event_id for _, event_id in records]
     assert counted == [f"{held}emp-{i}" for i in range(3) for held in ("", "held ")]
+
+
+class _HeldOrNow:
+    """Welcomes held for the transaction; their events are emitted when written."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[ParticipantJoined, UnitOfWork]] = []
+
+    async def write(self) -> None:
+        for data, uow in self.held:
+            await welcome_service.welcome_participant(data, uow)
+
+
+async def test_events_emitted_by_held_writes_go_out_with_their_cause_in_handler_order(
+    parts: tuple[ServiceSettings, asyncpg.Pool, AIOKafkaProducer],
+) -> None:
+    settings, pool, producer = parts
+    topic = settings.physical_topic("upward.participants")
+
+    async def holding_or_welcoming(data: ParticipantJoined, uow: UnitOfWork) -> None:
+        if data.participant_id.startswith("held"):
+            uow.scope.held("welcomes", _HeldOrNow).held.append((data, uow))
+        else:
+            await uow.scope.write_held("welcomes")  # what is held goes first, in order
+            await welcome_service.welcome_participant(data, uow)
+
+    processor = RecordProcessor(
+        settings=settings,
+        pool=pool,
+        producer=producer,
+        handlers={ParticipantJoined: holding_or_welcoming},
+        stop=asyncio.Event(),
+    )
+    people = ["held-a", "now-b", "held-c", "held-d"]
+    records = [joined_record(p, i, topic=topic) for i, p in enumerate(people)]
+    outcomes = await processor.process_batch([r for r, _ in records])
+
+    assert outcomes == [Outcome.HANDLED] * 4
+    rows = await pool.fetch("SELECT payload FROM kit_outbox ORDER BY seq")
+    causes = [json.loads(r["payload"])["causationid"] for r in rows]
+    assert causes == [event_id for _, event_id in records]

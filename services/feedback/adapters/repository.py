@@ -26,7 +26,7 @@ from services.feedback.domain.outcomes import (
     RequestTotals,
     SkillLevels,
 )
-from services.feedback.domain.pairs import PairContext, PairRecord
+from services.feedback.domain.pairs import HeldSession, PairContext, PairRecord
 from services.feedback.domain.privacy import Atom
 from services.feedback.domain.programs import ProgramSettings
 from services.feedback.domain.requests import (
@@ -79,12 +79,22 @@ class FeedbackStore(ABC):
     async def pair(self, *, pair_id: str, for_update: bool = False) -> PairRecord | None:
         """The pair with its attendance and last health band (locked when ``for_update``)."""
 
-    @abstractmethod
     async def pair_context(
         self, *, pair_id: str, answers: int, closed: int, for_update: bool = False
     ) -> PairContext | None:
         """The pair with its program, the ratings of its last ``answers`` answers and the
         outcomes of its last ``closed`` closed requests (locked when ``for_update``)."""
+        found = await self.pair_contexts(
+            pair_ids=[pair_id], answers=answers, closed=closed, for_update=for_update
+        )
+        return found.get(pair_id)
+
+    @abstractmethod
+    async def pair_contexts(
+        self, *, pair_ids: Collection[str], answers: int, closed: int, for_update: bool = False
+    ) -> dict[str, PairContext]:
+        """:meth:`pair_context` of each known pair of ``pair_ids``, by pair id (locked in
+        pair id order when ``for_update``)."""
 
     @abstractmethod
     async def end_pair(self, *, pair_id: str, reason: PairEndReason, ended_at: datetime) -> bool:
@@ -103,11 +113,10 @@ class FeedbackStore(ABC):
         """Open pairs per health band."""
 
     @abstractmethod
-    async def record_held_session(
-        self, *, pair_id: str, program_id: str, session_id: str, held_at: datetime
-    ) -> bool:
-        """Store a held session and clear the pair's misses in a row and its stall (a held
-        session ends both); False, changing nothing, when it was already stored."""
+    async def record_held_sessions(self, *, sessions: Sequence[HeldSession]) -> list[HeldSession]:
+        """Store held sessions and clear their pairs' misses in a row and stalls (a held
+        session ends both); return those that were not stored already (a session given
+        twice is stored once). One already stored changes nothing."""
 
     @abstractmethod
     async def held_sessions(self, *, pair_id: str) -> list[str]:
@@ -343,27 +352,23 @@ class PostgresFeedbackStore(FeedbackStore):
         row = await self.conn.fetchrow(f"{_PAIR_SELECT} WHERE p.pair_id = $1{lock}", pair_id)
         return _pair(row) if row else None
 
-    async def pair_context(
-        self, *, pair_id: str, answers: int, closed: int, for_update: bool = False
-    ) -> PairContext | None:
-        """The pair with its program, the ratings of its last ``answers`` answers and the
-        outcomes of its last ``closed`` closed requests (locked when ``for_update``).
+    async def pair_contexts(
+        self, *, pair_ids: Collection[str], answers: int, closed: int, for_update: bool = False
+    ) -> dict[str, PairContext]:
+        """:meth:`pair_context` of each known pair of ``pair_ids``, by pair id (locked in
+        pair id order when ``for_update``).
 
-        One statement: the program and both histories are sub-selects of the pair's row.
+        One statement: the program and both histories are sub-selects of each pair's row.
         """
         lock = " FOR UPDATE OF p" if for_update else ""
-        row = await self.conn.fetchrow(
-            f"{_CONTEXT_SELECT} WHERE p.pair_id = $1{lock}", pair_id, answers, closed
+        rows = await self.conn.fetch(
+            f"{_CONTEXT_SELECT} WHERE p.pair_id = ANY($1::text[]) ORDER BY p.pair_id{lock}",
+            list(pair_ids),
+            answers,
+            closed,
         )
-        if row is None:
-            return None
-        program = row["program"]
-        return PairContext(
-            record=_pair(row),
-            program=_program(program) if program is not None else None,
-            recent_answers=tuple(RatedAnswer(*a) for a in reversed(row["answers"])),
-            closed_requests_missing=tuple(reversed(row["closed_missing"])),
-        )
+        programs: dict[str, ProgramSettings | None] = {}  # read once per program
+        return {row["pair_id"]: _context(row, programs) for row in rows}
 
     async def end_pair(self, *, pair_id: str, reason: PairEndReason, ended_at: datetime) -> bool:
         """Mark an open pair ended; False when unknown or already ended."""
@@ -406,28 +411,36 @@ class PostgresFeedbackStore(FeedbackStore):
         counts.update({PairHealth(r["health_band"]): r["n"] for r in rows})
         return counts
 
-    async def record_held_session(
-        self, *, pair_id: str, program_id: str, session_id: str, held_at: datetime
-    ) -> bool:
-        """Store a held session and clear the pair's misses in a row and its stall (a held
-        session ends both); False, changing nothing, when it was already stored."""
-        inserted = await self.conn.fetchval(
+    async def record_held_sessions(self, *, sessions: Sequence[HeldSession]) -> list[HeldSession]:
+        """Store held sessions and clear their pairs' misses in a row and stalls (a held
+        session ends both); return those that were not stored already (a session given
+        twice is stored once), in one statement."""
+        if not sessions:
+            return []
+        rows = await self.conn.fetch(
             """
             WITH held AS (
                 INSERT INTO held_sessions (pair_id, session_id, program_id, held_at)
-                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING pair_id),
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                ON CONFLICT DO NOTHING RETURNING pair_id, session_id),
             attended AS (
                 INSERT INTO pair_attendance (pair_id, consecutive_missed, stalled)
-                SELECT pair_id, 0, false FROM held
+                SELECT DISTINCT pair_id, 0, false FROM held
                 ON CONFLICT (pair_id) DO UPDATE SET consecutive_missed = 0, stalled = false)
-            SELECT true FROM held
+            SELECT pair_id, session_id FROM held
             """,
-            pair_id,
-            session_id,
-            program_id,
-            held_at,
+            [h.pair_id for h in sessions],
+            [h.session_id for h in sessions],
+            [h.program_id for h in sessions],
+            [h.held_at for h in sessions],
         )
-        return bool(inserted)
+        stored = {(r["pair_id"], r["session_id"]) for r in rows}
+        added: list[HeldSession] = []
+        for h in sessions:
+            if (h.pair_id, h.session_id) in stored:
+                stored.discard((h.pair_id, h.session_id))  # a repeated session is added once
+                added.append(h)
+        return added
 
     async def held_sessions(self, *, pair_id: str) -> list[str]:
         """Ids of the pair's held sessions, oldest first."""
@@ -899,6 +912,20 @@ def _program(row: asyncpg.Record) -> ProgramSettings:
         at_risk_threshold=row["at_risk_threshold"],
         topics=frozenset(row["topics"]),
         admin_ids=frozenset(row["admin_ids"]),
+    )
+
+
+def _context(row: asyncpg.Record, programs: dict[str, ProgramSettings | None]) -> PairContext:
+    """A pair's context; its program taken from ``programs`` when another pair had it."""
+    program_id = row["program_id"]
+    if program_id not in programs:
+        program = row["program"]
+        programs[program_id] = _program(program) if program is not None else None
+    return PairContext(
+        record=_pair(row),
+        program=programs[program_id],
+        recent_answers=tuple(RatedAnswer(*a) for a in reversed(row["answers"])),
+        closed_requests_missing=tuple(reversed(row["closed_missing"])),
     )
 
 

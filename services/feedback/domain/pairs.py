@@ -1,8 +1,8 @@
-"""What the feedback service keeps of a pair: its people, attendance and health."""
+"""What the feedback service keeps of a pair: its people, attendance, sessions and health."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from schemas.feedback import HealthSignal, PairHealth
@@ -40,6 +40,25 @@ class PairRecord:
         """True when ``assessment`` is the health already stored for the pair."""
         stored = (self.health_band, self.health_score, self.health_signals)
         return stored == (assessment.band, assessment.score, assessment.signals)
+
+    def assessed(self, assessment: HealthAssessment) -> PairRecord:
+        """The record with ``assessment`` as its stored health."""
+        return replace(
+            self,
+            health_band=assessment.band,
+            health_score=assessment.score,
+            health_signals=assessment.signals,
+        )
+
+
+@dataclass(frozen=True)
+class HeldSession:
+    """A session a pair held, as the feedback service stores it (once per pair and id)."""
+
+    pair_id: str
+    program_id: str
+    session_id: str
+    held_at: datetime
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ so the same fact can never create two requests, whichever event brings it.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from schemas.feedback import FeedbackKind, FeedbackRequested
 from schemas.primitives import PairSide
 
 _NAMESPACE = uuid.UUID("6f1d3c2e-5b8a-4f0e-9d7c-2a1b3c4d5e6f")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
 class RequestStatus(StrEnum):
@@ -70,8 +72,17 @@ class FeedbackRequest:
 
 
 def request_id(*, pair_id: str, about: str, side: PairSide) -> str:
-    """A stable request id: the same pair, subject and side always give the same id."""
-    return "fbr-" + uuid.uuid5(_NAMESPACE, f"{pair_id}/{about}/{side.value}").hex
+    """A stable request id: the same pair, subject and side always give the same id.
+
+    It is ``"fbr-" + uuid5(_NAMESPACE, "<pair>/<about>/<side>").hex``, computed from the
+    SHA-1 digest directly (a third of the time of building the UUID object; a test
+    checks it against :func:`uuid.uuid5`).
+    """
+    name = f"{pair_id}/{about}/{side.value}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return "fbr-" + digest.hex()
 
 
 def session_requests(
