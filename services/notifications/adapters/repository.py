@@ -257,7 +257,7 @@ def _preferences(raw: str | None) -> Preferences:
 
 
 def _recipient(row: asyncpg.Record) -> Recipient:
-    return Recipient.model_construct(
+    return Recipient(
         person_id=row["person_id"],
         contact=_contact(row),
         preferences=_preferences(row["preferences"]),
