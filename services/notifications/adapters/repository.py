@@ -296,10 +296,12 @@ def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
 
 _SAVE_SESSIONS = """
 INSERT INTO sessions (session_id, pair_id, program_id, mentor_id, mentee_id, starts_at, ends_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-    $6::timestamptz[], $7::timestamptz[])
+SELECT session_id, pair_id, program_id, mentor_id, mentee_id, starts_at, ends_at
+FROM jsonb_populate_recordset(NULL::sessions, $1::jsonb)
 ON CONFLICT (session_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at
 """
+# The sessions as one JSON document (orjson writes the SessionInfo dataclasses as they
+# are, their fields named as the table's columns), like the deliveries below.
 
 
 def _delivery_row(planned: PlannedDelivery, created_at: datetime) -> list[Any]:
@@ -462,13 +464,7 @@ class PostgresNotificationsRepository(NotificationsRepository):
         """Insert or replace sessions' projections, in one statement."""
         if not sessions:
             return
-        columns = [
-            [getattr(session, name) for session in sessions]
-            for name in ("session_id", "pair_id", "program_id", "mentor_id", "mentee_id")
-        ]
-        starts = [session.starts_at for session in sessions]
-        ends = [session.ends_at for session in sessions]
-        await self._conn.execute(_SAVE_SESSIONS, *columns, starts, ends)
+        await self._conn.execute(_SAVE_SESSIONS, orjson.dumps(list(sessions)).decode())
 
     async def session(self, *, session_id: str) -> SessionInfo | None:
         """A session's projection, if known."""
