@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -243,5 +244,5 @@ def test_locale_prefers_the_persons_languages_that_have_templates() -> None:
     )
     assert person.locale(frozenset({"en"}), "en") == "en"
     assert person.locale(frozenset({"en", "ur"}), "en") == "ur"
-    override = person.model_copy(update={"preferences": Preferences(locale="fr")})
+    override = replace(person, preferences=Preferences(locale="fr"))
     assert override.locale(frozenset({"en", "fr"}), "en") == "fr"

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic import BaseModel
 
 from schemas.notifications import Channel, NotificationKind
@@ -206,17 +207,19 @@ LEFT JOIN preferences p ON p.person_id = ids.person_id
 _INSERT_DELIVERIES = """
 INSERT INTO deliveries (delivery_id, source_key, recipient_id, partner_id, channel, kind,
     reference_id, context, calendar_ics, calendar_method, cancel_key, digest, due_at, created_at)
-SELECT d.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-    $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
-    $12::boolean[], $13::timestamptz[], $14::timestamptz[]) AS d(delivery_id, source_key,
-    recipient_id, partner_id, channel, kind, reference_id, context, calendar_ics,
-    calendar_method, cancel_key, digest, due_at, created_at)
-WHERE NOT EXISTS (SELECT 1 FROM forgotten_people f WHERE f.person_id = d.recipient_id)
+SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6, r -> 7, r ->> 8, r ->> 9,
+    r ->> 10, (r ->> 11)::boolean, (r ->> 12)::timestamptz, (r ->> 13)::timestamptz
+FROM jsonb_array_elements($1::jsonb) AS r
+WHERE NOT EXISTS (SELECT 1 FROM forgotten_people f WHERE f.person_id = r ->> 2)
 ON CONFLICT (source_key, recipient_id, channel) DO UPDATE
 SET status = 'pending', due_at = EXCLUDED.due_at, context = EXCLUDED.context,
     digest = EXCLUDED.digest, attempts = 0, last_error = NULL
 WHERE deliveries.status = 'cancelled'
 """
+# The batch travels as one JSON document, a list of rows in the column order above
+# (``_delivery_row``), written by orjson in one call: asyncpg would check and encode every
+# element of fourteen arrays one by one, and the context of each row would need its own
+# ``json.dumps``. Positional ``->>`` keeps PostgreSQL's side as cheap as the arrays were.
 # A natural key already planned is left alone (redelivery, replay), unless it was
 # cancelled: a session moved away and back plans its reminders again. Nothing is planned
 # for a forgotten person.
@@ -254,7 +257,7 @@ def _preferences(raw: str | None) -> Preferences:
 
 
 def _recipient(row: asyncpg.Record) -> Recipient:
-    return Recipient.model_construct(
+    return Recipient(
         person_id=row["person_id"],
         contact=_contact(row),
         preferences=_preferences(row["preferences"]),
@@ -293,30 +296,32 @@ def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
 
 _SAVE_SESSIONS = """
 INSERT INTO sessions (session_id, pair_id, program_id, mentor_id, mentee_id, starts_at, ends_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-    $6::timestamptz[], $7::timestamptz[])
+SELECT session_id, pair_id, program_id, mentor_id, mentee_id, starts_at, ends_at
+FROM jsonb_populate_recordset(NULL::sessions, $1::jsonb)
 ON CONFLICT (session_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at
 """
+# The sessions as one JSON document (orjson writes the SessionInfo dataclasses as they
+# are, their fields named as the table's columns), like the deliveries below.
 
 
-def _delivery_columns(rows: Sequence[tuple[PlannedDelivery, datetime]]) -> list[list[Any]]:
-    planned = [p for p, _ in rows]
-    notices = [p.notice for p in planned]
+def _delivery_row(planned: PlannedDelivery, created_at: datetime) -> list[Any]:
+    """A delivery as one row of ``_INSERT_DELIVERIES`` (orjson writes enums and datetimes)."""
+    notice, calendar = planned.notice, planned.notice.calendar
     return [
-        [p.delivery_id for p in planned],
-        [n.source_key for n in notices],
-        [n.recipient_id for n in notices],
-        [n.partner_id for n in notices],
-        [p.channel.value for p in planned],
-        [n.kind.value for n in notices],
-        [n.reference_id for n in notices],
-        [json.dumps(n.context) for n in notices],
-        [n.calendar.ics if n.calendar else None for n in notices],
-        [n.calendar.method if n.calendar else None for n in notices],
-        [n.cancel_key for n in notices],
-        [p.digest for p in planned],
-        [p.due_at for p in planned],
-        [created_at for _, created_at in rows],
+        planned.delivery_id,
+        notice.source_key,
+        notice.recipient_id,
+        notice.partner_id,
+        planned.channel,
+        notice.kind,
+        notice.reference_id,
+        notice.context,
+        calendar.ics if calendar else None,
+        calendar.method if calendar else None,
+        notice.cancel_key,
+        planned.digest,
+        planned.due_at,
+        created_at,
     ]
 
 
@@ -459,13 +464,7 @@ class PostgresNotificationsRepository(NotificationsRepository):
         """Insert or replace sessions' projections, in one statement."""
         if not sessions:
             return
-        columns = [
-            [getattr(session, name) for session in sessions]
-            for name in ("session_id", "pair_id", "program_id", "mentor_id", "mentee_id")
-        ]
-        starts = [session.starts_at for session in sessions]
-        ends = [session.ends_at for session in sessions]
-        await self._conn.execute(_SAVE_SESSIONS, *columns, starts, ends)
+        await self._conn.execute(_SAVE_SESSIONS, orjson.dumps(list(sessions)).decode())
 
     async def session(self, *, session_id: str) -> SessionInfo | None:
         """A session's projection, if known."""
@@ -513,7 +512,8 @@ class PostgresNotificationsRepository(NotificationsRepository):
         """Deliveries of several events in one statement (see :meth:`add_deliveries`)."""
         if not planned:
             return 0
-        status = await self._conn.execute(_INSERT_DELIVERIES, *_delivery_columns(planned))
+        rows = orjson.dumps([_delivery_row(p, created_at) for p, created_at in planned])
+        status = await self._conn.execute(_INSERT_DELIVERIES, rows.decode())
         return int(status.split()[-1])
 
     async def cancel_pending(self, *, cancel_key: str) -> int:

@@ -30,7 +30,7 @@ Context = dict[str, ContextValue]
 _NAMESPACE = uuid.UUID("0b5e6a8e-5d0f-4c7e-9a51-6e6f74696679")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CalendarPart:
     """An iCalendar (RFC 5545) attachment and its iTIP method (REQUEST or CANCEL)."""
 
@@ -38,7 +38,7 @@ class CalendarPart:
     method: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Notice:
     """What one person should learn because of one event (before channels are chosen)."""
 
@@ -57,7 +57,7 @@ class Notice:
     """The other person the message names; their name is scrubbed if they are forgotten."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedDelivery:
     """One message to send: a notice on one channel, due at ``due_at``."""
 
@@ -103,7 +103,7 @@ class ProgramInfo:
         return [self.topic_titles.get(k, k) for k in keys]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionInfo:
     """What the notifications service keeps of a session."""
 
@@ -145,10 +145,11 @@ def plan_deliveries(
     """One delivery per channel the recipient chose, due when their preferences allow."""
     prefs = recipient.preferences
     digest = prefs.digest and not notice.urgent
-    due = max(notice.not_before, now)
+    due = notice.not_before if notice.not_before > now else now
     if digest:
         due = next_digest_slot(due, prefs.digest_time, recipient.zone)
-    due = after_quiet_hours(due, prefs.quiet_hours, recipient.zone)
+    if prefs.quiet_hours is not None:  # the zone only when a local rule needs it
+        due = after_quiet_hours(due, prefs.quiet_hours, recipient.zone)
     return [
         PlannedDelivery(
             delivery_id=delivery_id(notice.source_key, recipient.person_id, channel),
@@ -185,37 +186,37 @@ def reminder_notices(
         f"{start.year:04d}{start.month:02d}{start.day:02d}"
         f"T{start.hour:02d}{start.minute:02d}{start.second:02d}Z"
     )  # strftime("%Y%m%dT%H%M%SZ"), without strftime's cost
-    starts_at, ends_at = start.isoformat(), session.ends_at.isoformat()
-    offsets = [
-        (offset, start - timedelta(minutes=offset))
+    shared: Context = {
+        "program_name": program.name if program else None,
+        "starts_at": start.isoformat(),
+        "ends_at": session.ends_at.isoformat(),
+    }
+    cancel_key = session_cancel_key(session.session_id)
+    upcoming = [  # the same for both people: worked out once
+        (offset, at, f"reminder:{session.session_id}:{stamp}:{offset}")
         for offset in sorted(set(offsets_minutes), reverse=True)
+        if (at := start - timedelta(minutes=offset)) > now
     ]
-    notices: list[Notice] = []
-    for recipient, partner, side in pair_sides(session.mentor_id, session.mentee_id):
-        for offset, at in offsets:
-            if at <= now:
-                continue
-            notices.append(
-                Notice(
-                    source_key=f"reminder:{session.session_id}:{stamp}:{offset}",
-                    recipient_id=recipient,
-                    kind=NotificationKind.SESSION_REMINDER,
-                    reference_id=session.session_id,
-                    context={
-                        "side": side.value,
-                        "partner_name": partner_name(names, partner),
-                        "program_name": program.name if program else None,
-                        "starts_at": starts_at,
-                        "ends_at": ends_at,
-                        "minutes_before": offset,
-                    },
-                    not_before=at,
-                    urgent=True,
-                    cancel_key=session_cancel_key(session.session_id),
-                    partner_id=partner,
-                )
-            )
-    return notices
+    return [
+        Notice(
+            source_key=source_key,
+            recipient_id=recipient,
+            kind=NotificationKind.SESSION_REMINDER,
+            reference_id=session.session_id,
+            context={
+                "side": side.value,
+                "partner_name": partner_name(names, partner),
+                **shared,
+                "minutes_before": offset,
+            },
+            not_before=at,
+            urgent=True,
+            cancel_key=cancel_key,
+            partner_id=partner,
+        )
+        for recipient, partner, side in pair_sides(session.mentor_id, session.mentee_id)
+        for offset, at, source_key in upcoming
+    ]
 
 
 def session_cancel_key(session_id: str) -> str:

@@ -8,6 +8,7 @@ only, no quiet hours, no digest.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Self
@@ -127,10 +128,13 @@ class Contact(ContactDetails):
     person_id: Identifier = Field(description="Participant or admin id.")
 
 
-class Recipient(BaseModel):
-    """A person as the delivery planner sees them: contact (if known) and preferences."""
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A person as the delivery planner sees them: contact (if known) and preferences.
 
-    model_config = ConfigDict(frozen=True)
+    A plain value made of models already validated (read from the store for every person
+    an event addresses), so it is not validated again.
+    """
 
     person_id: str
     contact: Contact | None
