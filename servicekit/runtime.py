@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -254,3 +255,28 @@ async def run_service(definition: ServiceDefinition, settings: ServiceSettings) 
     await runtime.wait()
     if runtime.failed:
         raise SystemExit(1)
+
+
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The collector's generation thresholds in a service's process (CPython's: 700, 10, 10).
+
+A consumer batch keeps its events and what its handlers build alive until it commits (tens
+of thousands of objects). With the default, young collections run every 700 allocations,
+find them all alive and promote them, so full collections of the whole heap (100 ms and
+more) follow every few batches: up to a third of a service's CPU under a backlog, and the
+long pauses at the top of its latency. At 50,000 a batch's objects are mostly freed by
+reference counting before a collection runs; cycles are still collected."""
+
+
+def tune_garbage_collector() -> None:
+    """Freeze what start-up imported (never collected, never scanned again) and raise the
+    collection thresholds to :data:`GC_THRESHOLDS`."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    """A service process's main: tune the collector, then :func:`run_service` until
+    SIGTERM or SIGINT."""
+    tune_garbage_collector()
+    asyncio.run(run_service(definition, settings))

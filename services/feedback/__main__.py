@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from servicekit.runtime import run_service
+from servicekit.runtime import serve
 from servicekit.settings import load_settings
 from services.feedback.bootstrap import DEFINITION, FeedbackServiceSettings
 
 
 def main() -> None:
     """Load the settings from the environment and run the service."""
-    asyncio.run(run_service(DEFINITION, load_settings("feedback", FeedbackServiceSettings)))
+    serve(DEFINITION, load_settings("feedback", FeedbackServiceSettings))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from servicekit.runtime import run_service
+from servicekit.runtime import serve
 from services.sessions.bootstrap import build_definition
 from services.sessions.settings import load_sessions_settings
 
@@ -12,7 +10,7 @@ from services.sessions.settings import load_sessions_settings
 def main() -> None:
     """Read the settings from the environment and run the service."""
     settings = load_sessions_settings()
-    asyncio.run(run_service(build_definition(settings), settings))
+    serve(build_definition(settings), settings)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from servicekit.runtime import run_service
+from servicekit.runtime import serve
 from servicekit.settings import load_settings
 from services.matching.bootstrap import DEFINITION, NAME
 from services.matching.settings import MatchingSettings
@@ -12,4 +10,4 @@ from services.matching.settings import MatchingSettings
 
 def main() -> None:
     """Run the service with settings from the environment until SIGTERM or SIGINT."""
-    asyncio.run(run_service(DEFINITION, load_settings(NAME, MatchingSettings)))
+    serve(DEFINITION, load_settings(NAME, MatchingSettings))
