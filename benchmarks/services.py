@@ -582,7 +582,9 @@ async def measure(
             console=console, transient=True,
         ) as progress,
     ):  # fmt: skip
-        bench = Bench(info, Path(work), profile)
+        # Profile the longest drain (the largest cost-growth volume), or the first round's
+        # without cost growth: a 1,000-event drain lasts well under a second, too few samples.
+        bench = Bench(info, Path(work), profile and not factors)
         task = progress.add_task("starting", total=steps)
 
         def step(text: str) -> None:
@@ -609,6 +611,7 @@ async def measure(
                 progress.console.print(_round_line(round_no, run, raw))
             bench = Bench(info, Path(work))  # profile the first round only
         for factor in factors:
+            bench = Bench(info, Path(work), profile and factor == max(factors))
             volume = events * factor
             raw_count = max(volume, raw_min)
             step(f"cost growth {factor}x: raw passthrough of {raw_count}")
@@ -822,11 +825,15 @@ METHOD = [
 def profile_lines(results: Results) -> list[str]:
     """Each profiled service's top functions (when the run was profiled)."""
     profiled = [runs[0] for runs in results.runs.values() if runs and runs[0].profile]
+    profiled += [run for run in results.growth.values() if run.profile]
     if not profiled:
         return []
-    lines = ["Profiles of the first round's drain (py-spy, share of samples):", ""]
+    lines = ["Profiles of the longest drain of each service (py-spy, share of samples):", ""]
     for run in profiled:
-        lines.append(f"* {run.scenario.label}: " + profiles.describe(run.profile))
+        lines.append(
+            f"* {run.scenario.label} ({run.throughput.events:,} events): "
+            + profiles.describe(run.profile)
+        )
     return [*lines, ""]
 
 
