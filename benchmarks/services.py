@@ -71,14 +71,16 @@ from upward.services.manager import (
 from upward.stack import StackInfo, database_url, free_ports
 
 SERVICES = ("matching", "sessions", "feedback", "notifications")
-DEFAULT_EVENTS = 1000
+DEFAULT_EVENTS = 4000
+"""Backlog per service and round: long enough (a second or more) to be a sustained rate;
+1,000 events drained in a quarter of a second and read low for the faster services."""
 RAW_MIN_EVENTS = 10_000
+"""The raw passthrough moves at least this many records per figure: 1,000 records are
+under 100 ms of its work, too short for a steady ceiling."""
 WARM_UP_SHARE = 3
 """Raw passthroughs of ``raw_min`` records run before the first round: a fresh broker's JVM
 is still compiling its hot paths, and its raw rate rises from about 8,000 to 13,000/s over
 the first 30,000 records here, which would flatter the first round's ratios."""
-"""The raw passthrough moves at least this many records per figure: 1,000 records are
-under 100 ms of its work, too short for a steady ceiling."""
 FACTORS = (1, 4, 16)
 LOAD_SHARE = 0.5
 """Offered load of the latency run, as a share of the throughput just measured."""
