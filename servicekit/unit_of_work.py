@@ -172,5 +172,16 @@ HandlerTable = Mapping[type[EventData], Handler]
 """The one explicit table of a service: event class -> handler."""
 
 
+def after_held(key: str, handler: Handler) -> Handler:
+    """``handler`` run once the writes held under ``key`` so far in the transaction are
+    written: it may read or change what they write, and its events follow theirs."""
+
+    async def run(data: Any, uow: UnitOfWork) -> None:
+        await uow.scope.write_held(key)
+        await handler(data, uow)
+
+    return run
+
+
 class Rejected(Exception):
     """Raised by a handler for an event that can never be applied (dead-lettered)."""

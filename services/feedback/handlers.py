@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from schemas.feedback import FeedbackKind, PairAtRisk, PairHealthChanged
 from schemas.pairs import PairEnded, PairFormed
@@ -27,7 +26,7 @@ from schemas.primitives import PairSide, ServiceName
 from schemas.programs import ProgramClosed, ProgramCreated, ProgramUpdated
 from schemas.sessions import PairStalled, SessionHeld, SessionMissed
 from servicekit.db import Connection
-from servicekit.unit_of_work import Handler, HandlerTable, UnitOfWork
+from servicekit.unit_of_work import Handler, HandlerTable, UnitOfWork, after_held
 from services.feedback.adapters.metrics import PAIR_HEALTH_PAIRS, PAIRS_AT_RISK
 from services.feedback.adapters.repository import (
     PENDING,
@@ -261,12 +260,7 @@ def _session_requests(
 def after_held_sessions(handler: Handler) -> Handler:
     """``handler`` run after the transaction's held sessions are written (it may read or
     change what they write, and its events must follow theirs)."""
-
-    async def run(data: Any, uow: UnitOfWork) -> None:
-        await uow.scope.write_held(_HELD_SESSIONS)
-        await handler(data, uow)
-
-    return run
+    return after_held(_HELD_SESSIONS, handler)
 
 
 async def _request_session_feedback(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from schemas.pairs import PairEnded, PairEndReason, PairFormed
 from schemas.participants import (
@@ -24,7 +23,7 @@ from schemas.participants import (
 )
 from schemas.programs import ProgramClosed, ProgramCreated, ProgramDefinition, ProgramUpdated
 from schemas.sessions import CancelReason
-from servicekit.unit_of_work import Handler, HandlerTable, Rejected, UnitOfWork
+from servicekit.unit_of_work import Handler, HandlerTable, Rejected, UnitOfWork, after_held
 from services.sessions import publishing
 from services.sessions.adapters import metrics
 from services.sessions.adapters.calendar import invite
@@ -204,12 +203,7 @@ _HELD_STARTS = "sessions.held_starts"
 def _after_held_starts(handler: Handler) -> Handler:
     """``handler`` run once the pairs held so far in the transaction are started: it
     may read or change them, their people's calendars, or what their start depends on."""
-
-    async def run(data: Any, uow: UnitOfWork) -> None:
-        await uow.scope.write_held(_HELD_STARTS)
-        await handler(data, uow)
-
-    return run
+    return after_held(_HELD_STARTS, handler)
 
 
 async def stop_pair(data: PairEnded, uow: UnitOfWork, *, deps: Dependencies) -> None:

@@ -10,7 +10,7 @@ from schemas.programs import ProgramCreated
 from servicekit.db import Connection
 from servicekit.outbox import EventTooLarge
 from servicekit.tracing import parse_traceparent
-from servicekit.unit_of_work import TransactionScope, UnitOfWork
+from servicekit.unit_of_work import TransactionScope, UnitOfWork, after_held
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -99,3 +99,18 @@ async def test_held_writes_written_early_start_afresh_and_are_written_again_at_c
     scope.held("k", lambda: _Held(written)).items.append("b")
     await scope.finish()
     assert written == [["a"], ["b"]]
+
+
+async def test_after_held_writes_what_is_held_before_the_handler_runs() -> None:
+    scope = TransactionScope()
+    conn: Connection = _NoConnection()  # type: ignore[assignment]
+    uow = UnitOfWork(conn, source="/upward/sessions", region="emea", scope=scope)
+    written: list[list[str]] = []
+    scope.held("k", lambda: _Held(written)).items.append("held first")
+
+    async def handler(data: object, uow: UnitOfWork) -> None:
+        written.append([f"handler saw {len(written)} write(s)"])
+
+    await after_held("k", handler)(None, uow)
+    assert written == [["held first"], ["handler saw 1 write(s)"]]
+    assert scope.cache == {}
